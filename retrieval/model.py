@@ -1,0 +1,88 @@
+"""Pipeline stage: the plain, frozen records passed from parsing to answers to the chat layer.
+
+No Telegram types here and no behaviour beyond small derived properties: every stage
+(parse → index → search → answer → render) agrees on these shapes and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A repaired paragraph; `n` (1-based, within its article) is what citations show."""
+
+    issue: str
+    article: int  # index of the article within its issue, 0-based
+    n: int
+    text: str
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    issue: str
+    index: int
+    headline: str
+    subtitle: str | None = None
+    kicker: str | None = None
+    column: str | None = None
+    byline: str | None = None
+    place: str | None = None  # from the dateline: 本报平凉讯 → 平凉
+    date: str | None = None  # month/day as printed in the dateline: "2月18日"
+    continuation: bool = False  # (接一版): the headline is on another page
+    photo: bool = False  # photo news ("X 摄影报道")
+    paragraphs: tuple[Paragraph, ...] = ()
+
+    @property
+    def title(self) -> str:
+        """Headline and subtitle as one line, the form citations use."""
+        if self.subtitle:
+            return f"{self.headline} — {self.subtitle.lstrip('—').strip()}"
+        return self.headline
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: str  # file stem, e.g. "004_d3292c7a9a19adbb"
+    articles: tuple[Article, ...]
+    sha256: str = ""
+    source: str = ""  # file name it came from
+
+    @property
+    def paragraph_count(self) -> int:
+        return sum(len(a.paragraphs) for a in self.articles)
+
+
+@dataclass(frozen=True)
+class Citation:
+    issue: str
+    article: int
+    headline: str  # Article.title
+    paragraph: int  # Paragraph.n
+
+    def label(self) -> str:
+        return f"{self.headline} · {self.issue} · ¶{self.paragraph}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1-based
+    score: float
+    paragraph: Paragraph
+    citation: Citation
+    snippet: str  # the sentence(s) carrying the question's terms
+    highlights: tuple[tuple[int, int], ...] = ()  # [start, end) spans of query terms within snippet
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    found: bool
+    short_answer: str | None = None
+    hits: tuple[Hit, ...] = ()
+    message: str | None = None  # why nothing was found, or a hint; shown to the user when found is False
+    terms: tuple[str, ...] = field(default=())  # the query terms used, for highlighting elsewhere
+    offset: int = 0  # rank offset of the first hit (paging: 更多)
+    total: int = 0  # how many hits cover the question at all (for paging)
