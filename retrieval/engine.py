@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.model import Answer, Article, Issue, Paragraph
+from retrieval.parse import BadIssueFile
 
-
-class BadIssueFile(ValueError):
-    """A file that cannot be ingested; str(exc) is a reason fit to show a user, naming the file."""
+__all__ = ["BadIssueFile", "CorpusStats", "Engine", "IssueSummary", "RefusedFile", "ReloadReport"]
 
 
 @dataclass(frozen=True)

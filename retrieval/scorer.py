@@ -1,37 +1,490 @@
 """Pipeline stage: ranking. BM25 scores over tokenized paragraphs, exactly as rank-bm25 computes them.
 
-Reference implementation for now: a thin wrapper over rank_bm25.BM25Okapi. Whatever replaces
-its internals must keep the API and rank identically (see tests/retrieval/test_scorer_parity.py).
+rank-bm25's `BM25Okapi.get_scores` loops in Python over every paragraph for every query token
+(about 2 s and 3 GB per query at a million paragraphs). This scorer keeps the same model and the
+same floating-point operations, but over an inverted index:
+
+* postings are term-major (CSC-like) arrays of (doc id, raw tf), in one or more *segments*: a big
+  base segment plus small ones appended by `with_added`, so adding an issue never rewrites the base;
+* BM25 weights are computed per query from raw tf on the few posting lists the query touches,
+  because idf and avgdl change globally whenever a paragraph is added;
+* each weight is computed with rank-bm25's own expression, and a paragraph's score is summed in
+  query-token order, so scores are bit-for-bit those of `BM25Okapi` (ties stay ties);
+* `top_k` is exact but prunes (MaxScore, Turtle & Flood 1995): paragraphs that contain only
+  frequent query terms are skipped when their upper bound cannot reach the k-th best score.
+
+A scorer is immutable: `with_added` returns a new one sharing the old arrays, so an index can be
+swapped atomically while other threads still query the old one. `save` writes a folder of plain
+files (params.json, vocab.txt, .npy arrays per segment) that `load` maps into memory without copying.
+See tests/retrieval/test_scorer_parity.py for the parity suite against rank-bm25.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from rank_bm25 import BM25Okapi
+import numpy.typing as npt
+from scipy import sparse
 
 K1 = 1.5
 B = 0.75
 EPSILON = 0.25
+FORMAT_VERSION = 1
+
+IntArray = npt.NDArray[np.integer]
+FloatArray = npt.NDArray[np.float64]
+
+# Pruning stops paying once the candidate set is a sizeable share of the corpus.
+_DENSE_SHARE = 0.15
+# Posting entries scored in the first MaxScore round before the threshold is known.
+_FIRST_ROUND_POSTINGS = 20_000
+# Bounds are summed in floating point; a relative margin keeps them safe against rounding.
+_BOUND_MARGIN = 1e-9
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Postings of a contiguous-or-not set of paragraphs, term-major.
+
+    `terms` are the (sorted) global term ids present; postings of terms[i] are
+    docs[indptr[i]:indptr[i+1]] (sorted global doc ids) with their raw term frequencies tf[...].
+    """
+
+    terms: npt.NDArray[np.int32]
+    indptr: npt.NDArray[np.int64]
+    docs: npt.NDArray[np.int32]
+    tf: npt.NDArray[np.unsignedinteger]
+    name: str
+
+    @property
+    def nnz(self) -> int:
+        return int(self.docs.shape[0])
+
+    def postings(self, term: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.unsignedinteger]]:
+        i = int(np.searchsorted(self.terms, term))
+        if i >= self.terms.shape[0] or self.terms[i] != term:
+            return _EMPTY_DOCS, _EMPTY_TF
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
+        return self.docs[lo:hi], self.tf[lo:hi]
+
+
+_EMPTY_DOCS = np.zeros(0, dtype=np.int32)
+_EMPTY_TF = np.zeros(0, dtype=np.uint16)
+
+
+def _segment_from_ids(
+    term_ids: npt.NDArray[np.int64], doc_ids: npt.NDArray[np.int64], vocab_size: int, n_docs: int
+) -> tuple[Segment, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Term-major postings from one (term, doc) pair per token; also per-term df, max tf, present terms.
+
+    scipy's COO→CSR conversion counts and sums duplicates in C, in O(tokens): no Python per token.
+    """
+    ones = np.ones(term_ids.shape[0], dtype=np.int32)
+    mat = sparse.csr_matrix((ones, (term_ids, doc_ids)), shape=(vocab_size, n_docs))
+    mat.sum_duplicates()
+    counts = np.diff(mat.indptr)
+    present = np.flatnonzero(counts)
+    indptr = np.concatenate(([0], np.cumsum(counts[present]))).astype(np.int64)
+    tf_raw = mat.data
+    tf_dtype = np.uint16 if tf_raw.size == 0 or int(tf_raw.max()) <= np.iinfo(np.uint16).max else np.uint32
+    seg = Segment(
+        terms=present.astype(np.int32),
+        indptr=indptr,
+        docs=mat.indices.astype(np.int32, copy=False),
+        tf=tf_raw.astype(tf_dtype),
+        name=uuid.uuid4().hex[:12],
+    )
+    max_tf = np.zeros(vocab_size, dtype=np.int64)
+    if present.size:
+        max_tf[present] = np.maximum.reduceat(tf_raw, indptr[:-1].astype(np.intp))
+    return seg, counts.astype(np.int64), max_tf, present
 
 
 class BM25Scorer:
+    """BM25Okapi (rank-bm25 0.2.2 semantics) over an inverted index; immutable, thread-safe to query."""
+
     def __init__(
         self, corpus_tokens: Sequence[Sequence[str]], k1: float = K1, b: float = B, epsilon: float = EPSILON
     ) -> None:
         if not corpus_tokens:
             raise ValueError("BM25 needs at least one paragraph")
-        self.k1, self.b, self.epsilon = k1, b, epsilon
-        self.size = len(corpus_tokens)
-        # tokenizer= is deliberately not passed: rank-bm25 would open a process pool it never closes.
-        self._bm25 = BM25Okapi([list(t) for t in corpus_tokens], k1=k1, b=b, epsilon=epsilon)
+        vocab: dict[str, int] = {}
+        term_ids, doc_lens = _encode(corpus_tokens, vocab)
+        self._init_from_ids(term_ids, doc_lens, vocab, k1, b, epsilon)
 
-    def get_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
-        return np.asarray(self._bm25.get_scores(list(query_tokens)), dtype=np.float64)
+    # -- construction -------------------------------------------------------------------------
 
-    def top_k(self, query_tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """Best k (doc id, score), score descending, ties broken by lower doc id; zero scores dropped."""
-        scores = self.get_scores(query_tokens)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+    @classmethod
+    def from_term_ids(
+        cls,
+        term_ids: IntArray,
+        doc_lens: IntArray,
+        vocab: Sequence[str] | dict[str, int],
+        k1: float = K1,
+        b: float = B,
+        epsilon: float = EPSILON,
+    ) -> BM25Scorer:
+        """Build from a flat array of term ids (all paragraphs' tokens, in order) and paragraph lengths.
+
+        Lets an index that already holds encoded tokens skip a million Python lists. For results
+        identical to rank-bm25, ids must be assigned in first-appearance order (its idf average
+        sums terms in that order).
+        """
+        if len(doc_lens) == 0:
+            raise ValueError("BM25 needs at least one paragraph")
+        voc = vocab if isinstance(vocab, dict) else {t: i for i, t in enumerate(vocab)}
+        self = cls.__new__(cls)
+        self._init_from_ids(np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon)
+        return self
+
+    def _init_from_ids(
+        self,
+        term_ids: npt.NDArray[np.int64],
+        doc_lens: IntArray,
+        vocab: dict[str, int],
+        k1: float,
+        b: float,
+        epsilon: float,
+    ) -> None:
+        n = len(doc_lens)
+        doc_len = np.asarray(doc_lens, dtype=np.int32)
+        if int(doc_len.sum()) != term_ids.shape[0]:
+            raise ValueError("doc_lens do not add up to the number of term ids")
+        doc_ids = np.repeat(np.arange(n, dtype=np.int64), doc_len)
+        seg, df, max_tf, present = _segment_from_ids(term_ids, doc_ids, len(vocab), n)
+        min_dl = np.full(len(vocab), np.iinfo(np.int32).max, dtype=np.int64)
+        if present.size:
+            min_dl[present] = np.minimum.reduceat(doc_len[seg.docs], seg.indptr[:-1].astype(np.intp))
+        self._setup(k1, b, epsilon, vocab, df, doc_len, max_tf, min_dl, [seg])
+
+    def _setup(
+        self,
+        k1: float,
+        b: float,
+        epsilon: float,
+        vocab: dict[str, int],
+        df: npt.NDArray[np.int64],
+        doc_len: npt.NDArray[np.int32],
+        max_tf: npt.NDArray[np.int64],
+        min_dl: npt.NDArray[np.int64],
+        segments: list[Segment],
+    ) -> None:
+        """Derive the corpus-wide quantities rank-bm25 computes in its constructor."""
+        self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
+        self._vocab = vocab
+        self._df, self._doc_len, self._max_tf, self._min_dl = df, doc_len, max_tf, min_dl
+        self._segments = tuple(segments)
+        self.size = int(doc_len.shape[0])
+        self._total_len = int(doc_len.sum(dtype=np.int64))
+        self.avgdl = self._total_len / self.size
+        # rank-bm25: k1 * (1 - b + b * doc_len / avgdl), the same operations in the same order.
+        self._norm: FloatArray = self.k1 * (1 - self.b + self.b * doc_len.astype(np.int64) / self.avgdl)
+        idf = np.log(self.size - df + 0.5) - np.log(df + 0.5)
+        # rank-bm25 sums raw idf over its vocabulary in insertion order, with plain float additions:
+        # cumsum is that sequential sum (np.sum would sum pairwise and differ in the last bits).
+        known = df > 0
+        raw = idf[known]
+        self.average_idf = float(np.cumsum(raw)[-1] / raw.shape[0]) if raw.size else 0.0
+        eps = self.epsilon * self.average_idf
+        idf[raw.size and (idf < 0) & known] = eps  # the floor replaces negative idf only
+        self._idf: FloatArray = idf
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    @property
+    def segments(self) -> int:
+        return len(self._segments)
+
+    def idf(self, token: str) -> float:
+        """rank-bm25's `idf.get(token) or 0`: floored idf, 0 for unknown tokens."""
+        tid = self._vocab.get(token)
+        return 0.0 if tid is None else float(self._idf[tid])
+
+    def get_scores(self, query_tokens: Sequence[str]) -> FloatArray:
+        """All paragraphs' scores, float64, equal to `BM25Okapi.get_scores` (duplicate tokens count twice)."""
+        scores = np.zeros(self.size, dtype=np.float64)
+        cache: dict[int, list[tuple[npt.NDArray[np.int32], FloatArray]]] = {}
+        for tid in self._ids(query_tokens):
+            parts = cache.get(tid)
+            if parts is None:
+                parts = cache[tid] = self._weights(tid)
+            for docs, w in parts:
+                scores[docs] += w
+        return scores
+
+    def top_k(
+        self, query_tokens: Sequence[str], k: int, allowed: npt.NDArray[np.bool_] | None = None
+    ) -> list[tuple[int, float]]:
+        """Best k (doc id, score), score descending, ties by lower doc id; scores ≤ 0 dropped.
+
+        Exactly the first k of rank-bm25's ranking. `allowed` (bool per paragraph) restricts the
+        result, e.g. to some issues, without changing any score.
+        """
+        ids = self._ids(query_tokens)
+        if k <= 0 or not ids:
+            return []
+        found = self._top_k_pruned(ids, k, allowed)
+        if found is None:
+            scores = self.get_scores(query_tokens)
+            if allowed is not None:
+                scores[~allowed] = 0.0
+            docs = np.flatnonzero(scores > 0)
+            found = (docs, scores[docs])
+        return _select(found[0], found[1], k)
+
+    def with_added(self, corpus_tokens: Sequence[Sequence[str]]) -> BM25Scorer:
+        """A new scorer with these paragraphs appended (ids size, size+1, …); self is unchanged.
+
+        Costs O(new tokens + paragraphs + vocabulary) in numpy: the new paragraphs become a small
+        segment, and idf/avgdl/normalisers are re-derived, as BM25 needs after any addition.
+        """
+        if not corpus_tokens:
+            return self
+        vocab = dict(self._vocab)
+        term_ids, doc_lens = _encode(corpus_tokens, vocab)
+        v, n0, m = len(vocab), self.size, len(corpus_tokens)
+        doc_ids = np.repeat(np.arange(n0, n0 + m, dtype=np.int64), doc_lens)
+        seg, df_new, max_tf_new, present = _segment_from_ids(term_ids, doc_ids, v, n0 + m)
+        grow = v - self._df.shape[0]
+        df = np.concatenate((self._df, np.zeros(grow, dtype=np.int64))) + df_new
+        max_tf = np.maximum(np.concatenate((self._max_tf, np.zeros(grow, dtype=np.int64))), max_tf_new)
+        min_dl = np.concatenate((self._min_dl, np.full(grow, np.iinfo(np.int32).max, dtype=np.int64)))
+        doc_len = np.concatenate((self._doc_len, doc_lens.astype(np.int32)))
+        if present.size:
+            seg_min = np.minimum.reduceat(doc_len[seg.docs], seg.indptr[:-1].astype(np.intp))
+            min_dl[present] = np.minimum(min_dl[present], seg_min)
+        out = BM25Scorer.__new__(BM25Scorer)
+        out._setup(self.k1, self.b, self.epsilon, vocab, df, doc_len, max_tf, min_dl, [*self._segments, seg])
+        return out
+
+    def compacted(self) -> BM25Scorer:
+        """The same scorer with all segments merged into one (O(postings); for a full save, not per add)."""
+        if len(self._segments) == 1:
+            return self
+        terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in self._segments]).astype(np.int64)
+        docs = np.concatenate([s.docs for s in self._segments]).astype(np.int64)
+        tf = np.concatenate([s.tf.astype(np.uint32) for s in self._segments])
+        mat = sparse.csr_matrix((tf, (terms, docs)), shape=(len(self._vocab), self.size))
+        mat.sort_indices()
+        counts = np.diff(mat.indptr)
+        present = np.flatnonzero(counts)
+        seg = Segment(
+            terms=present.astype(np.int32),
+            indptr=np.concatenate(([0], np.cumsum(counts[present]))).astype(np.int64),
+            docs=mat.indices.astype(np.int32, copy=False),
+            tf=mat.data.astype(np.uint16 if int(mat.data.max()) <= 65535 else np.uint32),
+            name=uuid.uuid4().hex[:12],
+        )
+        out = BM25Scorer.__new__(BM25Scorer)
+        out._setup(
+            self.k1, self.b, self.epsilon, self._vocab, self._df, self._doc_len, self._max_tf, self._min_dl, [seg]
+        )
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write params.json, vocab.txt and arrays; segments already on disk are kept, not rewritten.
+
+        params.json is replaced last and atomically, so a reader sees the old or the new index.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for seg in self._segments:
+            seg_dir = directory / f"segment-{seg.name}"
+            if (seg_dir / "docs.npy").exists():
+                continue
+            tmp = directory / f".tmp-segment-{seg.name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            for field in ("terms", "indptr", "docs", "tf"):
+                np.save(tmp / f"{field}.npy", getattr(seg, field))
+            os.replace(tmp, seg_dir)
+        _write_vocab(directory / "vocab.txt", self._vocab)
+        for field, arr in (("doc_len", self._doc_len), ("df", self._df), ("max_tf", self._max_tf),
+                           ("min_dl", self._min_dl)):
+            _atomic_save(directory / f"{field}.npy", arr)
+        params = {
+            "format": FORMAT_VERSION,
+            "model": "rank_bm25.BM25Okapi 0.2.2",
+            "k1": self.k1,
+            "b": self.b,
+            "epsilon": self.epsilon,
+            "paragraphs": self.size,
+            "terms": len(self._vocab),
+            "tokens": self._total_len,
+            "segments": [f"segment-{s.name}" for s in self._segments],
+            "layout": "vocab.txt: term per line, line i = term id i. doc_len/df/max_tf/min_dl.npy: per "
+            "paragraph / per term. segment-*/: term-major postings; postings of terms[i] are "
+            "docs[indptr[i]:indptr[i+1]] with raw term frequencies tf[...].",
+        }
+        tmp_params = directory / "params.json.tmp"
+        tmp_params.write_text(json.dumps(params, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp_params, directory / "params.json")
+        keep = set(params["segments"])  # type: ignore[arg-type]
+        for old in directory.glob("segment-*"):
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path, mmap: bool = True) -> BM25Scorer:
+        """Open a saved scorer; postings are memory-mapped, so start-up reads only the small arrays."""
+        directory = Path(directory)
+        params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
+        if params.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{directory}: scorer format {params.get('format')}, expected {FORMAT_VERSION}")
+        mode: str | None = "r" if mmap else None
+        segments = []
+        for name in params["segments"]:
+            arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode) for f in ("terms", "indptr", "docs", "tf")}
+            segments.append(Segment(name=name.removeprefix("segment-"), **arrays))
+        text = (directory / "vocab.txt").read_text(encoding="utf-8")
+        terms = text.split("\n")[: params["terms"]] if params["terms"] else []
+        vocab = {t: i for i, t in enumerate(terms)}
+        if len(vocab) != params["terms"]:
+            raise ValueError(f"{directory}: vocab.txt holds {len(vocab)} distinct terms, expected {params['terms']}")
+        self = cls.__new__(cls)
+        self._setup(
+            params["k1"], params["b"], params["epsilon"], vocab,
+            np.load(directory / "df.npy"), np.load(directory / "doc_len.npy"),
+            np.load(directory / "max_tf.npy"), np.load(directory / "min_dl.npy"), segments,
+        )
+        if self.size != params["paragraphs"]:
+            raise ValueError(f"{directory}: doc_len.npy has {self.size} paragraphs, expected {params['paragraphs']}")
+        return self
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _ids(self, query_tokens: Iterable[str]) -> list[int]:
+        """Known query tokens as term ids, in order, duplicates kept (unknown tokens add 0 in rank-bm25)."""
+        get = self._vocab.get
+        return [tid for tid in (get(t) for t in query_tokens) if tid is not None]
+
+    def _weights(self, tid: int) -> list[tuple[npt.NDArray[np.int32], FloatArray]]:
+        """Per segment: (docs, BM25 term weights) for one term, with rank-bm25's expression."""
+        idf = self._idf[tid]
+        out = []
+        for seg in self._segments:
+            docs, tf = seg.postings(tid)
+            if docs.shape[0]:
+                q_freq = tf.astype(np.int64)
+                out.append((docs, idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[docs]))))
+        return out
+
+    def _lookup_weights(self, tid: int, cand: npt.NDArray[np.int32]) -> FloatArray:
+        """The term's weight in each candidate paragraph (0.0 where absent), by binary search in postings."""
+        w = np.zeros(cand.shape[0], dtype=np.float64)
+        idf = self._idf[tid]
+        for seg in self._segments:
+            docs, tf = seg.postings(tid)
+            if not docs.shape[0]:
+                continue
+            pos = np.searchsorted(docs, cand)
+            pos[pos >= docs.shape[0]] = 0
+            hit = np.flatnonzero(docs[pos] == cand)
+            if hit.size:
+                q_freq = tf[pos[hit]].astype(np.int64)
+                w[hit] = idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[cand[hit]]))
+        return w
+
+    def _doc_freq_in_segments(self, tid: int) -> int:
+        return int(self._df[tid])
+
+    def _top_k_pruned(
+        self, ids: list[int], k: int, allowed: npt.NDArray[np.bool_] | None
+    ) -> tuple[npt.NDArray[np.int32], FloatArray] | None:
+        """MaxScore: candidates from the rarest terms; done once the rest cannot reach the k-th score.
+
+        Returns (docs, exact scores) holding at least every paragraph of the true top k, or None
+        when pruning would not save work (then the caller scores densely).
+        """
+        uniq = sorted(set(ids), key=lambda t: int(self._df[t]))
+        mult = {t: ids.count(t) for t in uniq}
+        idf = self._idf[uniq]
+        # Upper bound of a term's contribution: its largest tf in its shortest paragraph (tf part
+        # grows with tf and shrinks with length), times its idf and query multiplicity.
+        max_tf = self._max_tf[uniq].astype(np.float64)
+        min_norm = self.k1 * (1 - self.b + self.b * self._min_dl[uniq].astype(np.float64) / self.avgdl)
+        bound = np.maximum(idf, 0.0) * max_tf * (self.k1 + 1) / (max_tf + min_norm)
+        bound *= np.array([mult[t] for t in uniq], dtype=np.float64)
+        rest = np.concatenate((np.cumsum(bound[::-1])[::-1], [0.0])) * (1 + _BOUND_MARGIN)
+        df = self._df[uniq]
+        limit = _DENSE_SHARE * self.size
+        j = 1
+        while j < len(uniq) and df[:j + 1].sum() <= _FIRST_ROUND_POSTINGS:
+            j += 1
+        while True:
+            if df[:j].sum() > limit:
+                return None
+            cand = self._candidates(uniq[:j], allowed)
+            scores = np.zeros(cand.shape[0], dtype=np.float64)
+            cache: dict[int, FloatArray] = {}
+            for tid in ids:  # query order, so each sum is rank-bm25's sum, bit for bit
+                w = cache.get(tid)
+                if w is None:
+                    w = cache[tid] = self._lookup_weights(tid, cand)
+                scores += w
+            if rest[j] <= 0.0:
+                break  # paragraphs outside the candidates score ≤ 0 and are dropped anyway
+            positive = scores[scores > 0]
+            if positive.shape[0] >= k and rest[j] < np.partition(positive, -k)[-k]:
+                break
+            if j == len(uniq):
+                break
+            j += 1
+        keep = scores > 0
+        return cand[keep], scores[keep]
+
+    def _candidates(self, tids: list[int], allowed: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int32]:
+        parts = [seg.postings(t)[0] for t in tids for seg in self._segments]
+        cand = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+        if allowed is not None:
+            cand = cand[allowed[cand]]
+        return cand
+
+
+def _select(docs: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
+    """Top k by score descending, then doc id ascending; docs must be ascending."""
+    if docs.shape[0] > k:
+        kth = np.partition(scores, -k)[-k]
+        keep = scores >= kth  # all ties at the boundary, so the lowest ids win below
+        docs, scores = docs[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(docs[i]), float(scores[i])) for i in order]
+
+
+def _encode(corpus_tokens: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Token lists → flat term ids (new terms get the next id: first-appearance order) and lengths."""
+    setdefault = vocab.setdefault
+    flat: list[int] = []
+    lens = np.empty(len(corpus_tokens), dtype=np.int64)
+    for i, toks in enumerate(corpus_tokens):
+        flat.extend([setdefault(t, len(vocab)) for t in toks])
+        lens[i] = len(toks)
+    for t in vocab:
+        if "\n" in t:
+            raise ValueError(f"token {t!r} contains a newline")
+    return np.asarray(flat, dtype=np.int64), lens
+
+
+def _write_vocab(path: Path, vocab: dict[str, int]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(vocab), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _atomic_save(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)

@@ -1,0 +1,99 @@
+"""Pipeline stage: text → tokens, the same way for paragraphs and for questions.
+
+jieba with a domain dictionary shipped in retrieval/data (Gansu place names, CPPCC
+vocabulary), NFKC + lower-case normalisation, punctuation and stop words dropped.
+Words come with their search-engine sub-words (`cut_for_search`), so "武威市政协" also
+matches "武威" and "政协" (DESIGN.md §3b: word + sub-word tokens is the well-supported
+recipe for Chinese recall).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import tempfile
+import threading
+import unicodedata
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jieba
+
+TOKENIZER_VERSION = "2"  # bump when the rules below change: cached tokens are then recomputed
+
+_DATA = resources.files("retrieval") / "data"
+_PUNCT_OR_SPACE = re.compile(r"^[\W_]+$", re.UNICODE)
+_lock = threading.Lock()
+
+jieba.setLogLevel(logging.WARNING)
+
+
+def _lines(name: str) -> list[str]:
+    text = (_DATA / name).read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+@cache
+def places() -> dict[str, str]:
+    """Place word → canonical short name (武威市政协 → 武威), for entity checks on answers."""
+    out: dict[str, str] = {}
+    for ln in _lines("places.txt"):
+        word, _pos, short = ln.split()
+        out[word] = short
+    return out
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    return frozenset(_lines("stopwords.txt"))
+
+
+@cache
+def fingerprint() -> str:
+    """Changes whenever tokens could: dictionary files, stop words, rules, jieba's version."""
+    h = hashlib.sha256(TOKENIZER_VERSION.encode())
+    h.update(jieba.__version__.encode())
+    for name in ("places.txt", "domain.txt", "stopwords.txt"):
+        h.update((_DATA / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@cache
+def segmenter() -> jieba.Tokenizer:
+    """One jieba instance per process, loaded once, with the domain dictionary applied before any use."""
+    with _lock:
+        tk = jieba.Tokenizer()
+        tk.tmp_dir = tempfile.gettempdir()
+        tk.initialize()
+        for word in places():
+            tk.add_word(word, freq=2000, tag="ns")
+        for word in _lines("domain.txt"):
+            tk.add_word(word, freq=2000)
+        return tk
+
+
+def normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """Index/query tokens: words plus their sub-words, no punctuation, no stop words."""
+    stop = stopwords()
+    out: list[str] = []
+    for tok in segmenter().cut_for_search(normalize(text), HMM=True):
+        tok = tok.strip()
+        if not tok or tok in stop or _PUNCT_OR_SPACE.match(tok):
+            continue
+        out.append(tok)
+    return out
+
+
+def words(text: str) -> list[str]:
+    """Plain segmentation (no sub-words, punctuation kept): for locating terms inside snippets."""
+    return list(segmenter().cut(text, HMM=False))
+
+
+def dictionary_files() -> list[Path]:
+    return [Path(str(_DATA / n)) for n in ("places.txt", "domain.txt", "stopwords.txt")]
