@@ -21,6 +21,7 @@ See tests/retrieval/test_scorer_parity.py for the parity suite against rank-bm25
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -141,7 +143,9 @@ class BM25Scorer:
             raise ValueError("BM25 needs at least one paragraph")
         voc = vocab if isinstance(vocab, dict) else {t: i for i, t in enumerate(vocab)}
         self = cls.__new__(cls)
-        self._init_from_ids(np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon)
+        self._init_from_ids(
+            np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon
+        )
         return self
 
     def _init_from_ids(
@@ -185,7 +189,7 @@ class BM25Scorer:
         self._total_len = int(doc_len.sum(dtype=np.int64))
         self.avgdl = self._total_len / self.size
         # rank-bm25: k1 * (1 - b + b * doc_len / avgdl), the same operations in the same order.
-        self._norm: FloatArray = self.k1 * (1 - self.b + self.b * doc_len.astype(np.int64) / self.avgdl)
+        self._norm: np.ndarray = self.k1 * (1 - self.b + self.b * doc_len.astype(np.int64) / self.avgdl)
         idf = np.log(self.size - df + 0.5) - np.log(df + 0.5)
         # rank-bm25 sums raw idf over its vocabulary in insertion order, with plain float additions:
         # cumsum is that sequential sum (np.sum would sum pairwise and differ in the last bits).
@@ -193,7 +197,7 @@ class BM25Scorer:
         raw = idf[known]
         self.average_idf = float(np.cumsum(raw)[-1] / raw.shape[0]) if raw.size else 0.0
         eps = self.epsilon * self.average_idf
-        idf[raw.size and (idf < 0) & known] = eps  # the floor replaces negative idf only
+        idf[(idf < 0) & known] = eps  # the floor replaces negative idf only
         self._idf: FloatArray = idf
 
     # -- public API -----------------------------------------------------------------------------
@@ -235,13 +239,13 @@ class BM25Scorer:
         if k <= 0 or not ids:
             return []
         found = self._top_k_pruned(ids, k, allowed)
-        if found is None:
-            scores = self.get_scores(query_tokens)
-            if allowed is not None:
-                scores[~allowed] = 0.0
-            docs = np.flatnonzero(scores > 0)
-            found = (docs, scores[docs])
-        return _select(found[0], found[1], k)
+        if found is not None:
+            return _select(found[0], found[1], k)
+        scores = self.get_scores(query_tokens)
+        if allowed is not None:
+            scores[~allowed] = 0.0
+        docs = np.flatnonzero(scores > 0)
+        return _select(docs, scores[docs], k)
 
     def with_added(self, corpus_tokens: Sequence[Sequence[str]]) -> BM25Scorer:
         """A new scorer with these paragraphs appended (ids size, size+1, …); self is unchanged.
@@ -272,7 +276,9 @@ class BM25Scorer:
         """The same scorer with all segments merged into one (O(postings); for a full save, not per add)."""
         if len(self._segments) == 1:
             return self
-        terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in self._segments]).astype(np.int64)
+        terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in self._segments]).astype(
+            np.int64
+        )
         docs = np.concatenate([s.docs for s in self._segments]).astype(np.int64)
         tf = np.concatenate([s.tf.astype(np.uint32) for s in self._segments])
         mat = sparse.csr_matrix((tf, (terms, docs)), shape=(len(self._vocab), self.size))
@@ -288,7 +294,15 @@ class BM25Scorer:
         )
         out = BM25Scorer.__new__(BM25Scorer)
         out._setup(
-            self.k1, self.b, self.epsilon, self._vocab, self._df, self._doc_len, self._max_tf, self._min_dl, [seg]
+            self.k1,
+            self.b,
+            self.epsilon,
+            self._vocab,
+            self._df,
+            self._doc_len,
+            self._max_tf,
+            self._min_dl,
+            [seg],
         )
         return out
 
@@ -312,9 +326,14 @@ class BM25Scorer:
                 np.save(tmp / f"{field}.npy", getattr(seg, field))
             os.replace(tmp, seg_dir)
         _write_vocab(directory / "vocab.txt", self._vocab)
-        for field, arr in (("doc_len", self._doc_len), ("df", self._df), ("max_tf", self._max_tf),
-                           ("min_dl", self._min_dl)):
+        for field, arr in (
+            ("doc_len", self._doc_len),
+            ("df", self._df),
+            ("max_tf", self._max_tf),
+            ("min_dl", self._min_dl),
+        ):
             _atomic_save(directory / f"{field}.npy", arr)
+        segment_dirs = [f"segment-{s.name}" for s in self._segments]
         params = {
             "format": FORMAT_VERSION,
             "model": "rank_bm25.BM25Okapi 0.2.2",
@@ -324,7 +343,7 @@ class BM25Scorer:
             "paragraphs": self.size,
             "terms": len(self._vocab),
             "tokens": self._total_len,
-            "segments": [f"segment-{s.name}" for s in self._segments],
+            "segments": segment_dirs,
             "layout": "vocab.txt: term per line, line i = term id i. doc_len/df/max_tf/min_dl.npy: per "
             "paragraph / per term. segment-*/: term-major postings; postings of terms[i] are "
             "docs[indptr[i]:indptr[i+1]] with raw term frequencies tf[...].",
@@ -332,7 +351,7 @@ class BM25Scorer:
         tmp_params = directory / "params.json.tmp"
         tmp_params.write_text(json.dumps(params, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp_params, directory / "params.json")
-        keep = set(params["segments"])  # type: ignore[arg-type]
+        keep = set(segment_dirs)
         for old in directory.glob("segment-*"):
             if old.name not in keep:
                 shutil.rmtree(old, ignore_errors=True)
@@ -344,24 +363,33 @@ class BM25Scorer:
         params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
         if params.get("format") != FORMAT_VERSION:
             raise ValueError(f"{directory}: scorer format {params.get('format')}, expected {FORMAT_VERSION}")
-        mode: str | None = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         segments = []
         for name in params["segments"]:
-            arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode) for f in ("terms", "indptr", "docs", "tf")}
+            fields = ("terms", "indptr", "docs", "tf")
+            arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode) for f in fields}
             segments.append(Segment(name=name.removeprefix("segment-"), **arrays))
         text = (directory / "vocab.txt").read_text(encoding="utf-8")
         terms = text.split("\n")[: params["terms"]] if params["terms"] else []
         vocab = {t: i for i, t in enumerate(terms)}
         if len(vocab) != params["terms"]:
-            raise ValueError(f"{directory}: vocab.txt holds {len(vocab)} distinct terms, expected {params['terms']}")
+            raise ValueError(f"{directory}: vocab.txt has {len(vocab)} distinct terms, not {params['terms']}")
         self = cls.__new__(cls)
         self._setup(
-            params["k1"], params["b"], params["epsilon"], vocab,
-            np.load(directory / "df.npy"), np.load(directory / "doc_len.npy"),
-            np.load(directory / "max_tf.npy"), np.load(directory / "min_dl.npy"), segments,
+            params["k1"],
+            params["b"],
+            params["epsilon"],
+            vocab,
+            np.load(directory / "df.npy"),
+            np.load(directory / "doc_len.npy"),
+            np.load(directory / "max_tf.npy"),
+            np.load(directory / "min_dl.npy"),
+            segments,
         )
         if self.size != params["paragraphs"]:
-            raise ValueError(f"{directory}: doc_len.npy has {self.size} paragraphs, expected {params['paragraphs']}")
+            raise ValueError(
+                f"{directory}: doc_len.npy has {self.size} paragraphs, not {params['paragraphs']}"
+            )
         return self
 
     # -- internals ------------------------------------------------------------------------------
@@ -398,9 +426,6 @@ class BM25Scorer:
                 w[hit] = idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[cand[hit]]))
         return w
 
-    def _doc_freq_in_segments(self, tid: int) -> int:
-        return int(self._df[tid])
-
     def _top_k_pruned(
         self, ids: list[int], k: int, allowed: npt.NDArray[np.bool_] | None
     ) -> tuple[npt.NDArray[np.int32], FloatArray] | None:
@@ -422,7 +447,7 @@ class BM25Scorer:
         df = self._df[uniq]
         limit = _DENSE_SHARE * self.size
         j = 1
-        while j < len(uniq) and df[:j + 1].sum() <= _FIRST_ROUND_POSTINGS:
+        while j < len(uniq) and df[: j + 1].sum() <= _FIRST_ROUND_POSTINGS:
             j += 1
         while True:
             if df[:j].sum() > limit:
@@ -464,15 +489,18 @@ def _select(docs: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float
     return [(int(docs[i]), float(scores[i])) for i in order]
 
 
-def _encode(corpus_tokens: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _encode(
+    corpus_tokens: Sequence[Sequence[str]], vocab: dict[str, int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Token lists → flat term ids (new terms get the next id: first-appearance order) and lengths."""
     setdefault = vocab.setdefault
+    known = len(vocab)
     flat: list[int] = []
     lens = np.empty(len(corpus_tokens), dtype=np.int64)
     for i, toks in enumerate(corpus_tokens):
         flat.extend([setdefault(t, len(vocab)) for t in toks])
         lens[i] = len(toks)
-    for t in vocab:
+    for t in itertools.islice(vocab, known, None):
         if "\n" in t:
             raise ValueError(f"token {t!r} contains a newline")
     return np.asarray(flat, dtype=np.int64), lens

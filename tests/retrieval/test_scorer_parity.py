@@ -1,0 +1,180 @@
+"""Ranking parity: BM25Scorer must rank exactly as rank_bm25.BM25Okapi on the same tokens."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval import scorer as scorer_mod
+from retrieval.scorer import BM25Scorer
+
+REL = 1e-6
+
+
+def _corpus(n_docs: int, seed: int) -> list[list[str]]:
+    """Zipf-distributed vocabulary (a few terms in most paragraphs, a long tail), some duplicates for ties."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(1500)]
+    weights = [1.0 / (i + 1) ** 1.1 for i in range(len(vocab))]
+    docs: list[list[str]] = []
+    for _ in range(n_docs):
+        if docs and rng.random() < 0.05:
+            docs.append(list(rng.choice(docs)))  # exact duplicate: equal scores, lower id must win
+            continue
+        length = rng.choice([0, 1, 3]) if rng.random() < 0.02 else rng.randint(5, 120)
+        docs.append(rng.choices(vocab, weights, k=length))
+    return docs
+
+
+def _queries(docs: list[list[str]], n: int, seed: int) -> list[list[str]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        doc = rng.choice([d for d in docs if d] or [["w0"]])
+        q = rng.sample(doc, min(len(doc), rng.randint(1, 6)))
+        if rng.random() < 0.3:
+            q.append(rng.choice(q))  # duplicated query token counts twice
+        if rng.random() < 0.2:
+            q.append("未知词")
+        out.append(q)
+    return out
+
+
+def _reference_top(bm25: BM25Okapi, query: list[str], k: int) -> list[tuple[int, float]]:
+    scores = np.asarray(bm25.get_scores(query))
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+
+
+def _assert_same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
+    assert [d for d, _ in got] == [d for d, _ in want]
+    for (_, s), (_, r) in zip(got, want, strict=True):
+        assert s == pytest.approx(r, rel=REL)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[list[str]]:
+    return _corpus(3000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def reference(corpus: list[list[str]]) -> BM25Okapi:
+    return BM25Okapi(corpus)
+
+
+@pytest.mark.parametrize("dense_share", [0.0, 0.15, 1.0], ids=["dense", "default", "always-prune"])
+def test_top10_matches_rank_bm25_on_200_random_queries(
+    corpus: list[list[str]], reference: BM25Okapi, dense_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scorer_mod, "_DENSE_SHARE", dense_share)
+    ours = BM25Scorer(corpus)
+    for q in _queries(corpus, 200, seed=11):
+        _assert_same(ours.top_k(q, 10), _reference_top(reference, q, 10))
+
+
+def test_get_scores_equal_everywhere(corpus: list[list[str]], reference: BM25Okapi) -> None:
+    ours = BM25Scorer(corpus)
+    for q in _queries(corpus, 30, seed=3):
+        np.testing.assert_array_equal(ours.get_scores(q), np.asarray(reference.get_scores(q)))
+
+
+def test_idf_and_average_match(corpus: list[list[str]], reference: BM25Okapi) -> None:
+    ours = BM25Scorer(corpus)
+    assert ours.average_idf == reference.average_idf
+    assert ours.avgdl == reference.avgdl
+    for term, idf in reference.idf.items():
+        assert ours.idf(term) == idf
+
+
+def test_added_paragraphs_rank_as_a_rebuild(corpus: list[list[str]], tmp_path: Path) -> None:
+    base, extra = corpus[:2500], corpus[2500:]
+    grown = BM25Scorer(base).with_added(extra[:200]).with_added(extra[200:]).with_added([["新词", "w1"]])
+    full = [*corpus, ["新词", "w1"]]
+    reference = BM25Okapi(full)
+    assert grown.size == len(full) and grown.segments == 4
+    queries = [*_queries(full, 60, seed=5), ["新词"], ["新词", "w1", "w2"]]
+    for q in queries:
+        _assert_same(grown.top_k(q, 10), _reference_top(reference, q, 10))
+    compact = grown.compacted()
+    assert compact.segments == 1
+    for q in queries[:20]:
+        np.testing.assert_array_equal(compact.get_scores(q), grown.get_scores(q))
+
+
+def test_save_load_round_trip_and_incremental_save(corpus: list[list[str]], tmp_path: Path) -> None:
+    first = BM25Scorer(corpus[:2000])
+    first.save(tmp_path)
+    grown = BM25Scorer.load(tmp_path).with_added(corpus[2000:])
+    grown.save(tmp_path)  # writes only the new segment; the base folder stays as it was
+    assert len(list(tmp_path.glob("segment-*"))) == 2
+    for mmap in (True, False):
+        loaded = BM25Scorer.load(tmp_path, mmap=mmap)
+        assert loaded.size == len(corpus) and loaded.vocab_size == grown.vocab_size
+        for q in _queries(corpus, 20, seed=9):
+            np.testing.assert_array_equal(loaded.get_scores(q), grown.get_scores(q))
+            assert loaded.top_k(q, 5) == grown.top_k(q, 5)
+
+
+def test_allowed_mask_filters_without_changing_scores(corpus: list[list[str]], reference: BM25Okapi) -> None:
+    ours = BM25Scorer(corpus)
+    allowed = np.zeros(len(corpus), dtype=bool)
+    allowed[1000:1500] = True
+    for q in _queries(corpus, 20, seed=13):
+        scores = np.asarray(reference.get_scores(q))
+        docs = np.flatnonzero(allowed & (scores > 0))
+        want = sorted(((int(d), float(scores[d])) for d in docs), key=lambda x: (-x[1], x[0]))[:10]
+        _assert_same(ours.top_k(q, 10, allowed=allowed), want)
+
+
+def test_tiny_corpus_floor_goes_negative() -> None:
+    # Every term is in more than half the paragraphs: all idf negative, so the floor
+    # epsilon * average_idf is negative too, and all scores are ≤ 0.
+    docs = [["a", "b"], ["a", "b"], ["a"]]
+    ref = BM25Okapi(docs)
+    ours = BM25Scorer(docs)
+    assert ref.average_idf < 0
+    assert ours.idf("a") == ref.idf["a"] < 0
+    np.testing.assert_array_equal(ours.get_scores(["a", "b"]), ref.get_scores(["a", "b"]))
+    assert ours.top_k(["a", "b"], 3) == []
+
+
+def test_term_in_exactly_half_scores_zero() -> None:
+    docs = [["x", "y"], ["x"], ["z"], ["z", "y"]]
+    ref = BM25Okapi(docs)
+    ours = BM25Scorer(docs)
+    assert ref.idf["x"] == 0.0 and ours.idf("x") == 0.0
+    np.testing.assert_array_equal(ours.get_scores(["x"]), np.zeros(4))
+    assert ours.top_k(["x"], 4) == []
+    np.testing.assert_array_equal(ours.get_scores(["x", "y", "z"]), ref.get_scores(["x", "y", "z"]))
+
+
+def test_unknown_duplicated_and_empty_queries(corpus: list[list[str]], reference: BM25Okapi) -> None:
+    ours = BM25Scorer(corpus)
+    np.testing.assert_array_equal(ours.get_scores(["不存在"]), np.zeros(len(corpus)))
+    assert ours.top_k(["不存在"], 10) == []
+    assert ours.top_k([], 10) == []
+    np.testing.assert_array_equal(ours.get_scores([]), np.zeros(len(corpus)))
+    rare = "w900"
+    once, twice = ours.get_scores([rare]), ours.get_scores([rare, rare])
+    np.testing.assert_array_equal(twice, np.asarray(reference.get_scores([rare, rare])))
+    np.testing.assert_allclose(twice, 2 * once)
+    assert ours.top_k([rare], 0) == []
+
+
+def test_empty_corpus_refused() -> None:
+    with pytest.raises(ValueError):
+        BM25Scorer([])
+
+
+def test_from_term_ids_matches_token_constructor(corpus: list[list[str]]) -> None:
+    vocab: dict[str, int] = {}
+    ids = [vocab.setdefault(t, len(vocab)) for doc in corpus for t in doc]
+    lens = [len(d) for d in corpus]
+    a = BM25Scorer.from_term_ids(np.array(ids), np.array(lens), list(vocab))
+    b = BM25Scorer(corpus)
+    for q in _queries(corpus, 10, seed=1):
+        np.testing.assert_array_equal(a.get_scores(q), b.get_scores(q))
