@@ -227,6 +227,11 @@ class BM25Scorer:
                 scores[docs] += w
         return scores
 
+    def idf(self, token: str) -> float | None:
+        """The term's idf as rank-bm25 computes it (floored), or None for a term no paragraph has."""
+        value = self._bm25.idf.get(token)
+        return None if value is None else float(value)
+
     def top_k(
         self, query_tokens: Sequence[str], k: int, allowed: npt.NDArray[np.bool_] | None = None
     ) -> list[tuple[int, float]]:
