@@ -1,0 +1,94 @@
+"""Chat layer actions: one blocking function per user action, returning rendered replies.
+
+Shared by the Telegram handlers (which run them in `asyncio.to_thread`, keeping tokenizing and
+ranking off the event loop) and the terminal console, so both front ends behave the same.
+"""
+
+from __future__ import annotations
+
+from bot import render
+from bot.render import MoreRef, Reply, SourceRef
+from bot.service import ChatService, Stale
+from retrieval.engine import BadIssueFile
+
+
+def ask(svc: ChatService, question: str, chat_id: int | None, user_id: int | None) -> list[Reply]:
+    """Answer a question: short answer, hits, 原文 buttons and 更多 when there are further results."""
+    asked = svc.ask(question, chat_id=chat_id, user_id=user_id)
+    replies = _page(svc, asked.answer, asked.query_id, asked.generation)
+    limit = svc.settings.chat.max_question_chars
+    if len(" ".join(question.split())) > limit and replies:
+        note = f"<i>问题较长,只按前 {limit} 个字检索。</i>\n\n"
+        replies[0] = Reply(note + replies[0].html, replies[0].buttons)
+    return replies
+
+
+def _page(svc: ChatService, answer: render.Answer, query_id: int | None, generation: int) -> list[Reply]:
+    more = None
+    shown = answer.offset + len(answer.hits)
+    k = svc.settings.chat.results_per_page
+    has_more = shown < answer.total if answer.total else len(answer.hits) == k
+    if answer.found and answer.hits and has_more and query_id is not None:
+        more = MoreRef(query_id, shown, generation)
+    return render.answer_replies(answer, svc.issue_key, more)
+
+
+class ButtonResult:
+    """What pressing a button produced: replies to send, or a short notice for the button itself."""
+
+    def __init__(self, replies: list[Reply] | None = None, notice: str | None = None) -> None:
+        self.replies = replies or []
+        self.notice = notice
+
+
+def press(svc: ChatService, data: str) -> ButtonResult:
+    """Resolve callback data: the next page (更多), a paragraph (原文) or a whole article (全文)."""
+    ref = render.parse_data(data)
+    if ref is None:
+        return ButtonResult(notice=render.STALE_TEXT)
+    try:
+        if isinstance(ref, MoreRef):
+            asked = svc.more(ref.query_id, ref.offset, ref.generation)
+            if not asked.answer.found or not asked.answer.hits:
+                return ButtonResult(notice="没有更多结果了。")
+            return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.generation))
+        assert isinstance(ref, SourceRef)
+        source = svc.source(ref.key, ref.article, ref.paragraph, ref.fp)
+    except Stale:
+        return ButtonResult(notice=render.STALE_TEXT)
+    if source.paragraph is None:
+        return ButtonResult(render.article_replies(source.article))
+    return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key))
+
+
+def reload(svc: ChatService) -> list[Reply]:
+    return [Reply(render.report_html(svc.reload()))]
+
+
+def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
+    """Ingest an uploaded issue; a refused file gets the engine's reason and changes nothing."""
+    try:
+        report = svc.add_file(name, data)
+    except BadIssueFile as exc:
+        return [Reply(f"⚠️ 未收录:{render.esc(str(exc))}")]
+    return [Reply(render.report_html(report, title=f"已收录 {name}"))]
+
+
+def stats(svc: ChatService) -> list[Reply]:
+    s = svc.stats()
+    c = s.corpus
+    return [Reply(render.stats_html(c.issues, c.articles, c.paragraphs, s.questions, s.subscribers))]
+
+
+def subscribe(svc: ChatService, chat_id: int, keywords: list[str]) -> list[Reply]:
+    sub = svc.subscribe(chat_id, keywords)
+    return [Reply(render.subscribed_html(sub.keywords))]
+
+
+def unsubscribe(svc: ChatService, chat_id: int) -> list[Reply]:
+    return [Reply(render.unsubscribed_html(svc.unsubscribe(chat_id)))]
+
+
+def subscriptions(svc: ChatService, chat_id: int) -> list[Reply]:
+    sub = svc.subscription(chat_id)
+    return [Reply(render.subscriptions_html(None if sub is None else sub.keywords))]

@@ -1,0 +1,152 @@
+"""Chat layer wiring: the one place the Telegram `Application` is built and run.
+
+`run()` is what `python -m bot run` calls: with a token it serves Telegram (polling, or a
+webhook), without one it serves the same commands in the terminal. `serve()` is the whole
+lifecycle — start, wait for a stop signal, shut down in order — and is shared by production
+and the end-to-end tests, so the tests exercise exactly what runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+
+from bot import handlers
+from bot.config import ConfigError, Settings, load_settings
+from bot.service import ChatService, FloodGuard
+
+log = logging.getLogger(__name__)
+
+# Hooks other chat-layer modules (digests) use to join the application's lifecycle without
+# editing this file's functions: called with the application after the service is open / before
+# it is closed.
+STARTUP_HOOKS: list[Any] = []
+SHUTDOWN_HOOKS: list[Any] = []
+
+
+def build_application(settings: Settings, service: ChatService | None = None) -> Application:  # type: ignore[type-arg]
+    """Build the Application; the service is opened in post_init unless one is passed in (tests)."""
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        svc = service
+        if svc is None:
+            svc, report = await asyncio.to_thread(ChatService.open, settings)
+            log.info("corpus: %d issues, %d paragraphs", report.issues, report.paragraphs)
+            for refused in report.refused:
+                log.warning("refused %s: %s", refused.name, refused.reason)
+        app.bot_data["service"] = svc
+        app.bot_data["settings"] = settings
+        app.bot_data["flood"] = FloodGuard(settings.chat.rate_limit_count, settings.chat.rate_limit_seconds)
+        await handlers.set_commands(app, settings.telegram.admins)
+        for hook in STARTUP_HOOKS:
+            await hook(app)
+        log.info("serving as @%s", app.bot.username)
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        for hook in SHUTDOWN_HOOKS:
+            await hook(app)
+        svc = app.bot_data.pop("service", None)
+        if svc is not None and service is None:
+            svc.close()
+
+    tg = settings.telegram
+    app = (
+        ApplicationBuilder()
+        .token(tg.token)
+        .base_url(tg.bot_url)
+        .base_file_url(tg.file_url)
+        .defaults(Defaults(tzinfo=settings.digest.tzinfo))
+        # Paces sends to Telegram's flood limits and retries a 429 after its retry_after.
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .concurrent_updates(settings.chat.concurrent_updates)
+        .get_updates_read_timeout(tg.poll_timeout + 10)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    handlers.register(app)
+    return app
+
+
+async def serve(app: Application, settings: Settings, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+    """Run the bot until `stop` is set, then shut down in order (updater first: nothing new arrives)."""
+    tg = settings.telegram
+    await app.initialize()
+    try:
+        if app.post_init:
+            await app.post_init(app)
+        if tg.mode == "webhook":
+            await app.updater.start_webhook(  # type: ignore[union-attr]
+                listen=tg.webhook.listen,
+                port=tg.webhook.port,
+                url_path=tg.webhook.path,
+                webhook_url=f"{tg.webhook.url.rstrip('/')}/{tg.webhook.path}",
+                secret_token=tg.webhook.secret_token or None,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await app.updater.start_polling(  # type: ignore[union-attr]
+                timeout=tg.poll_timeout, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
+            )
+        await app.start()
+        await stop.wait()
+        log.info("stopping")
+        await app.updater.stop()  # type: ignore[union-attr]
+        await app.stop()
+    finally:
+        if app.post_shutdown:
+            await app.post_shutdown(app)
+        await app.shutdown()
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO, including the token in the URL.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+async def _serve_until_signal(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(build_application(settings), settings, stop)
+
+
+def run(config_path: str | None = None) -> int:
+    """Entry point of `python -m bot run`: Telegram with a token, the terminal console without."""
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    if not settings.telegram.token:
+        from bot.console import run_console
+
+        return run_console(settings)
+    if settings.telegram.mode == "webhook":
+        try:
+            import tornado  # noqa: F401  (PTB's webhook server)
+        except ImportError:
+            print(
+                "config error: telegram.mode: webhook mode needs "
+                "pip install 'python-telegram-bot[webhooks]'; use mode = \"polling\" otherwise",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        asyncio.run(_serve_until_signal(settings))
+    except Exception:
+        log.exception("the bot stopped because of an error")
+        return 1
+    return 0

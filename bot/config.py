@@ -1,0 +1,271 @@
+"""Chat layer settings: one TOML file → one frozen, validated `Settings`.
+
+Every mistake is reported as a single `ConfigError` line naming the offending key, because
+the person reading it is an administrator at a terminal, not a Python developer.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TELEGRAM_API = "https://api.telegram.org"
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+
+
+class ConfigError(ValueError):
+    """An invalid setting; str(exc) is one line that names the key."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str = ""  # public HTTPS URL Telegram posts to; empty = polling only
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    path: str = "telegram"
+    secret_token: str = ""
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str = ""
+    admins: frozenset[int] = frozenset()
+    api_base_url: str = TELEGRAM_API  # root of the Bot API server (self-hosted or a test fake)
+    mode: str = "polling"  # "polling" | "webhook"
+    poll_timeout: int = 30  # long-poll seconds
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+
+    @property
+    def bot_url(self) -> str:
+        """PTB's base_url: the token and method name are appended to it."""
+        return f"{self.api_base_url}/bot"
+
+    @property
+    def file_url(self) -> str:
+        return f"{self.api_base_url}/file/bot"
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    results_per_page: int = 3
+    rate_limit_count: int = 6  # questions a user may ask per window …
+    rate_limit_seconds: float = 30.0  # … before getting a polite "please slow down"
+    max_question_chars: int = 300  # longer messages are cut: a question, not an essay
+    concurrent_updates: int = 16
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    enabled: bool = False
+    cron: str = "0 8 * * *"
+    timezone: str = "Asia/Shanghai"
+    send_empty: bool = False
+    auto_ingest_minutes: int = 0  # 0 = never rescan the corpus folder on a timer
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = Path("seeds")
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    source: Path | None = None  # the file these settings came from
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "bot.sqlite3"
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.telegram.admins
+
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+class _Section:
+    """Reads one TOML table, remembering which keys were used so unknown ones are rejected."""
+
+    def __init__(self, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{name}: must be a table, like [{name}]")
+        self.name = name
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        # bool is an int subclass in Python; a `true` where a number belongs is a typo.
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(f"{self.key(key)}: expected {_kind_name(kind)}, got {value!r}")
+        if not isinstance(value, kind):
+            raise ConfigError(f"{self.key(key)}: expected {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def section(self, key: str) -> _Section:
+        self.used.add(key)
+        return _Section(self.key(key), self.data.get(key, {}))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown setting")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _positive(section: _Section, key: str, kind: type, default: Any, minimum: float = 1) -> Any:
+    value = section.get(key, (int, float) if kind is float else kind, default)
+    if value < minimum:
+        raise ConfigError(f"{section.key(key)}: must be at least {minimum}, got {value!r}")
+    return kind(value)
+
+
+def _check_cron(key: str, cron: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(cron.split()) != 5:
+        raise ConfigError(f"{key}: expected 5 crontab fields like '0 8 * * *', got {cron!r}")
+    try:
+        CronTrigger.from_crontab(cron, timezone="UTC")
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def parse_settings(
+    data: dict[str, Any], base_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Validate a parsed TOML document; relative paths are taken from `base_dir` (the config's folder)."""
+    env = dict(os.environ) if env is None else env
+    root = _Section("", data)
+    base = base_dir or Path.cwd()
+
+    tg = root.section("telegram")
+    token = tg.get("token", str, "").strip() or env.get(TOKEN_ENV, "").strip()
+    if token and (":" not in token or any(c.isspace() for c in token)):
+        raise ConfigError(f"telegram.token: does not look like a bot token ('123456:ABC…'); see {TOKEN_ENV}")
+    admins = tg.get("admins", list, [])
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in admins):
+        raise ConfigError("telegram.admins: expected a list of numeric Telegram user IDs, like [123456789]")
+    api = tg.get("api_base_url", str, TELEGRAM_API).strip().rstrip("/")
+    api = api.removesuffix("/bot")
+    if not api.startswith(("http://", "https://")):
+        raise ConfigError(f"telegram.api_base_url: expected an http(s) URL, got {api!r}")
+    mode = tg.get("mode", str, "polling")
+    if mode not in ("polling", "webhook"):
+        raise ConfigError(f"telegram.mode: expected 'polling' or 'webhook', got {mode!r}")
+    poll_timeout = _positive(tg, "poll_timeout", int, 30, minimum=0)
+    wh = tg.section("webhook")
+    webhook = WebhookSettings(
+        url=wh.get("url", str, ""),
+        listen=wh.get("listen", str, "127.0.0.1"),
+        port=_positive(wh, "port", int, 8443),
+        path=wh.get("path", str, "telegram").strip("/"),
+        secret_token=wh.get("secret_token", str, ""),
+    )
+    wh.finish()
+    if mode == "webhook" and not webhook.url.startswith("https://"):
+        raise ConfigError(
+            "telegram.webhook.url: webhook mode needs the public https:// URL Telegram will call"
+        )
+    tg.finish()
+
+    corpus = root.section("corpus")
+    corpus_dir = base / corpus.get("dir", str, "seeds")
+    data_dir = base / corpus.get("data_dir", str, "data")
+    corpus.finish()
+
+    chat_s = root.section("chat")
+    chat = ChatSettings(
+        results_per_page=_positive(chat_s, "results_per_page", int, 3),
+        rate_limit_count=_positive(chat_s, "rate_limit_count", int, 6),
+        rate_limit_seconds=_positive(chat_s, "rate_limit_seconds", float, 30.0, minimum=0),
+        max_question_chars=_positive(chat_s, "max_question_chars", int, 300, minimum=10),
+        concurrent_updates=_positive(chat_s, "concurrent_updates", int, 16),
+    )
+    if chat.results_per_page > 10:
+        raise ConfigError(f"chat.results_per_page: at most 10, got {chat.results_per_page}")
+    chat_s.finish()
+
+    dg = root.section("digest")
+    digest = DigestSettings(
+        enabled=dg.get("enabled", bool, False),
+        cron=dg.get("cron", str, "0 8 * * *").strip(),
+        timezone=dg.get("timezone", str, "Asia/Shanghai"),
+        send_empty=dg.get("send_empty", bool, False),
+        auto_ingest_minutes=_positive(dg, "auto_ingest_minutes", int, 0, minimum=0),
+    )
+    try:
+        ZoneInfo(digest.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"digest.timezone: unknown time zone {digest.timezone!r}") from None
+    _check_cron("digest.cron", digest.cron)
+    dg.finish()
+
+    log_level = root.get("log_level", str, "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"log_level: expected one of {sorted(_LOG_LEVELS)}, got {log_level!r}")
+    root.finish()
+
+    return Settings(
+        corpus_dir=corpus_dir,
+        data_dir=data_dir,
+        log_level=log_level,
+        telegram=TelegramSettings(
+            token=token,
+            admins=frozenset(admins),
+            api_base_url=api,
+            mode=mode,
+            poll_timeout=poll_timeout,
+            webhook=webhook,
+        ),
+        chat=chat,
+        digest=digest,
+    )
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from `path`; without one, use ./config.toml if present, else the defaults."""
+    if path is None:
+        default = Path("config.toml")
+        if not default.exists():
+            return parse_settings({}, Path.cwd(), env)
+        path = default
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    settings = parse_settings(data, path.resolve().parent, env)
+    return _with_source(settings, path)
+
+
+def _with_source(settings: Settings, path: Path) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, source=path)

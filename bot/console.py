@@ -1,0 +1,143 @@
+"""Chat layer, terminal edition: the bot's commands and questions served on stdin/stdout.
+
+Used when no token is configured, so a new user sees answers at once. The console runs the
+same actions and renderings as the Telegram handlers; buttons become commands (/more,
+/source N, /full). The operator at the terminal is treated as an admin.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+from bot import actions, render
+from bot.config import Settings
+from bot.render import Reply
+from bot.service import ChatService
+
+log = logging.getLogger(__name__)
+
+CONSOLE_CHAT = 0  # the chat id the console's subscriptions are stored under
+
+_CONSOLE_HELP = (
+    "终端模式(未配置 Telegram token):直接输入问题,或使用命令。\n"
+    "按钮在这里是命令:/more 更多结果,/source N 第 N 条的原文,/full 全文。\n"
+    "管理命令:/reload /stats   退出:/quit 或 Ctrl-D"
+)
+
+
+class Console:
+    def __init__(self, svc: ChatService, out: TextIO) -> None:
+        self.svc = svc
+        self.out = out
+        self.buttons: dict[str, str] = {}  # console command → callback data of the last reply
+
+    def show(self, replies: list[Reply]) -> None:
+        self.buttons = {}
+        for reply in replies:
+            print(render.to_plain(reply.html), file=self.out)
+            for row in reply.buttons:
+                for b in row:
+                    self.buttons[_command_for(b.text)] = b.data
+        if self.buttons:
+            print("  → " + "  ".join(sorted(self.buttons, key=_order)), file=self.out)
+        print(file=self.out)
+
+    def handle(self, line: str) -> bool:
+        """Process one input line; False means quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if not line.startswith("/"):
+            self.show(actions.ask(self.svc, line, CONSOLE_CHAT, None))
+            return True
+        command, _, rest = line.partition(" ")
+        command = command.lower().split("@")[0]
+        args = rest.split()
+        if command in ("/quit", "/exit"):
+            return False
+        if command in ("/help", "/start"):
+            self.show([Reply(render.help_html(admin=True)), Reply(_CONSOLE_HELP)])
+        elif command == "/ask":
+            self.show(
+                actions.ask(self.svc, rest, CONSOLE_CHAT, None)
+                if rest.strip()
+                else [Reply(render.ASK_USAGE_HTML)]
+            )
+        elif command in ("/more", "/source", "/full"):
+            self.press(command + (f" {args[0]}" if args else ""))
+        elif command == "/reload":
+            self.show(actions.reload(self.svc))
+        elif command == "/stats":
+            self.show(actions.stats(self.svc))
+        elif command == "/subscribe":
+            self.show(actions.subscribe(self.svc, CONSOLE_CHAT, args))
+        elif command == "/unsubscribe":
+            self.show(actions.unsubscribe(self.svc, CONSOLE_CHAT))
+        elif command == "/subscriptions":
+            self.show(actions.subscriptions(self.svc, CONSOLE_CHAT))
+        else:
+            self.show([Reply(render.unknown_command_html(command)), Reply(_CONSOLE_HELP)])
+        return True
+
+    def press(self, command: str) -> None:
+        data = self.buttons.get(command)
+        if data is None:
+            print(
+                "没有这个按钮;先提一个问题。可用:" + ("  ".join(self.buttons) or "无") + "\n", file=self.out
+            )
+            return
+        result = actions.press(self.svc, data)
+        if result.notice:
+            print(result.notice + "\n", file=self.out)
+        if result.replies:
+            self.show(result.replies)
+
+
+def _command_for(label: str) -> str:
+    if label.startswith("更多"):
+        return "/more"
+    if label.startswith("原文"):
+        return "/source " + label.split()[-1]
+    if label == "全文":
+        return "/full"
+    return "/" + label
+
+
+def _order(command: str) -> tuple[int, str]:
+    return (1 if command == "/more" else 0, command)
+
+
+def run_console(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Serve questions from stdin until EOF or /quit; returns the exit status."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    log.info("no Telegram token configured: serving in the terminal")
+    svc, report = ChatService.open(settings)
+    try:
+        console = Console(svc, stdout)
+        interactive = stdin.isatty()
+        print(f"资料库:{report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。", file=stdout)
+        print(_CONSOLE_HELP + "\n", file=stdout)
+        while True:
+            if interactive:
+                print("问> ", end="", file=stdout, flush=True)
+            try:
+                line = stdin.readline()
+            except KeyboardInterrupt:
+                break
+            if not line:  # EOF
+                break
+            try:
+                if not console.handle(line):
+                    break
+            except KeyboardInterrupt:
+                print("\n(已中断)", file=stdout)
+            except Exception:
+                log.exception("error while handling %r", line.strip()[:80])
+                print(render.to_plain(render.ERROR_HTML) + "\n", file=stdout)
+            stdout.flush()
+    finally:
+        svc.close()
+    return 0

@@ -1,0 +1,331 @@
+"""Chat layer handlers: Telegram updates → actions → replies. Thin on purpose.
+
+Each handler parses the update, runs the blocking action in a worker thread (the event loop
+keeps serving other users while a question is ranked) and sends what `render` produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import actions, render
+from bot.config import Settings
+from bot.render import Reply
+from bot.service import ChatService, FloodGuard
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
+
+
+def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
+    return context.bot_data["service"]  # type: ignore[no-any-return]
+
+
+def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
+    return context.bot_data["settings"]  # type: ignore[no-any-return]
+
+
+def _is_group(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in reply.buttons]
+    )
+
+
+async def send(message: Message, replies: Sequence[Reply], quote: bool = False) -> None:
+    """Send replies in order; only the first quotes the question (in groups, so it is clear whose)."""
+    for i, reply in enumerate(replies):
+        await message.reply_text(
+            reply.html,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(reply),
+            do_quote=quote and i == 0,
+            disable_web_page_preview=True,
+        )
+
+
+# -- questions -----------------------------------------------------------------------------------
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    message = update.effective_message
+    user = update.effective_user
+    if message is None:
+        return
+    if not question.strip():
+        await send(message, [Reply(render.ASK_USAGE_HTML)], quote=_is_group(update))
+        return
+    guard: FloodGuard = context.bot_data["flood"]
+    user_id = user.id if user else message.chat_id
+    allowed, warn = guard.check(user_id)
+    if not allowed:
+        if warn:
+            await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
+        return
+    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id)
+    await send(message, replies, quote=_is_group(update))
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ask 问题 — works in private chats and groups."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    # Keep the question as typed (context.args would lose its spacing); drop "/ask@bot".
+    question = message.text.split(maxsplit=1)[1] if len(message.text.split(maxsplit=1)) > 1 else ""
+    await answer_question(update, context, question)
+
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text in a private chat is a question."""
+    message = update.effective_message
+    if message is not None and message.text is not None:
+        await answer_question(update, context, message.text)
+
+
+async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups only replies to the bot and messages mentioning it are questions."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    bot = context.bot
+    replied = message.reply_to_message
+    to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
+    mention = f"@{bot.username}".lower() if bot.username else None
+    mentioned = False
+    text = message.text
+    if mention:
+        for entity, value in message.parse_entities([MessageEntity.MENTION]).items():
+            if value.lower() == mention:
+                mentioned = True
+                text = text.replace(message.text[entity.offset : entity.offset + entity.length], " ")
+    if to_bot or mentioned:
+        await answer_question(update, context, text)
+
+
+# -- buttons -------------------------------------------------------------------------------------
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """更多 / 原文 / 全文 buttons; stale ones (after a reload) get a polite notice."""
+    query = update.callback_query
+    if query is None:
+        return
+    result = await asyncio.to_thread(actions.press, _svc(context), query.data or "")
+    await query.answer(result.notice, show_alert=result.notice == render.STALE_TEXT)
+    message = query.message
+    if not result.replies or not isinstance(message, Message):
+        return
+    if (query.data or "").startswith("m:"):
+        await _drop_more_button(message)
+    await send(message, result.replies)
+
+
+async def _drop_more_button(message: Message) -> None:
+    """Once 更多 was used, remove it from the old message so the thread reads top to bottom."""
+    markup = message.reply_markup
+    if markup is None:
+        return
+    rows = [
+        [b for b in row if not (b.callback_data or "").startswith("m:")] for row in markup.inline_keyboard
+    ]
+    rows = [row for row in rows if row]
+    try:
+        await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
+    except BadRequest as exc:  # "message is not modified" and friends: cosmetic only
+        log.debug("could not drop 更多 button: %s", exc)
+
+
+# -- simple commands -----------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start — greeting and help."""
+    if update.effective_message:
+        name = update.effective_user.first_name if update.effective_user else None
+        await send(update.effective_message, [Reply(render.start_html(name, _is_group(update)))])
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/help — how to ask, with example questions."""
+    if update.effective_message:
+        admin = _settings(context).is_admin(update.effective_user.id if update.effective_user else None)
+        await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Unknown /commands get help; in groups only when addressed to this bot."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    command = message.text.split(maxsplit=1)[0]
+    name, _, target = command.partition("@")
+    if target and target.lower() != (context.bot.username or "").lower():
+        return
+    if _is_group(update) and not target:
+        return
+    await send(message, [Reply(render.unknown_command_html(name))])
+
+
+async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/subscribe [关键词…] — digests of new issues for this chat."""
+    if update.effective_message and update.effective_chat:
+        replies = await asyncio.to_thread(
+            actions.subscribe, _svc(context), update.effective_chat.id, list(context.args or [])
+        )
+        await send(update.effective_message, replies)
+
+
+async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unsubscribe — stop digests for this chat."""
+    if update.effective_message and update.effective_chat:
+        replies = await asyncio.to_thread(actions.unsubscribe, _svc(context), update.effective_chat.id)
+        await send(update.effective_message, replies)
+
+
+async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/subscriptions — what this chat is subscribed to."""
+    if update.effective_message and update.effective_chat:
+        replies = await asyncio.to_thread(actions.subscriptions, _svc(context), update.effective_chat.id)
+        await send(update.effective_message, replies)
+
+
+# -- admin -----------------------------------------------------------------------------------------
+
+
+async def _refuse_non_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    user = update.effective_user
+    if _settings(context).is_admin(user.id if user else None):
+        return False
+    log.warning("refused admin action from user %s", user.id if user else None)
+    if update.effective_message:
+        await send(update.effective_message, [Reply(render.NOT_ADMIN_HTML)])
+    return True
+
+
+async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reload — admins: rescan the corpus folder and swap in the new index."""
+    if await _refuse_non_admin(update, context) or update.effective_message is None:
+        return
+    replies = await asyncio.to_thread(actions.reload, _svc(context))
+    await send(update.effective_message, replies)
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats — admins: corpus size, questions asked, subscribers."""
+    if await _refuse_non_admin(update, context) or update.effective_message is None:
+        return
+    await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
+
+
+async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
+    message = update.effective_message
+    if message is None or message.document is None:
+        return
+    if _is_group(update):
+        return  # files shared in a group are not meant for us
+    if await _refuse_non_admin(update, context):
+        return
+    doc = message.document
+    name = doc.file_name or f"{doc.file_unique_id}.txt"
+    if not name.lower().endswith(".txt"):
+        await send(message, [Reply(f"⚠️ 只接受 .txt 文本文件,收到的是 {render.esc(name)}。")])
+        return
+    if doc.file_size and doc.file_size > MAX_UPLOAD_BYTES:
+        await send(message, [Reply("⚠️ 文件超过 20 MB,Telegram 不允许机器人下载。")])
+        return
+    file = await doc.get_file()
+    data = bytes(await file.download_as_bytearray())
+    replies = await asyncio.to_thread(actions.add_file, _svc(context), name, data)
+    await send(message, replies)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log every failure; tell the user something went wrong when Telegram will still let us."""
+    error = context.error
+    if isinstance(error, Forbidden):
+        log.warning("blocked or kicked: %s", error)
+        return
+    if isinstance(error, RetryAfter | NetworkError):
+        log.warning("Telegram unavailable or rate limited: %s", error)
+        return
+    log.error("error while handling an update", exc_info=error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id, render.ERROR_HTML, parse_mode=ParseMode.HTML
+            )
+        except TelegramError as exc:
+            log.warning("could not report the error to the chat: %s", exc)
+
+
+# -- wiring ----------------------------------------------------------------------------------------
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    """Add every handler in priority order; unknown commands come last."""
+    new = filters.UpdateType.MESSAGE
+    commands = {
+        "start": start,
+        "help": help_command,
+        "ask": ask_command,
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+        "subscriptions": subscriptions,
+        "reload": reload,
+        "stats": stats,
+    }
+    for name, callback in commands.items():
+        app.add_handler(CommandHandler(name, callback, filters=new))
+    app.add_handler(CallbackQueryHandler(button))
+    text = new & filters.TEXT & ~filters.COMMAND
+    app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
+    app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))
+    app.add_handler(MessageHandler(new & filters.Document.ALL, document))
+    app.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
+    app.add_error_handler(on_error)
+
+
+async def set_commands(app: Application, admins: frozenset[int]) -> None:  # type: ignore[type-arg]
+    """Publish the command menu; admins additionally see /reload and /stats in their private chat."""
+    menu = [BotCommand(name, desc) for name, desc in render.COMMANDS]
+    await app.bot.set_my_commands(menu)
+    admin_menu = menu + [BotCommand(name, desc) for name, desc in render.ADMIN_COMMANDS]
+    for admin in admins:
+        try:
+            await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))
+        except TelegramError as exc:  # an admin who never opened a chat with the bot
+            log.warning("could not set the admin menu for %s: %s", admin, exc)

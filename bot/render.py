@@ -1,0 +1,398 @@
+"""Chat layer rendering: answers, sources and reports → Telegram HTML messages with buttons.
+
+The only module that knows HTML. Every piece of text from the corpus or a user is escaped;
+each message stays under Telegram's 4096-character limit, split between hits (or between
+paragraphs of an article), never inside a tag. Buttons are plain `Button` records so the
+terminal console can reuse the same rendering; handlers turn them into Telegram keyboards.
+Callback data formats live here too, each well under Telegram's 64-byte limit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.service import fingerprint, is_chinese
+from retrieval.engine import ReloadReport
+from retrieval.model import Answer, Article, Hit, Paragraph
+
+MAX_CHARS = 4096  # Telegram's limit for one text message
+CALLBACK_MAX_BYTES = 64
+_BUDGET = 3900  # leave room for the paging footer
+
+
+@dataclass(frozen=True)
+class Button:
+    text: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    html: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def utf16_len(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# -- callback data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoreRef:
+    query_id: int
+    offset: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    key: str  # issue key, see ChatService.issue_key
+    article: int
+    paragraph: int | None  # None: the whole article
+    fp: str  # fingerprint of the text the button was made for
+
+
+def more_data(ref: MoreRef) -> str:
+    return _checked(f"m:{ref.query_id}:{ref.offset}:{ref.generation}")
+
+
+def source_data(ref: SourceRef) -> str:
+    if ref.paragraph is None:
+        return _checked(f"a:{ref.key}:{ref.article}:{ref.fp}")
+    return _checked(f"o:{ref.key}:{ref.article}:{ref.paragraph}:{ref.fp}")
+
+
+def parse_data(data: str) -> MoreRef | SourceRef | None:
+    """Decode callback data; None for anything we did not produce (old bot versions, forgeries)."""
+    parts = data.split(":")
+    try:
+        if parts[0] == "m" and len(parts) == 4:
+            return MoreRef(int(parts[1]), int(parts[2]), int(parts[3]))
+        if parts[0] == "o" and len(parts) == 5:
+            return SourceRef(parts[1], int(parts[2]), int(parts[3]), parts[4])
+        if parts[0] == "a" and len(parts) == 4:
+            return SourceRef(parts[1], int(parts[2]), None, parts[3])
+    except ValueError:
+        return None
+    return None
+
+
+def _checked(data: str) -> str:
+    if len(data.encode("utf-8")) > CALLBACK_MAX_BYTES:
+        raise ValueError(f"callback data over {CALLBACK_MAX_BYTES} bytes: {data!r}")
+    return data
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Escape `text` and bold the [start, end) spans (overlaps merged, out-of-range ignored)."""
+    merged: list[list[int]] = []
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
+        if start >= end:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out: list[str] = []
+    pos = 0
+    for start, end in merged:
+        out.append(esc(text[pos:start]))
+        out.append(f"<b>{esc(text[start:end])}</b>")
+        pos = end
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def _hit_block(hit: Hit, limit: int = 3000) -> str:
+    snippet, spans = hit.snippet, hit.highlights
+    if len(snippet) > limit:  # a runaway paragraph must not push a message over the limit
+        snippet = snippet[:limit] + "…"
+        spans = tuple((s, min(e, limit)) for s, e in spans if s < limit)
+    return f"<b>{hit.rank}.</b> {highlight(snippet, spans)}\n📄 <i>{esc(hit.citation.label())}</i>"
+
+
+def answer_replies(
+    answer: Answer,
+    key_for: Callable[[str], str],
+    more: MoreRef | None = None,
+) -> list[Reply]:
+    """The reply to a question: short answer, hits with citations, 原文 buttons and 更多.
+
+    `key_for` maps an issue id to its short callback key; `more` is set when a next page exists.
+    """
+    if not answer.found or not answer.hits:
+        return [Reply(not_found_html(answer))]
+    head: list[str] = []
+    if answer.short_answer and answer.offset == 0:
+        top = answer.hits[0].citation.label()
+        head.append(f"<b>答:</b>{esc(answer.short_answer)}\n<i>出处:{esc(top)}</i>")
+    blocks = [_hit_block(h) for h in answer.hits]
+    first, last = answer.offset + 1, answer.offset + len(answer.hits)
+    footer = f"<i>第 {first}–{last} 条" + (f",共 {answer.total} 条" if answer.total else "") + "</i>"
+
+    messages: list[list[str]] = [head] if head else [[]]
+    sizes = [utf16_len("\n\n".join(head))]
+    hits_in: list[list[Hit]] = [[]]
+    for hit, block in zip(answer.hits, blocks, strict=True):
+        size = utf16_len(block) + 2
+        if messages[-1] and sizes[-1] + size > _BUDGET:
+            messages.append([])
+            sizes.append(0)
+            hits_in.append([])
+        messages[-1].append(block)
+        sizes[-1] += size
+        hits_in[-1].append(hit)
+
+    replies: list[Reply] = []
+    for i, (parts, hits) in enumerate(zip(messages, hits_in, strict=True)):
+        is_last = i == len(messages) - 1
+        if is_last:
+            parts = [*parts, footer]
+        rows: list[tuple[Button, ...]] = []
+        if hits:
+            rows.append(tuple(Button(f"原文 {h.rank}", source_data(_hit_ref(h, key_for))) for h in hits))
+        if is_last and more is not None:
+            rows.append((Button("更多 ▶", more_data(more)),))
+        replies.append(Reply("\n\n".join(parts), tuple(rows)))
+    return replies
+
+
+def _hit_ref(hit: Hit, key_for: Callable[[str], str]) -> SourceRef:
+    p = hit.paragraph
+    return SourceRef(key_for(p.issue), p.article, p.n, fingerprint(p.text))
+
+
+def not_found_html(answer: Answer) -> str:
+    reason = answer.message or "资料库中没有找到能回答这个问题的内容。"
+    lines = [f"🤔 {esc(reason)}"]
+    if answer.question and not is_chinese(answer.question):
+        lines.append("本资料库是中文报纸,请用中文提问,例如:<code>武威市政协开展了多少项重点调研视察?</code>")
+    else:
+        lines.append("可以换个说法,或用更具体的地名、机构名、年份再问一次。发送 /help 查看示例。")
+    return "\n".join(lines)
+
+
+# -- sources (原文) ------------------------------------------------------------------------------
+
+
+def _article_head(article: Article) -> str:
+    meta = [m for m in (article.kicker, article.column, article.byline, article.date) if m]
+    line = f"<b>{esc(article.title)}</b>"
+    details = " · ".join([article.issue, *meta])
+    return f"{line}\n<i>{esc(details)}</i>"
+
+
+def paragraph_replies(article: Article, paragraph: Paragraph, key: str) -> list[Reply]:
+    """One paragraph under its headline, with a button for the whole article."""
+    head = _article_head(article)
+    if paragraph.section:
+        head += f"\n【{esc(paragraph.section)}】"
+    chunks = _split_text(paragraph.text, _BUDGET - utf16_len(head) - 20)
+    button = Button("全文", source_data(SourceRef(key, article.index, None, fingerprint(article.title))))
+    replies = []
+    for i, chunk in enumerate(chunks):
+        prefix = f"{head}\n\n¶{paragraph.n} " if i == 0 else ""
+        last = i == len(chunks) - 1
+        replies.append(Reply(prefix + esc(chunk), ((button,),) if last else ()))
+    return replies
+
+
+def article_replies(article: Article) -> list[Reply]:
+    """The whole article, split between paragraphs (and inside a paragraph only if it alone is too long)."""
+    pieces: list[str] = []
+    section: str | None = None
+    for p in article.paragraphs:
+        if p.section and p.section != section:
+            pieces.append(f"<b>{esc(p.section)}</b>")
+        section = p.section
+        for j, chunk in enumerate(_split_text(p.text, _BUDGET - 20)):
+            pieces.append((f"¶{p.n} " if j == 0 else "") + esc(chunk))
+    if not pieces:
+        pieces.append("<i>(本文没有正文段落)</i>")
+    return [Reply(text) for text in _pack([_article_head(article), *pieces])]
+
+
+def _pack(pieces: Sequence[str], budget: int = _BUDGET) -> list[str]:
+    """Join pieces with blank lines into as few messages as fit the budget."""
+    messages: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}\n\n{piece}" if current else piece
+        if current and utf16_len(candidate) > budget:
+            messages.append(current)
+            current = piece
+        else:
+            current = candidate
+    if current:
+        messages.append(current)
+    return messages
+
+
+_SENTENCE_END = re.compile(r"(?<=[。!?;!?;])")
+
+
+def _split_text(text: str, budget: int) -> list[str]:
+    """Cut plain text into chunks whose escaped form fits `budget`, preferring sentence ends."""
+    budget = max(budget, 200)
+    if utf16_len(esc(text)) <= budget:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        while utf16_len(esc(sentence)) > budget:  # one enormous "sentence": hard cut
+            cut = budget // 6  # worst case: every character escapes to 5+ units
+            head, sentence = sentence[:cut], sentence[cut:]
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(head)
+        if current and utf16_len(esc(current + sentence)) > budget:
+            chunks.append(current)
+            current = sentence
+        else:
+            current += sentence
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# -- fixed texts ---------------------------------------------------------------------------------
+
+EXAMPLES = (
+    "酒泉市政协2023年向市委请示报告重大事项多少次?",
+    "武威市政协2023年开展了几项重点调研视察?",
+    "漳县创建了多少个城区政协委员联络工作室?",
+    "高台县政协机关有多少名结对帮扶干部?",
+)
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("ask", "提问:/ask 问题"),
+    ("help", "使用说明和示例问题"),
+    ("subscribe", "订阅新一期报纸摘要,可加关键词"),
+    ("unsubscribe", "取消订阅"),
+    ("subscriptions", "查看当前订阅"),
+    ("start", "开始使用"),
+)
+ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("reload", "管理员:重新扫描资料库"),
+    ("stats", "管理员:资料库和使用统计"),
+)
+
+
+def help_html(group: bool = False, admin: bool = False) -> str:
+    how = (
+        "在群里请用 <code>/ask 问题</code>、回复我的消息,或在消息里 @我。"
+        if group
+        else "直接发送问题即可,也可以用 <code>/ask 问题</code>。"
+    )
+    lines = [
+        "<b>甘肃政协报 问答助手</b>",
+        "我从《甘肃政协报》的文章中找出回答问题的原句,并注明出处(标题 · 期号 · 第几段)。",
+        "",
+        how,
+        "",
+        "<b>示例问题</b>",
+        *(f"• {esc(q)}" for q in EXAMPLES),
+        "",
+        "回答下方的按钮:<b>原文</b> 查看整段和全文,<b>更多</b> 查看后面的结果。",
+        "",
+        "<b>命令</b>",
+        *(f"/{name} — {esc(desc)}" for name, desc in COMMANDS),
+    ]
+    if admin:
+        lines += [
+            *(f"/{name} — {esc(desc)}" for name, desc in ADMIN_COMMANDS),
+            "管理员可直接发送 .txt 文件添加一期报纸。",
+        ]
+    return "\n".join(lines)
+
+
+def start_html(name: str | None, group: bool = False) -> str:
+    hello = f"您好,{esc(name)}!" if name else "您好!"
+    return f"{hello}\n\n{help_html(group)}"
+
+
+def report_html(report: ReloadReport, title: str = "资料库已更新") -> str:
+    lines = [f"<b>{esc(title)}</b>(用时 {report.seconds:.1f} 秒)"]
+    if not report.changed_anything:
+        lines.append("没有新增、更新或删除的报纸。")
+    for label, items in (("新增", report.added), ("更新", report.changed)):
+        if items:
+            lines.append(f"{label} {len(items)} 期:")
+            lines += [f"• {esc(s.id)}({s.articles} 篇,{s.paragraphs} 段)" for s in items]
+    if report.removed:
+        lines.append(f"删除 {len(report.removed)} 期:")
+        lines += [f"• {esc(i)}" for i in report.removed]
+    if report.refused:
+        lines.append(f"⚠️ 拒收 {len(report.refused)} 个文件:")
+        lines += [f"• {esc(r.name)}:{esc(r.reason)}" for r in report.refused]
+    lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
+    return "\n".join(lines)
+
+
+def stats_html(issues: int, articles: int, paragraphs: int, questions: int, subscribers: int) -> str:
+    return "\n".join(
+        [
+            "<b>统计</b>",
+            f"资料库:{issues} 期,{articles} 篇文章,{paragraphs} 段",
+            f"已回答问题:{questions} 个",
+            f"订阅:{subscribers} 个聊天",
+        ]
+    )
+
+
+def subscribed_html(keywords: Sequence[str]) -> str:
+    if keywords:
+        words = "、".join(esc(k) for k in keywords)
+        return f"✅ 已订阅:新一期报纸中提到 <b>{words}</b> 的文章会推送给您。\n取消订阅:/unsubscribe"
+    return (
+        "✅ 已订阅:每有新一期报纸,都会推送摘要给您。\n"
+        "只看某些主题:/subscribe 关键词1 关键词2\n取消订阅:/unsubscribe"
+    )
+
+
+def subscriptions_html(keywords: Sequence[str] | None) -> str:
+    if keywords is None:
+        return "您还没有订阅。发送 /subscribe 订阅新一期报纸摘要,或 /subscribe 关键词 只订阅相关文章。"
+    if keywords:
+        return f"当前订阅关键词:<b>{'、'.join(esc(k) for k in keywords)}</b>\n取消订阅:/unsubscribe"
+    return "当前订阅:每一期新报纸的摘要。\n取消订阅:/unsubscribe"
+
+
+def unsubscribed_html(was_subscribed: bool) -> str:
+    return "已取消订阅。" if was_subscribed else "您目前没有订阅,无需取消。"
+
+
+STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
+ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"
+NOT_ADMIN_HTML = "⛔ 只有管理员可以使用这个功能。"
+ASK_USAGE_HTML = "请在命令后面写上问题,例如:\n<code>/ask 漳县创建了多少个城区政协委员联络工作室?</code>"
+
+
+def flood_html(seconds: float) -> str:
+    return f"🙏 您提问太快了,请 {max(1, round(seconds))} 秒后再试。"
+
+
+def unknown_command_html(command: str) -> str:
+    return f"不认识的命令 {esc(command)}。\n\n{help_html()}"
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def to_plain(html_text: str) -> str:
+    """HTML reply → terminal text (console mode): drop tags, unescape entities."""
+    return html.unescape(_TAG.sub("", html_text))

@@ -1,0 +1,230 @@
+"""Chat layer service: the answer engine plus the bot's own state, with no Telegram in sight.
+
+Handlers and the terminal console both call this; every method is blocking and thread-safe,
+so async callers run it with `asyncio.to_thread`. It is also where the ingest log is written:
+every issue the engine reports as added, changed or removed — at startup, on /reload or on an
+upload — is recorded, making `ingest_log` the single source of "newly ingested issues".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.store import Store, Subscription
+from retrieval.engine import CorpusStats, Engine, ReloadReport
+from retrieval.model import Answer, Article, Paragraph
+
+log = logging.getLogger(__name__)
+
+# Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
+_WORDY = re.compile(r"\w", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class BotStats:
+    corpus: CorpusStats
+    questions: int
+    subscribers: int
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An answer plus the query-log id that 更多 buttons refer back to."""
+
+    answer: Answer
+    query_id: int | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a 原文 button resolves to."""
+
+    article: Article
+    paragraph: Paragraph | None  # None: the whole article was asked for
+
+
+class Stale(LookupError):
+    """A button refers to index content that a reload has changed or removed."""
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def is_chinese(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+class ChatService:
+    def __init__(self, engine: Engine, store: Store, settings: Settings) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self._reload_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> tuple[ChatService, ReloadReport]:
+        """Open the engine over the corpus folder and the store, logging what the engine ingested."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir))
+        store = Store(settings.db_path)
+        service = cls(engine, store, settings)
+        service.record(report)
+        return service, report
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def ask(
+        self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0
+    ) -> Asked:
+        """Answer a question (first page) and log it; the log id lets 更多 fetch later pages."""
+        question = self.clean(question)
+        started = time.perf_counter()
+        answer = self._answer(question, offset)
+        query_id = None
+        if offset == 0:
+            query_id = self.store.log_query(
+                question, answer.found, len(answer.hits), time.perf_counter() - started, chat_id, user_id
+            )
+        return Asked(answer, query_id, self.engine.generation)
+
+    def more(self, query_id: int, offset: int, generation: int) -> Asked:
+        """The next page of a logged question; Stale when the index changed since the first page."""
+        logged = self.store.logged_query(query_id)
+        if logged is None or generation != self.engine.generation:
+            raise Stale(query_id)
+        return Asked(self._answer(logged.question, offset), query_id, generation)
+
+    def clean(self, question: str) -> str:
+        """Collapse whitespace and cut to the configured length: a question, not an essay."""
+        question = " ".join(question.split())
+        return question[: self.settings.chat.max_question_chars]
+
+    def _answer(self, question: str, offset: int) -> Answer:
+        if not _WORDY.search(question):
+            # Emoji, punctuation or nothing at all: the engine has no terms to look for.
+            return Answer(question=question, found=False, message="没有可检索的文字,请用中文提一个问题。")
+        return self.engine.ask(question, k=self.settings.chat.results_per_page, offset=offset)
+
+    # -- sources (原文) -------------------------------------------------------------------------
+
+    def issue_key(self, issue: str) -> str:
+        """A short stand-in for the issue id inside 64-byte callback data."""
+        if _PLAIN_KEY.fullmatch(issue):
+            return issue
+        return self.store.issue_key(issue, "~" + hashlib.sha1(issue.encode("utf-8")).hexdigest()[:10])
+
+    def source(self, key: str, article: int, n: int | None, fp: str) -> Source:
+        """Resolve a 原文 button; raises Stale unless the text it was made for is still indexed."""
+        issue = self.store.issue_for_key(key) if key.startswith("~") else key
+        if issue is None:
+            raise Stale(key)
+        art = self.engine.article(issue, article)
+        if art is None:
+            raise Stale(key)
+        if n is None:
+            if fingerprint(art.title) != fp:
+                raise Stale(key)
+            return Source(art, None)
+        para = self.engine.paragraph(issue, article, n)
+        if para is None or fingerprint(para.text) != fp:
+            raise Stale(key)
+        return Source(art, para)
+
+    # -- corpus administration ----------------------------------------------------------------
+
+    def reload(self) -> ReloadReport:
+        """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile."""
+        with self._reload_lock:
+            report = self.engine.reload()
+            self.record(report)
+            return report
+
+    def add_file(self, name: str, data: bytes) -> ReloadReport:
+        """Validate and ingest an uploaded issue; raises BadIssueFile with a user-fit reason."""
+        with self._reload_lock:
+            report = self.engine.add_file(name, data)
+            self.record(report)
+            return report
+
+    def record(self, report: ReloadReport) -> None:
+        for summary in report.added:
+            self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs)
+        for summary in report.changed:
+            self.store.log_ingest(summary.id, "changed", summary.sha256, summary.articles, summary.paragraphs)
+        for issue in report.removed:
+            self.store.log_ingest(issue, "removed")
+        if report.changed_anything or report.refused:
+            log.info(
+                "ingest: +%d ~%d -%d, %d refused; now %d issues, %d paragraphs",
+                len(report.added),
+                len(report.changed),
+                len(report.removed),
+                len(report.refused),
+                report.issues,
+                report.paragraphs,
+            )
+
+    def stats(self) -> BotStats:
+        return BotStats(self.engine.stats(), self.store.query_count(), self.store.subscriber_count())
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, chat_id: int, keywords: list[str]) -> Subscription:
+        return self.store.subscribe(chat_id, keywords[:20])
+
+    def unsubscribe(self, chat_id: int) -> bool:
+        return self.store.unsubscribe(chat_id)
+
+    def subscription(self, chat_id: int) -> Subscription | None:
+        sub = self.store.subscription(chat_id)
+        return sub if sub is not None and sub.active else None
+
+
+class FloodGuard:
+    """Per-user sliding window: at most `count` questions per `seconds`.
+
+    `allow` says whether to answer; `warn` is true only for the first refusal in a burst,
+    so a flood gets one polite reply instead of one per message.
+    """
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self.count = count
+        self.seconds = seconds
+        self._seen: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    def check(self, user_id: int, now: float | None = None) -> tuple[bool, bool]:
+        """Returns (allow, warn)."""
+        if self.seconds <= 0:
+            return True, False
+        now = time.monotonic() if now is None else now
+        seen = self._seen.setdefault(user_id, deque())
+        while seen and now - seen[0] >= self.seconds:
+            seen.popleft()
+        if len(seen) < self.count:
+            seen.append(now)
+            self._warned.pop(user_id, None)
+            return True, False
+        first = user_id not in self._warned
+        self._warned[user_id] = now
+        return False, first
+
+    def retry_in(self, user_id: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        seen = self._seen.get(user_id)
+        return max(0.0, self.seconds - (now - seen[0])) if seen else 0.0

@@ -1,0 +1,276 @@
+"""Chat layer state: the one module that owns the SQLite schema.
+
+Migrations are an ordered list of SQL scripts; the number of scripts applied is recorded in
+`schema_migrations`, so adding a feature means appending one script to `MIGRATIONS` and never
+editing an old one. The store is shared by handlers running in worker threads, so every
+statement goes through one lock on one connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+# Append-only. Index i (0-based) is migration version i + 1.
+MIGRATIONS: list[str] = [
+    # 1: subscriptions, ingest log, query log
+    """
+    CREATE TABLE subscriptions (
+        chat_id    INTEGER PRIMARY KEY,
+        keywords   TEXT NOT NULL DEFAULT '',   -- space-separated; empty = every new issue
+        active     INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE ingest_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        issue       TEXT NOT NULL,
+        sha256      TEXT NOT NULL DEFAULT '',
+        ingested_at REAL NOT NULL,
+        articles    INTEGER NOT NULL DEFAULT 0,
+        paragraphs  INTEGER NOT NULL DEFAULT 0,
+        action      TEXT NOT NULL CHECK (action IN ('added', 'changed', 'removed'))
+    );
+    CREATE INDEX ingest_log_issue ON ingest_log (issue, id);
+    CREATE TABLE query_log (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        asked_at  REAL NOT NULL,
+        chat_id   INTEGER,
+        user_id   INTEGER,
+        question  TEXT NOT NULL,
+        found     INTEGER NOT NULL,
+        hits      INTEGER NOT NULL,
+        seconds   REAL NOT NULL
+    );
+    """,
+    # 2: short keys for issue ids too long for Telegram's 64-byte callback data
+    """
+    CREATE TABLE issue_keys (
+        key   TEXT PRIMARY KEY,
+        issue TEXT NOT NULL UNIQUE
+    );
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    chat_id: int
+    keywords: tuple[str, ...]
+    active: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class IngestEntry:
+    id: int
+    issue: str
+    sha256: str
+    ingested_at: float
+    articles: int
+    paragraphs: int
+    action: str
+
+
+@dataclass(frozen=True)
+class LoggedQuery:
+    id: int
+    chat_id: int | None
+    user_id: int | None
+    question: str
+
+
+class Store:
+    """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
+
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Handlers call the store from asyncio.to_thread workers: one connection, one lock.
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            if str(path) != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self, migrations: Sequence[str] = MIGRATIONS) -> int:
+        """Apply the scripts not yet recorded, in order; returns the schema version."""
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+            )
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            if current > len(migrations):
+                raise RuntimeError(
+                    f"database schema version {current} is newer than this code ({len(migrations)})"
+                )
+            for version in range(current + 1, len(migrations) + 1):
+                for statement in _statements(migrations[version - 1]):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+            return len(migrations)
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run statements atomically under the store's lock (also for other modules' tables)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, chat_id: int, keywords: Sequence[str] = ()) -> Subscription:
+        now = time.time()
+        words = " ".join(dict.fromkeys(k.strip() for k in keywords if k.strip()))
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO subscriptions (chat_id, keywords, active, created_at, updated_at)
+                   VALUES (?, ?, 1, ?, ?)
+                   ON CONFLICT (chat_id) DO UPDATE SET keywords = excluded.keywords, active = 1,
+                       updated_at = excluded.updated_at""",
+                (chat_id, words, now, now),
+            )
+        sub = self.subscription(chat_id)
+        assert sub is not None
+        return sub
+
+    def unsubscribe(self, chat_id: int) -> bool:
+        """Deactivate; returns False when there was no active subscription."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE subscriptions SET active = 0, updated_at = ? WHERE chat_id = ? AND active = 1",
+                (time.time(), chat_id),
+            )
+            return cur.rowcount > 0
+
+    def subscription(self, chat_id: int) -> Subscription | None:
+        rows = self.query("SELECT * FROM subscriptions WHERE chat_id = ?", (chat_id,))
+        return _subscription(rows[0]) if rows else None
+
+    def subscriptions(self) -> list[Subscription]:
+        """Active subscriptions, oldest first."""
+        rows = self.query("SELECT * FROM subscriptions WHERE active = 1 ORDER BY created_at, chat_id")
+        return [_subscription(r) for r in rows]
+
+    def subscriber_count(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM subscriptions WHERE active = 1")[0][0])
+
+    # -- ingest log ---------------------------------------------------------------------------
+
+    def log_ingest(
+        self, issue: str, action: str, sha256: str = "", articles: int = 0, paragraphs: int = 0
+    ) -> int | None:
+        """Record an ingest event; a repeat of the issue's last recorded state is skipped (returns None).
+
+        The log is what digests read as "new issues", so rebuilding the index from scratch (which
+        reports every issue as added again) must not make old issues look new.
+        """
+        with self.transaction() as conn:
+            last = conn.execute(
+                "SELECT action, sha256 FROM ingest_log WHERE issue = ? ORDER BY id DESC LIMIT 1", (issue,)
+            ).fetchone()
+            if last is not None:
+                if action == "removed" and last["action"] == "removed":
+                    return None
+                if action != "removed" and last["action"] != "removed" and last["sha256"] == sha256:
+                    return None
+            if action == "added" and last is not None and last["action"] != "removed":
+                action = "changed"
+            cur = conn.execute(
+                """INSERT INTO ingest_log (issue, sha256, ingested_at, articles, paragraphs, action)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                (issue, sha256, time.time(), articles, paragraphs, action),
+            )
+            return cur.lastrowid
+
+    def ingest_log(self, after_id: int = 0, limit: int = 1000) -> list[IngestEntry]:
+        rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [IngestEntry(**dict(r)) for r in rows]
+
+    # -- query log ----------------------------------------------------------------------------
+
+    def log_query(
+        self, question: str, found: bool, hits: int, seconds: float, chat_id: int | None, user_id: int | None
+    ) -> int:
+        with self.transaction() as conn:
+            cur = conn.execute(
+                """INSERT INTO query_log (asked_at, chat_id, user_id, question, found, hits, seconds)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (time.time(), chat_id, user_id, question, int(found), hits, seconds),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def logged_query(self, query_id: int) -> LoggedQuery | None:
+        rows = self.query("SELECT id, chat_id, user_id, question FROM query_log WHERE id = ?", (query_id,))
+        return LoggedQuery(**dict(rows[0])) if rows else None
+
+    def query_count(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM query_log")[0][0])
+
+    # -- issue keys ---------------------------------------------------------------------------
+
+    def issue_key(self, issue: str, key: str) -> str:
+        """Remember `key` → `issue`; returns the key stored for the issue (the first one wins)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO issue_keys (key, issue) VALUES (?, ?)", (key, issue))
+            row = conn.execute("SELECT key FROM issue_keys WHERE issue = ?", (issue,)).fetchone()
+            return str(row["key"])
+
+    def issue_for_key(self, key: str) -> str | None:
+        rows = self.query("SELECT issue FROM issue_keys WHERE key = ?", (key,))
+        return str(rows[0]["issue"]) if rows else None
+
+
+def _subscription(row: sqlite3.Row) -> Subscription:
+    return Subscription(
+        chat_id=row["chat_id"],
+        keywords=tuple(row["keywords"].split()),
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+    )
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (executescript would commit our transaction)."""
+    parts: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            parts.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        parts.append(buffer.strip())
+    return [p for p in parts if p]
