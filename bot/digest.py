@@ -120,13 +120,13 @@ def _spans(text: str, keywords: Sequence[str]) -> list[tuple[int, int]]:
     return merged
 
 
-def _highlight(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """HTML-escape text, bolding the spans; escaping piecewise keeps tags and entities intact."""
+def _highlight(text: str, spans: Sequence[tuple[int, int]], tag: str = "b") -> str:
+    """HTML-escape text, wrapping the spans in `tag`; escaping piecewise keeps tags and entities intact."""
     out: list[str] = []
     pos = 0
     for s, e in spans:
         out.append(html.escape(text[pos:s]))
-        out.append(f"<b>{html.escape(text[s:e])}</b>")
+        out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
         pos = e
     out.append(html.escape(text[pos:]))
     return "".join(out)
@@ -195,7 +195,8 @@ def _article_block(article: Article, keywords: Sequence[str]) -> str | None:
         return None
     headline = _trim(article.headline, _HEADLINE_MAX)
     mark = "📷 " if article.photo else "▪ "
-    first = f"{mark}<b>{_highlight(headline, _spans(headline, keywords))}</b>"
+    # Inside the bold headline a keyword is underlined: bold within bold would not show.
+    first = f"{mark}<b>{_highlight(headline, _spans(headline, keywords), 'u')}</b>"
     if article.kicker:
         first = f"{mark}<i>{html.escape(_trim(article.kicker, 40))}</i> · " + first[len(mark) :]
     if article.continuation:
@@ -397,7 +398,8 @@ def next_run(expression: str, timezone: tzinfo, now: datetime) -> datetime | Non
 # they subscribe (or re-subscribe after leaving), pointing at the newest ingest-log entry: they
 # get the issues ingested after subscribing, never a backlog of the whole archive. A trigger,
 # rather than a call in the /subscribe handler, so every path that subscribes (chat, console,
-# tests, a future admin tool) gets it within the same transaction.
+# tests, a future admin tool) gets it within the same transaction. (DELETE then INSERT, not
+# INSERT OR REPLACE: inside a trigger the outer statement's conflict policy wins.)
 DIGEST_MIGRATION = """
 CREATE TABLE digest_cursors (
     chat_id      INTEGER PRIMARY KEY REFERENCES subscriptions (chat_id) ON DELETE CASCADE,
@@ -411,13 +413,15 @@ INSERT INTO digest_cursors (chat_id, delivered_id)
     SELECT chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log) FROM subscriptions;
 CREATE TRIGGER digest_cursor_on_subscribe AFTER INSERT ON subscriptions
 BEGIN
-    INSERT OR REPLACE INTO digest_cursors (chat_id, delivered_id)
+    DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
+    INSERT INTO digest_cursors (chat_id, delivered_id)
         VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
 END;
 CREATE TRIGGER digest_cursor_on_resubscribe AFTER UPDATE OF active ON subscriptions
     WHEN NEW.active = 1 AND OLD.active = 0
 BEGIN
-    INSERT OR REPLACE INTO digest_cursors (chat_id, delivered_id)
+    DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
+    INSERT INTO digest_cursors (chat_id, delivered_id)
         VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
 END;
 """

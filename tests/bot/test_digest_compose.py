@@ -213,3 +213,10 @@ def test_a_different_zone_moves_the_firing_instant() -> None:
     assert shanghai is not None and london is not None
     assert shanghai.astimezone(UTC) == datetime(2024, 3, 2, 0, 0, tzinfo=UTC)
     assert london.astimezone(UTC) == datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_keyword_in_the_bold_headline_is_underlined_not_nested_bold() -> None:
+    issue = Issue(id="i", articles=(art("i", 0, "酒泉招商引资签约", "酒泉市签约项目12个。"),))
+    part = compose([DigestIssue(issue)], ["酒泉"])[0]
+    assert "▪ <b><u>酒泉</u>招商引资签约</b>" in part
+    assert "<b><b>" not in part
