@@ -210,10 +210,10 @@ class BM25Scorer:
     def segments(self) -> int:
         return len(self._segments)
 
-    def idf(self, token: str) -> float:
-        """rank-bm25's `idf.get(token) or 0`: floored idf, 0 for unknown tokens."""
+    def idf(self, token: str) -> float | None:
+        """rank-bm25's `idf[token]` (floored); None for a token no paragraph has (it scores 0)."""
         tid = self._vocab.get(token)
-        return 0.0 if tid is None else float(self._idf[tid])
+        return None if tid is None else float(self._idf[tid])
 
     def get_scores(self, query_tokens: Sequence[str]) -> FloatArray:
         """All paragraphs' scores, float64, equal to `BM25Okapi.get_scores` (duplicate tokens count twice)."""
@@ -227,10 +227,9 @@ class BM25Scorer:
                 scores[docs] += w
         return scores
 
-    def idf(self, token: str) -> float | None:
-        """The term's idf as rank-bm25 computes it (floored), or None for a term no paragraph has."""
-        value = self._bm25.idf.get(token)
-        return None if value is None else float(value)
+    def has_term(self, token: str) -> bool:
+        """Whether any paragraph has the token (answers weigh an unseen term as the rarest)."""
+        return token in self._vocab
 
     def top_k(
         self, query_tokens: Sequence[str], k: int, allowed: npt.NDArray[np.bool_] | None = None
