@@ -154,6 +154,7 @@ def test_term_in_exactly_half_scores_zero() -> None:
 
 def test_unknown_duplicated_and_empty_queries(corpus: list[list[str]], reference: BM25Okapi) -> None:
     ours = BM25Scorer(corpus)
+    assert ours.idf("不存在") is None
     np.testing.assert_array_equal(ours.get_scores(["不存在"]), np.zeros(len(corpus)))
     assert ours.top_k(["不存在"], 10) == []
     assert ours.top_k([], 10) == []
