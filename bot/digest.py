@@ -394,39 +394,6 @@ def next_run(expression: str, timezone: tzinfo, now: datetime) -> datetime | Non
 
 # ----------------------------------------------------------------------------- delivery
 
-# Appended to bot.store.MIGRATIONS. A subscriber's cursor is created by a trigger at the moment
-# they subscribe (or re-subscribe after leaving), pointing at the newest ingest-log entry: they
-# get the issues ingested after subscribing, never a backlog of the whole archive. A trigger,
-# rather than a call in the /subscribe handler, so every path that subscribes (chat, console,
-# tests, a future admin tool) gets it within the same transaction. (DELETE then INSERT, not
-# INSERT OR REPLACE: inside a trigger the outer statement's conflict policy wins.)
-DIGEST_MIGRATION = """
-CREATE TABLE digest_cursors (
-    chat_id      INTEGER PRIMARY KEY REFERENCES subscriptions (chat_id) ON DELETE CASCADE,
-    delivered_id INTEGER NOT NULL DEFAULT 0, -- last ingest_log id whose digest Telegram accepted in full
-    pending_upto INTEGER,                    -- ingest_log id the digest being sent covers; NULL = none
-    parts        TEXT NOT NULL DEFAULT '[]', -- that digest's messages (JSON), composed once, sent as stored
-    parts_sent   INTEGER NOT NULL DEFAULT 0, -- how many of them Telegram accepted
-    delivered_at REAL
-);
-INSERT INTO digest_cursors (chat_id, delivered_id)
-    SELECT chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log) FROM subscriptions;
-CREATE TRIGGER digest_cursor_on_subscribe AFTER INSERT ON subscriptions
-BEGIN
-    DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
-    INSERT INTO digest_cursors (chat_id, delivered_id)
-        VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
-END;
-CREATE TRIGGER digest_cursor_on_resubscribe AFTER UPDATE OF active ON subscriptions
-    WHEN NEW.active = 1 AND OLD.active = 0
-BEGIN
-    DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
-    INSERT INTO digest_cursors (chat_id, delivered_id)
-        VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
-END;
-"""
-
-
 class DigestStore(Protocol):
     """The parts of bot.store.Store that delivery uses."""
 

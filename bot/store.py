@@ -55,6 +55,44 @@ MIGRATIONS: list[str] = [
         issue TEXT NOT NULL UNIQUE
     );
     """,
+    # 3: digest cursors and runs (bot/digest.py, docs/digests.md). A subscriber's cursor is set by
+    # a trigger when they subscribe (or re-subscribe after leaving) to the newest ingest-log entry:
+    # they get issues ingested after subscribing, not the archive. A trigger, so every path that
+    # subscribes gets it in the same transaction; DELETE then INSERT because inside a trigger the
+    # outer statement's conflict policy overrides INSERT OR REPLACE.
+    """
+    CREATE TABLE digest_cursors (
+        chat_id      INTEGER PRIMARY KEY REFERENCES subscriptions (chat_id) ON DELETE CASCADE,
+        delivered_id INTEGER NOT NULL DEFAULT 0, -- last ingest_log id whose digest Telegram accepted in full
+        pending_upto INTEGER,                    -- ingest_log id the digest being sent covers; NULL = none
+        parts        TEXT NOT NULL DEFAULT '[]', -- that digest's messages (JSON), composed once
+        parts_sent   INTEGER NOT NULL DEFAULT 0, -- how many of them Telegram accepted
+        delivered_at REAL
+    );
+    INSERT INTO digest_cursors (chat_id, delivered_id)
+        SELECT chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log) FROM subscriptions;
+    CREATE TRIGGER digest_cursor_on_subscribe AFTER INSERT ON subscriptions
+    BEGIN
+        DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
+        INSERT INTO digest_cursors (chat_id, delivered_id)
+            VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
+    END;
+    CREATE TRIGGER digest_cursor_on_resubscribe AFTER UPDATE OF active ON subscriptions
+        WHEN NEW.active = 1 AND OLD.active = 0
+    BEGIN
+        DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
+        INSERT INTO digest_cursors (chat_id, delivered_id)
+            VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
+    END;
+    CREATE TABLE digest_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,  -- scheduled | resume | manual
+        started_at  REAL NOT NULL,
+        finished_at REAL,
+        messages    INTEGER NOT NULL DEFAULT 0,
+        summary     TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 
 
