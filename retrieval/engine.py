@@ -8,10 +8,17 @@ bot can run them in a worker thread (`asyncio.to_thread`) off the event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
+import threading
 from pathlib import Path
 
+from retrieval.answer import answer_shape, build_answer
+from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ScanResult, scan
 from retrieval.model import Answer, Article, Issue, Paragraph
-from retrieval.parse import BadIssueFile
+from retrieval.parse import BadIssueFile, parse_bytes
+from retrieval.search import POOL, analyze, candidates, rerank, term_weights
+
+MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
 
 __all__ = ["BadIssueFile", "CorpusStats", "Engine", "IssueSummary", "RefusedFile", "ReloadReport"]
 
@@ -57,41 +64,96 @@ class CorpusStats:
 
 
 class Engine:
-    """Interface; see retrieval/engine.py implementation below (filled in by the answer-engine work)."""
+    """Owns the current Index snapshot; readers never lock, writers are serialised."""
+
+    def __init__(self, corpus_dir: Path, data_dir: Path) -> None:
+        self.corpus_dir = Path(corpus_dir)
+        self.data_dir = Path(data_dir)
+        self._store = IndexStore(self.data_dir)
+        self._index: Index = Index.build(())
+        self._generation = 0
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, corpus_dir: Path, data_dir: Path) -> tuple[Engine, ReloadReport]:
         """Load the persisted index from data_dir, ingest what changed in corpus_dir, return the report."""
-        raise NotImplementedError
+        engine = cls(corpus_dir, data_dir)
+        return engine, engine.reload()
 
     @property
     def generation(self) -> int:
         """Increases by one at every index swap; lets callers detect stale references."""
-        raise NotImplementedError
+        return self._generation
 
     def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer:
         """Answer a question with up to k hits starting at rank offset+1, optionally only from `issues`."""
-        raise NotImplementedError
+        index = self._index  # one snapshot for the whole question, even if a reload swaps meanwhile
+        query = analyze(question[:MAX_QUESTION])
+        if index.scorer is None:
+            return Answer(question=question, found=False, message="语料库是空的: 还没有导入任何报纸。")
+        ranked = rerank(query, candidates(index, query, issues=issues, pool=max(POOL, offset + k)), answer_shape)
+        weights = term_weights(index, query.tokens + query.words) if query.tokens else {}
+        return build_answer(question, query, ranked, weights, k=k, offset=offset)
 
     def reload(self) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index."""
-        raise NotImplementedError
+        with self._write_lock:
+            result = scan(self.corpus_dir, self._store, self._index)
+            return self._swap(result)
 
     def add_file(self, name: str, data: bytes) -> ReloadReport:
         """Validate an uploaded issue file, save it into the corpus folder and ingest it.
 
         Raises BadIssueFile (nothing saved, index untouched) when it is not a usable issue.
         """
-        raise NotImplementedError
+        safe = Path(name).name
+        if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
+            raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
+        parse_bytes(safe, data)  # validate before anything touches the corpus folder
+        with self._write_lock:
+            self.corpus_dir.mkdir(parents=True, exist_ok=True)
+            target = self.corpus_dir / safe
+            tmp = target.with_name("." + safe + ".part")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            return self._swap(scan(self.corpus_dir, self._store, self._index))
+
+    def _swap(self, result: ScanResult) -> ReloadReport:
+        self._index = result.index
+        self._generation += 1
+
+        def summary(iid: str) -> IssueSummary:
+            issue = result.index.issues[iid].issue
+            return IssueSummary(iid, issue.source, issue.sha256, len(issue.articles), issue.paragraph_count)
+
+        return ReloadReport(
+            added=tuple(summary(i) for i in result.added),
+            changed=tuple(summary(i) for i in result.changed),
+            removed=tuple(result.removed),
+            unchanged=result.unchanged,
+            refused=tuple(RefusedFile(n, r) for n, r in result.refused),
+            issues=len(result.index.issues),
+            articles=result.index.article_count,
+            paragraphs=len(result.index.paragraphs),
+            seconds=result.seconds,
+        )
 
     def issue(self, issue_id: str) -> Issue | None:
-        raise NotImplementedError
+        ii = self._index.issues.get(issue_id)
+        return ii.issue if ii else None
 
     def article(self, issue_id: str, index: int) -> Article | None:
-        raise NotImplementedError
+        issue = self.issue(issue_id)
+        if issue is None or not 0 <= index < len(issue.articles):
+            return None
+        return issue.articles[index]
 
     def paragraph(self, issue_id: str, article: int, n: int) -> Paragraph | None:
-        raise NotImplementedError
+        art = self.article(issue_id, article)
+        if art is None or not 1 <= n <= len(art.paragraphs):
+            return None
+        return art.paragraphs[n - 1]
 
     def stats(self) -> CorpusStats:
-        raise NotImplementedError
+        index = self._index
+        return CorpusStats(len(index.issues), index.article_count, len(index.paragraphs), self._generation)

@@ -90,6 +90,17 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def query_words(text: str) -> list[str]:
+    """The question's words without their sub-words: one weight per concept when choosing sentences."""
+    stop = stopwords()
+    out: list[str] = []
+    for tok in segmenter().cut(normalize(text), HMM=True):
+        tok = tok.strip()
+        if tok and tok not in stop and not _PUNCT_OR_SPACE.match(tok):
+            out.append(tok)
+    return out
+
+
 def words(text: str) -> list[str]:
     """Plain segmentation (no sub-words, punctuation kept): for locating terms inside snippets."""
     return list(segmenter().cut(text, HMM=False))

@@ -1,0 +1,236 @@
+"""Pipeline stage: ranked candidates → Answer with snippets, highlights, a short answer and citations.
+
+A snippet is the sentence of the paragraph that carries the question's terms, not its
+first hundred characters. 几/多少/谁/何时/哪里 questions get a short direct answer when
+the best snippet holds one; it is always shown with its citation.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import jieba.posseg
+
+from retrieval.index import context_text
+from retrieval.model import Answer, Citation, Hit
+from retrieval.search import Candidate, Query
+from retrieval.tokenizer import normalize, segmenter
+
+SNIPPET_MAX = 160
+_SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
+_CLAUSE = re.compile(r"[^,;:。!?]+")
+_NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
+_COUNTED = re.compile(_NUM + r"(?:余|多)?(?:万|亿)?(?:场次|人次|批次|件次|[个名件条次家项位场株人户篇期元批座所公顷倍])")
+_DATE = re.compile(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
+_WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
+_NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
+_ROLES = ("主席", "书记", "主任", "委员", "组长", "部长", "局长", "市长", "县长", "院长", "总经理", "教授")
+_NAME_STOP = re.compile(r"(主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|、|,)")
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def _term_weight(query: Query, weights: dict[str, float], text: str) -> float:
+    """Weight of the question's words present in text; a word absent but for a part of it
+    (武威市政协 → 市政协) earns that part's share. Sub-words never count twice."""
+    t = normalize(text)
+    total = 0.0
+    for word in query.words:
+        w = weights.get(word, 0.0)
+        if word in t:
+            total += w
+            continue
+        parts = [p for p in query.tokens if p != word and p in word and p in t]
+        if parts:
+            best = max(parts, key=len)
+            total += weights.get(best, 0.0) * len(best) / len(word)
+    return total
+
+
+def answer_shape(query: Query, text: str) -> float:
+    """How well text holds the kind of thing the question asks for: 1.0 (not at all) to 1.5625."""
+    factor = 1.0
+    if query.kind == "count" and _COUNTED.search(text):
+        factor *= 1.25
+        if query.unit and re.search(_NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(query.unit), text):
+            factor *= 1.25
+    elif query.kind == "when" and _DATE.search(text):
+        factor *= 1.25
+    elif query.kind == "who" and any(r in text for r in _ROLES if r in query.text):
+        factor *= 1.25
+    elif query.kind == "what" and _NAMED.search(text):
+        factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
+    elif query.kind == "which" and (text.count("、") >= 2 or _NAMED.search(text)):
+        factor *= 1.25  # 哪些 answers are lists: A、B、C
+    return factor
+
+
+def best_snippet(query: Query, weights: dict[str, float], text: str, context: str = "") -> str:
+    """The sentence carrying most of the question's weight, in the shape of the answer asked for.
+
+    Terms the article's headline or section already supplies (the place, the meeting) count half:
+    the snippet should carry what the question asks beyond the context.
+    """
+    sents = sentences(text) or [text]
+    if len(text) <= 80:
+        return text
+    ctx = normalize(context)
+    local = {t: (w * 0.5 if t in ctx else w) for t, w in weights.items()}
+
+    def score(s: str) -> float:
+        return _term_weight(query, local, s) * answer_shape(query, s)
+
+    i = max(range(len(sents)), key=lambda k: (score(sents[k]), -k))
+    snippet = sents[i].strip()
+    if len(snippet) < 25 and i + 1 < len(sents):  # a lead-in like "深入开展主题教育。" says nothing alone
+        snippet += sents[i + 1].strip()
+    if len(snippet) > SNIPPET_MAX:
+        snippet = _window(snippet, query)
+    return snippet
+
+
+def _window(sentence: str, query: Query) -> str:
+    """Crop a very long sentence around its densest run of terms."""
+    low = normalize(sentence)
+    positions = sorted(m.start() for t in query.tokens for m in re.finditer(re.escape(t), low))
+    if not positions:
+        return sentence[:SNIPPET_MAX] + "…"
+    best = max(positions, key=lambda p: sum(1 for q in positions if p <= q < p + SNIPPET_MAX))
+    start = max(0, best - 20)
+    end = min(len(sentence), start + SNIPPET_MAX)
+    return ("…" if start else "") + sentence[start:end] + ("…" if end < len(sentence) else "")
+
+
+def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Non-overlapping [start, end) spans of the terms in text, longest terms first."""
+    low = normalize(text)
+    if len(low) != len(text):  # normalisation changed lengths: spans would be off, show none
+        return ()
+    taken = [False] * len(text)
+    spans: list[tuple[int, int]] = []
+    for term in sorted(set(terms), key=len, reverse=True):
+        if len(term) < 2 and not term.isdigit():
+            continue
+        for m in re.finditer(re.escape(term), low):
+            if not any(taken[m.start() : m.end()]):
+                spans.append((m.start(), m.end()))
+                for k in range(m.start(), m.end()):
+                    taken[k] = True
+    return tuple(sorted(spans))
+
+
+@cache
+def _pos() -> jieba.posseg.POSTokenizer:
+    return jieba.posseg.POSTokenizer(segmenter())
+
+
+def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
+    if query.kind == "count":
+        return _count_answer(query, weights, snippet)
+    if query.kind == "who":
+        return _who_answer(query, snippet)
+    if query.kind == "when":
+        m = _DATE.search(snippet)
+        return m.group(0) if m else None
+    if query.kind == "where":
+        m = _WHERE.search(snippet)
+        return m.group(1) if m else None
+    return None
+
+
+def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
+    clauses = [c.strip() for c in _CLAUSE.findall(snippet) if c.strip()]
+    best: tuple[float, int] | None = None
+    for i, clause in enumerate(clauses):
+        if not _COUNTED.search(clause):
+            continue
+        s = _term_weight(query, weights, clause) + 0.01
+        if query.unit and re.search(_NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(query.unit), clause):
+            s *= 2
+        if best is None or s > best[0]:
+            best = (s, i)
+    if best is None:
+        return None
+    i = best[1]
+    answer = clauses[i]
+    # "已落地4个项目,总投资70亿元": a following total belongs to the same fact
+    if i + 1 < len(clauses) and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1]) and _COUNTED.search(
+        clauses[i + 1]
+    ):
+        answer += "," + clauses[i + 1]
+    return answer
+
+
+def _who_answer(query: Query, snippet: str) -> str | None:
+    roles = [r for r in _ROLES if r in query.text] or list(_ROLES)
+    words = list(_pos().cut(snippet))
+    names = []
+    pos = 0
+    for w in words:
+        if w.flag == "nr" and 2 <= len(w.word) <= 4:
+            names.append((pos, w.word))
+        pos += len(w.word)
+    role_ends = [m.end() for r in roles for m in re.finditer(r, snippet)]
+    for end in sorted(role_ends):
+        after = [n for p, n in names if p >= end and p - end <= 2]
+        if after:
+            return after[0]
+        m = re.match(r"([\u4e00-\u9fff]{2,3}?)" + _NAME_STOP.pattern, snippet[end:])
+        if m:
+            return m.group(1)
+    return names[0][1] if names else None
+
+
+def build_answer(
+    question: str,
+    query: Query,
+    ranked: list[Candidate],
+    weights: dict[str, float],
+    k: int = 3,
+    offset: int = 0,
+) -> Answer:
+    if not query.tokens:
+        return Answer(
+            question=question,
+            found=False,
+            message="请提一个具体的问题, 例如 “酒泉市政协2023年落地了几个项目?”",
+        )
+    if not ranked:
+        return Answer(
+            question=question,
+            found=False,
+            terms=query.tokens,
+            message="没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。",
+        )
+    hits: list[Hit] = []
+    for rank, cand in enumerate(ranked[offset : offset + k], start=offset + 1):
+        snippet = best_snippet(query, weights, cand.paragraph.text, context_text(cand.article, cand.paragraph))
+        hits.append(
+            Hit(
+                rank=rank,
+                score=cand.score,
+                paragraph=cand.paragraph,
+                citation=Citation(
+                    issue=cand.paragraph.issue,
+                    article=cand.paragraph.article,
+                    headline=cand.article.title,
+                    paragraph=cand.paragraph.n,
+                ),
+                snippet=snippet,
+                highlights=highlights(snippet, query.tokens),
+            )
+        )
+    short = short_answer(query, weights, hits[0].snippet) if hits and offset == 0 else None
+    return Answer(
+        question=question,
+        found=bool(hits),
+        short_answer=short,
+        hits=tuple(hits),
+        terms=query.tokens,
+        offset=offset,
+        total=len(ranked),
+        message=None if hits else "没有更多结果了。",
+    )
