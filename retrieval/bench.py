@@ -1,0 +1,660 @@
+"""Benchmark: a synthetic archive at archive scale, measured end to end (issue 5).
+
+`python -m retrieval.bench` (or `python -m bot bench`) generates realistic issue files from the
+seed issues' sentences (places and numbers varied, the seeds' layout: kickers, headlines,
+subtitles, bylines, datelines, section headings), at 10k, 100k and 1M paragraphs, and measures
+in one run, each phase in a fresh process so memory and cold start are honest:
+
+  ingest      first ingest of the archive through the engine (parse, tokenize, index, persist)
+  serve       cold start from the persisted index, ranking latency (BM25Scorer.top_k) and full-ask
+              latency (Engine.ask: tokenize, rank, snippet, short answer), adding one issue + swap
+  reference   rank_bm25.BM25Okapi.get_scores (and bm25s when installed) on the same tokens,
+              with a top-10 parity check of our ranking against rank-bm25
+
+Results go to docs/benchmarks.md (or --output), with the machine and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+RANK_K = 10
+_SENTENCE = re.compile(r"[^。;!?]*[。;!?]?")
+_NUMBER = re.compile(r"\d+")
+_FACT = re.compile(r"([\u4e00-\u9fff“”、]{4,24}?)(\d+)(个|名|次|场次|项|件|人次|人|家|期|条|万元|亿元)")
+
+
+# -- synthetic archive --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedArticle:
+    headline: str
+    subtitle: str | None
+    kicker: str | None
+    column: str | None
+    sections: tuple[str, ...]
+    paragraphs: int
+
+
+class ArchiveGenerator:
+    """Issue files in the seeds' layout, from the seeds' sentences with places and numbers varied.
+
+    Varying numbers and places keeps the vocabulary growing with the archive as a real one does
+    (numbers, dates and names are most of a newspaper's new terms), so posting lists and the
+    vocabulary have realistic sizes rather than 5 issues repeated.
+    """
+
+    def __init__(self, seed: int = 1, seeds_dir: Path = SEEDS) -> None:
+        from retrieval.parse import parse_file
+        from retrieval.tokenizer import places
+
+        self.rng = random.Random(seed)
+        self.articles: list[SeedArticle] = []
+        self.sentences: list[str] = []
+        names: set[str] = set()
+        for path in sorted(seeds_dir.glob("*.txt")):
+            issue = parse_file(path)
+            for a in issue.articles:
+                if not a.paragraphs:
+                    continue
+                sections = tuple(dict.fromkeys(p.section for p in a.paragraphs if p.section))
+                self.articles.append(
+                    SeedArticle(a.headline, a.subtitle, a.kicker, a.column, sections, len(a.paragraphs))
+                )
+                if a.byline:
+                    names.update(n for n in a.byline.split() if 2 <= len(n) <= 3)
+                for p in a.paragraphs:
+                    self.sentences.extend(s for s in _SENTENCE.findall(p.text) if len(s) >= 8)
+        self.names = sorted(names) or ["张明"]
+        self.places = sorted({short for short in places().values() if len(short) >= 2})
+        self._place_rx = re.compile("|".join(sorted(map(re.escape, self.places), key=len, reverse=True)))
+
+    def _vary(self, text: str, place: str) -> str:
+        def number(m: re.Match[str]) -> str:
+            digits = m.group(0)
+            if len(digits) == 4 and digits.startswith("20"):
+                return str(self.rng.randint(2010, 2025))
+            if len(digits) <= 2:  # days, months, small counts
+                return str(self.rng.randint(1, 28))
+            hi = 10 ** len(digits) - 1
+            return str(self.rng.randint(1 if len(digits) == 1 else 10 ** (len(digits) - 1), hi))
+
+        text = self._place_rx.sub(
+            lambda m: place if self.rng.random() < 0.7 else self.rng.choice(self.places), text
+        )
+        return _NUMBER.sub(number, text)
+
+    def paragraph(self, place: str) -> str:
+        n = self.rng.choice((1, 2, 2, 3, 3, 4))
+        return "".join(self._vary(self.rng.choice(self.sentences), place) for _ in range(n))
+
+    def issue(self, number: int, paragraphs: int) -> tuple[str, str]:
+        """(file name, text) of one issue with about `paragraphs` paragraphs."""
+        rng = self.rng
+        lines: list[str] = []
+        left = paragraphs
+        while left > 0:
+            art = rng.choice(self.articles)
+            place = rng.choice(self.places)
+            count = min(left, max(1, int(art.paragraphs * rng.uniform(0.6, 1.4))))
+            left -= count
+            if art.column and rng.random() < 0.5:
+                lines.append(art.column)
+            if art.kicker or rng.random() < 0.2:
+                lines.append(f"{place}政协")
+            head = self._vary(art.headline, place)
+            lines.append(f"## {head}" if rng.random() < 0.3 else head)
+            if art.subtitle:
+                lines.append("——" + self._vary(art.subtitle.lstrip("—"), place))
+            if rng.random() < 0.3:
+                lines.append(f"□ 通讯员 {rng.choice(self.names)}")
+            sections = list(art.sections)
+            for i in range(count):
+                if sections and i and rng.random() < 0.2:
+                    lines.append(self._vary(sections.pop(0), place))
+                text = self.paragraph(place)
+                if i == 0 and rng.random() < 0.6:
+                    who, month, day = rng.choice(self.names), rng.randint(1, 12), rng.randint(1, 28)
+                    text = f"本报{place}讯(通讯员{who}){month}月{day}日," + text
+                lines.append(text)
+            if rng.random() < 0.4:
+                lines.append(f"({rng.choice(self.names)} {rng.choice(self.names)})")
+        text = "\n\n".join(lines) + "\n"
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"{number:06d}_{digest}.txt", text
+
+    def question(self) -> str:
+        """A how-many question about a random fact sentence, like the development questions."""
+        while True:
+            sentence = self.rng.choice(self.sentences)
+            m = _FACT.search(sentence)
+            if m:
+                place = self.rng.choice(self.places)
+                return f"{place}{self._vary(m.group(1), place)}多少{m.group(3)}"
+
+
+def generate(corpus_dir: Path, paragraphs: int, seed: int, per_issue: int = 34) -> int:
+    """Write issue files until about `paragraphs` paragraphs; reuse the folder if already complete."""
+    stamp = corpus_dir / ".generated.json"
+    want = {"paragraphs": paragraphs, "seed": seed, "per_issue": per_issue, "version": 1}
+    if stamp.exists() and json.loads(stamp.read_text()) == want:
+        return len(list(corpus_dir.glob("*.txt")))
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    for old in corpus_dir.glob("*.txt"):
+        old.unlink()
+    gen = ArchiveGenerator(seed)
+    n = 0
+    while n * per_issue < paragraphs:
+        name, text = gen.issue(n, min(per_issue, paragraphs - n * per_issue))
+        (corpus_dir / name).write_text(text, encoding="utf-8")
+        n += 1
+    stamp.write_text(json.dumps(want))
+    return n
+
+
+# -- measurements (each phase runs in its own process) ------------------------------------------
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "max_ms": float(ms.max()),
+        "n": len(ms),
+    }
+
+
+def phase_ingest(corpus: Path, data: Path) -> dict[str, Any]:
+    from retrieval.engine import Engine
+
+    before = os.times()
+    seconds, (engine, report) = _timed(lambda: Engine.open(corpus, data))
+    after = os.times()
+    cpu = (
+        (after.user - before.user)
+        + (after.system - before.system)
+        + (after.children_user - before.children_user)
+        + (after.children_system - before.children_system)
+    )
+    stats = engine.stats()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "cores_busy": cpu / seconds,
+        "cpu_count": os.cpu_count(),
+        "issues": stats.issues,
+        "articles": stats.articles,
+        "paragraphs": stats.paragraphs,
+        "added": len(report.added),
+        "refused": len(report.refused),
+        "peak_rss_mb": _peak_mb(),
+        "peak_rss_workers_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+        "chars": sum(p.stat().st_size for p in corpus.glob("*.txt")),
+    }
+
+
+def phase_serve(
+    corpus: Path, data: Path, questions: list[str], add_paragraphs: int, seed: int
+) -> dict[str, Any]:
+    from retrieval.engine import Engine
+    from retrieval.search import analyze
+
+    rss0 = _rss_mb()
+    cold, (engine, report) = _timed(lambda: Engine.open(corpus, data))
+    rss_open = _rss_mb()
+    out: dict[str, Any] = {
+        "cold_start_s": cold,
+        "rss_after_open_mb": rss_open,
+        "rss_interpreter_mb": rss0,
+        "reingested_on_start": len(report.added) + len(report.changed),
+        "paragraphs": engine.stats().paragraphs,
+    }
+    index = engine._index
+    scorer = index.scorer
+    assert scorer is not None
+    token_lists = [list(analyze(q).tokens) for q in questions]
+    for toks in token_lists[:5]:
+        scorer.top_k(toks, RANK_K)
+    rank_times = [_timed(lambda t=toks: scorer.top_k(t, RANK_K))[0] for toks in token_lists]  # type: ignore[misc]
+    pool_times = [_timed(lambda t=toks: scorer.top_k(t, 50))[0] for toks in token_lists]  # type: ignore[misc]
+    dense_times = [_timed(lambda t=toks: scorer.get_scores(t))[0] for toks in token_lists[:50]]  # type: ignore[misc]
+    ask_times = []
+    found = 0
+    for q in questions:
+        dt, answer = _timed(lambda q=q: engine.ask(q))  # type: ignore[misc]
+        ask_times.append(dt)
+        found += answer.found
+    out |= {
+        "rank_top10": _percentiles(rank_times),
+        "rank_top50": _percentiles(pool_times),
+        "get_scores": _percentiles(dense_times),
+        "ask": _percentiles(ask_times),
+        "ask_found": found,
+        "query_tokens_mean": float(np.mean([len(t) for t in token_lists])),
+        "rss_after_queries_mb": _rss_mb(),
+    }
+    gen = ArchiveGenerator(seed + 7919)
+    name, text = gen.issue(10**6 - 1, add_paragraphs)
+    gen_before = engine.generation
+    add_s, rep = _timed(lambda: engine.add_file(name, text.encode("utf-8")))
+    assert engine.generation == gen_before + 1 and rep.added, "the added issue was not swapped in"
+    out |= {
+        "add_issue_s": add_s,
+        "add_issue_paragraphs": rep.added[0].paragraphs,
+        "paragraphs_after_add": engine.stats().paragraphs,
+        "peak_rss_mb": _peak_mb(),
+        "rss_end_mb": _rss_mb(),
+        "queries": token_lists,
+    }
+    (corpus / name).unlink()  # leave the archive as generated for the next run
+    return out
+
+
+def _corpus_tokens(scorer: Any) -> list[list[str]]:
+    """Every paragraph's tokens (multiset, terms in first-appearance order) rebuilt from the postings."""
+    from scipy import sparse
+
+    terms = list(scorer._vocab)
+    rows, cols, vals = [], [], []
+    for seg in scorer._segments:
+        rows.append(np.asarray(seg.docs, dtype=np.int64))
+        cols.append(np.repeat(np.asarray(seg.terms, dtype=np.int64), np.diff(np.asarray(seg.indptr))))
+        vals.append(np.asarray(seg.tf, dtype=np.int64))
+    m = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(scorer.size, len(terms))
+    )
+    m.sort_indices()
+    out = []
+    indptr, indices, data = m.indptr, m.indices, m.data
+    for d in range(scorer.size):
+        lo, hi = indptr[d], indptr[d + 1]
+        doc: list[str] = []
+        for t, c in zip(indices[lo:hi].tolist(), data[lo:hi].tolist(), strict=True):
+            doc.extend([terms[t]] * c)
+        out.append(doc)
+    return out
+
+
+def phase_reference(corpus: Path, data: Path, queries: list[list[str]], n_reference: int) -> dict[str, Any]:
+    from rank_bm25 import BM25Okapi
+
+    from retrieval.engine import Engine
+
+    engine, _ = Engine.open(corpus, data)
+    scorer = engine._index.scorer
+    assert scorer is not None
+    t0 = time.perf_counter()
+    docs = _corpus_tokens(scorer)
+    rebuild_s = time.perf_counter() - t0
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    ref = BM25Okapi(docs)
+    build_s = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "rank_bm25_build_s": build_s,
+        "rank_bm25_index_rss_mb": _rss_mb() - rss0,
+        "tokens_rebuild_s": rebuild_s,
+    }
+    times, same, checked = [], 0, 0
+    for q in queries[:n_reference]:
+        t0 = time.perf_counter()
+        scores = np.asarray(ref.get_scores(q))
+        times.append(time.perf_counter() - t0)
+        order = np.argsort(-scores, kind="stable")[:RANK_K]
+        want = [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+        got = scorer.top_k(q, RANK_K)
+        checked += 1
+        same += [d for d, _ in got] == [d for d, _ in want] and all(
+            abs(a - b) <= 1e-6 * abs(b) for (_, a), (_, b) in zip(got, want, strict=True)
+        )
+    out |= {
+        "rank_bm25_get_scores": _percentiles(times),
+        "parity_checked": checked,
+        "parity_identical": same,
+        "peak_rss_mb": _peak_mb(),
+    }
+    del ref
+    try:
+        import bm25s
+    except ImportError:
+        out["bm25s"] = None
+        return out
+    vocab = {t: i for i, t in enumerate(scorer._vocab)}
+    ids = [[vocab[t] for t in d] for d in docs]
+    del docs
+    model = bm25s.BM25(method="robertson", k1=1.5, b=0.75)
+    build_s, _ = _timed(lambda: model.index((ids, vocab), show_progress=False))
+    known = [[t for t in q if t in vocab] or [next(iter(vocab))] for q in queries]
+    model.retrieve([known[0]], k=RANK_K, show_progress=False, n_threads=1)
+    times, overlap = [], []
+    for q in known:
+        dt, (res, _s) = _timed(lambda q=q: model.retrieve([q], k=RANK_K, show_progress=False, n_threads=1))  # type: ignore[misc]
+        times.append(dt)
+        ours = {d for d, _ in scorer.top_k(q, RANK_K)}
+        if ours:
+            overlap.append(len(ours & {int(x) for x in res[0]}) / len(ours))
+    out["bm25s"] = {
+        "version": bm25s.__version__,
+        "method": "robertson",
+        "build_s": build_s,
+        "retrieve": _percentiles(times),
+        "overlap_at_10": float(np.mean(overlap)) if overlap else None,
+    }
+    return out
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def _run_phase(args: list[str], log: Path) -> dict[str, Any]:
+    """One phase in a fresh interpreter; its JSON result is the last line of stdout."""
+    cmd = [sys.executable, "-m", "retrieval.bench", *args]
+    with log.open("a") as err:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"phase failed ({proc.returncode}): {' '.join(cmd)}; see {log}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("numpy", "scipy", "jieba", "rank_bm25", "bm25s"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            versions[mod] = "0.2.2" if mod == "rank_bm25" else "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        **versions,
+    }
+
+
+def _n_reference(paragraphs: int) -> int:
+    return 200 if paragraphs <= 20_000 else 20 if paragraphs <= 200_000 else 5
+
+
+def run(
+    sizes: list[str],
+    workdir: Path,
+    n_questions: int,
+    seed: int,
+    add_paragraphs: int,
+    output: Path | None,
+    command: str,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "command": command, "sizes": {}}
+    log = workdir / "bench.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for label in sizes:
+        paragraphs = SIZES[label.lower()]
+        root = workdir / label.lower()
+        corpus, data = root / "corpus", root / "data"
+        print(f"[{label}] generating …", file=sys.stderr, flush=True)
+        gen_s, issues = _timed(lambda c=corpus, p=paragraphs: generate(c, p, seed))  # type: ignore[misc]
+        gen = ArchiveGenerator(seed + 1)
+        questions = [gen.question() for _ in range(n_questions)]
+        qfile = root / "questions.json"
+        qfile.write_text(json.dumps(questions, ensure_ascii=False))
+        if data.exists():
+            import shutil
+
+            shutil.rmtree(data)
+        common = ["--corpus", str(corpus), "--data", str(data)]
+        print(f"[{label}] ingest of {issues} files …", file=sys.stderr, flush=True)
+        res: dict[str, Any] = {"generate_s": gen_s, "files": issues}
+        res["ingest"] = _run_phase(["--phase", "ingest", *common], log)
+        print(f"[{label}] serve …", file=sys.stderr, flush=True)
+        res["serve"] = _run_phase(
+            [
+                "--phase",
+                "serve",
+                *common,
+                "--questions-file",
+                str(qfile),
+                "--add-paragraphs",
+                str(add_paragraphs),
+                "--seed",
+                str(seed),
+            ],
+            log,
+        )
+        queries = res["serve"].pop("queries")
+        qtok = root / "query_tokens.json"
+        qtok.write_text(json.dumps(queries, ensure_ascii=False))
+        print(f"[{label}] reference …", file=sys.stderr, flush=True)
+        res["reference"] = _run_phase(
+            [
+                "--phase",
+                "reference",
+                *common,
+                "--questions-file",
+                str(qtok),
+                "--reference-queries",
+                str(_n_reference(paragraphs)),
+            ],
+            log,
+        )
+        results["sizes"][label] = res
+        (workdir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
+        if output:
+            output.write_text(render(results), encoding="utf-8")
+    return results
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    sizes = results["sizes"]
+    cols = list(sizes)
+    lines = [
+        "# Benchmarks: archive scale (issue 5)",
+        "",
+        "All figures below come from one run of:",
+        "",
+        f"    {results['command']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GiB RAM; {m['os']}; Python {m['python']}; "
+        f"numpy {m['numpy']}, scipy {m['scipy']}, jieba {m['jieba']}, rank-bm25 {m['rank_bm25']}, "
+        f"bm25s {m['bm25s']}.",
+        "",
+        "The archive is synthetic: issue files in the seeds' layout (kickers, headlines, subtitles, bylines, "
+        "datelines, section headings) made of the seed issues' sentences with places and numbers varied; "
+        "questions are how-many questions built the same way. Each phase runs in a fresh process. "
+        "Ranking is `BM25Scorer.top_k` on the question's tokens; a full ask is `Engine.ask` (tokenize, "
+        "rank 50 candidates, coverage checks, snippet, short answer).",
+        "",
+        "| | " + " | ".join(cols) + " | bar (1M) |",
+        "| --- | " + " | ".join("---:" for _ in cols) + " | --- |",
+    ]
+
+    def row(name: str, fn: Callable[[dict[str, Any]], str], bar: str = "") -> None:
+        vals = []
+        for c in cols:
+            try:
+                vals.append(fn(sizes[c]))
+            except (KeyError, TypeError):
+                vals.append("–")
+        lines.append(f"| {name} | " + " | ".join(vals) + f" | {bar} |")
+
+    row("issue files", lambda s: f"{s['files']:,}")
+    row("paragraphs indexed", lambda s: f"{s['ingest']['paragraphs']:,}")
+    row("text (MB)", lambda s: _f(s["ingest"]["chars"] / 1e6))
+    row("first ingest (s)", lambda s: _f(s["ingest"]["seconds"]))
+    row(
+        "ingest CPU / wall (cores busy)",
+        lambda s: f"{s['ingest']['cores_busy']:.2f} of {s['ingest']['cpu_count']}",
+        "every core",
+    )
+    row(
+        "ingest peak RSS, main / per worker (MB)",
+        lambda s: f"{_f(s['ingest']['peak_rss_mb'], 0)} / {_f(s['ingest']['peak_rss_workers_mb'], 0)}",
+    )
+    row("cold start (s)", lambda s: _f(s["serve"]["cold_start_s"], 2), "≤ 5 s")
+    row("RSS after cold start (MB)", lambda s: _f(s["serve"]["rss_after_open_mb"], 0), "≤ 1.5 GB")
+    row("RSS after all queries (MB)", lambda s: _f(s["serve"]["rss_after_queries_mb"], 0))
+    row(
+        "ranking top-10 p50 / p99 (ms)",
+        lambda s: (
+            f"{_f(s['serve']['rank_top10']['p50_ms'], 2)} / {_f(s['serve']['rank_top10']['p99_ms'], 2)}"
+        ),
+        "≤ 3 / ≤ 20 ms",
+    )
+    row(
+        "ranking top-50 p50 / p99 (ms)",
+        lambda s: (
+            f"{_f(s['serve']['rank_top50']['p50_ms'], 2)} / {_f(s['serve']['rank_top50']['p99_ms'], 2)}"
+        ),
+    )
+    row(
+        "BM25Scorer.get_scores (all scores) p50 / p99 (ms)",
+        lambda s: (
+            f"{_f(s['serve']['get_scores']['p50_ms'], 2)} / {_f(s['serve']['get_scores']['p99_ms'], 2)}"
+        ),
+    )
+    row(
+        "rank_bm25 get_scores p50 / p99 (ms)",
+        lambda s: (
+            f"{_f(s['reference']['rank_bm25_get_scores']['p50_ms'], 0)} / "
+            f"{_f(s['reference']['rank_bm25_get_scores']['p99_ms'], 0)} "
+            f"(n={s['reference']['rank_bm25_get_scores']['n']})"
+        ),
+    )
+    row("rank_bm25 index RSS (MB)", lambda s: _f(s["reference"]["rank_bm25_index_rss_mb"], 0))
+    row(
+        "bm25s retrieve top-10 p50 / p99 (ms)",
+        lambda s: (
+            f"{_f(s['reference']['bm25s']['retrieve']['p50_ms'], 2)} / "
+            f"{_f(s['reference']['bm25s']['retrieve']['p99_ms'], 2)}"
+        ),
+    )
+    row(
+        "bm25s top-10 overlap with rank-bm25 ranking",
+        lambda s: _f(s["reference"]["bm25s"]["overlap_at_10"], 2),
+    )
+    row(
+        "top-10 identical to rank_bm25 (queries)",
+        lambda s: f"{s['reference']['parity_identical']}/{s['reference']['parity_checked']}",
+        "all",
+    )
+    row(
+        "full ask p50 / p99 (ms)",
+        lambda s: f"{_f(s['serve']['ask']['p50_ms'], 2)} / {_f(s['serve']['ask']['p99_ms'], 2)}",
+        "p50 ≤ 10 ms",
+    )
+    row("questions answered (found)", lambda s: f"{s['serve']['ask_found']}/{s['serve']['ask']['n']}")
+    row(
+        "add one issue + swap (s)",
+        lambda s: f"{_f(s['serve']['add_issue_s'], 2)} ({s['serve']['add_issue_paragraphs']} ¶)",
+        "≤ 2 s",
+    )
+    lines += [
+        "",
+        "Raw figures: `results.json` in the work folder; query tokens per question mean: "
+        + ", ".join(f"{c}: {_f(sizes[c]['serve'].get('query_tokens_mean'))}" for c in cols)
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="bench",
+        description="Generate a synthetic archive and measure ingest, "
+        "cold start, ranking, full ask and incremental add against rank-bm25.",
+    )
+    p.add_argument("--sizes", default="10k,100k,1M", help="comma-separated: 1k, 10k, 100k, 1M")
+    p.add_argument("--workdir", type=Path, default=Path("bench-work"), help="where archives and indexes go")
+    p.add_argument("--questions", type=int, default=200, help="questions per size")
+    p.add_argument("--add-paragraphs", type=int, default=100, help="size of the issue added at the end")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--output", type=Path, default=Path("docs/benchmarks.md"), help="markdown report ('-' for none)"
+    )
+    p.add_argument("--phase", choices=["ingest", "serve", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--questions-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--reference-queries", type=int, default=5, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.phase:
+        if a.phase == "ingest":
+            res = phase_ingest(a.corpus, a.data)
+        elif a.phase == "serve":
+            qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
+            res = phase_serve(a.corpus, a.data, qs, a.add_paragraphs, a.seed)
+        else:
+            qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
+            res = phase_reference(a.corpus, a.data, qs, a.reference_queries)
+        print(json.dumps(res, ensure_ascii=False))
+        return 0
+    command = "python -m retrieval.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    out = None if str(a.output) == "-" else a.output
+    res = run(
+        [s.strip() for s in a.sizes.split(",") if s.strip()],
+        a.workdir,
+        a.questions,
+        a.seed,
+        a.add_paragraphs,
+        out,
+        command.strip(),
+    )
+    print(json.dumps(res, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
