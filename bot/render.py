@@ -176,12 +176,12 @@ def _hit_ref(hit: Hit, key_for: Callable[[str], str]) -> SourceRef:
 
 
 def not_found_html(answer: Answer) -> str:
-    reason = answer.message or "资料库中没有找到能回答这个问题的内容。"
-    lines = [f"🤔 {esc(reason)}"]
+    lines = [f"🤔 {esc(answer.message or '资料库中没有找到能回答这个问题的内容。')}"]
     if answer.question and not is_chinese(answer.question):
         lines.append("本资料库是中文报纸,请用中文提问,例如:<code>武威市政协开展了多少项重点调研视察?</code>")
-    else:
-        lines.append("可以换个说法,或用更具体的地名、机构名、年份再问一次。发送 /help 查看示例。")
+    elif answer.message is None:
+        lines.append("可以换个说法,或用更具体的地名、机构名、年份再问一次。")
+    lines.append("发送 /help 查看示例问题。")
     return "\n".join(lines)
 
 
