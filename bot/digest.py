@@ -394,6 +394,7 @@ def next_run(expression: str, timezone: tzinfo, now: datetime) -> datetime | Non
 
 # ----------------------------------------------------------------------------- delivery
 
+
 class DigestStore(Protocol):
     """The parts of bot.store.Store that delivery uses."""
 
@@ -574,7 +575,6 @@ class Digester:
         *,
         send_empty: bool = False,
         pacer: Pacer | None = None,
-        max_retry_wait: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = Ledger(store)
@@ -582,7 +582,6 @@ class Digester:
         self.source = source
         self.send_empty = send_empty
         self.pacer = pacer or Pacer()
-        self.max_retry_wait = max_retry_wait
         self.clock = clock
         self._lock = asyncio.Lock()
 
@@ -596,8 +595,8 @@ class Digester:
     async def preview(self, chat_id: int) -> list[str]:
         """The digest this chat would get now, without recording anything.
 
-        An unsubscribed chat sees the digest of the newest ingested issue, to know what subscribing
-        gives.
+        A chat without a subscription sees the digest of the newest ingested issue, to know what
+        subscribing would bring.
         """
         cursors = self.ledger.cursors(chat_id)
         latest = self.ledger.latest_id()
@@ -606,13 +605,39 @@ class Digester:
             if cursor.pending_upto is not None:
                 return list(cursor.parts[cursor.parts_sent :])
         else:
-            last = self.store.query("SELECT COALESCE(MAX(id), 1) - 1 FROM ingest_log")[0][0]
-            cursor = Cursor(chat_id, (), int(last), None, (), 0)
+            newest = self.store.query("SELECT issue FROM ingest_log WHERE id = ?", (latest,))
+            if not newest:
+                return []
+            first = self.store.query(
+                "SELECT MIN(id) FROM ingest_log WHERE issue = ? AND id > COALESCE((SELECT MAX(id)"
+                " FROM ingest_log WHERE issue = ? AND action = 'removed'), 0)",
+                (newest[0]["issue"], newest[0]["issue"]),
+            )[0][0]
+            cursor = Cursor(chat_id, (), int(first or latest) - 1, None, (), 0)
         return await asyncio.to_thread(self._compose, cursor, latest)
 
-    async def run(self, bot: Sender, chat_id: int | None = None) -> RunReport:
-        """Send every active subscriber (or just `chat_id`) what is pending for them."""
+    def pending_chats(self) -> list[int]:
+        """Chats with a digest frozen but not fully sent: a run was interrupted."""
+        return [c.chat_id for c in self.ledger.cursors() if c.pending_upto is not None]
+
+    def last_run(self, kinds: Sequence[str] = ("scheduled", "resume")) -> float | None:
+        """When the last run of these kinds started (epoch seconds), for catching up after downtime."""
+        marks = ",".join("?" * len(kinds))
+        row = self.store.query(f"SELECT MAX(started_at) FROM digest_runs WHERE kind IN ({marks})", kinds)
+        return None if row[0][0] is None else float(row[0][0])
+
+    async def run(self, bot: Sender, chat_id: int | None = None, kind: str = "scheduled") -> RunReport:
+        """Send every active subscriber (or just `chat_id`) what is pending for them.
+
+        Stops early on flood control (RetryAfter, after the rate limiter's own retries): nothing
+        is recorded for the unsent part, and `retry_after` tells the caller when to resume.
+        """
         async with self._lock:
+            started = self.clock()
+            with self.store.transaction() as conn:
+                run_id = conn.execute(
+                    "INSERT INTO digest_runs (kind, started_at) VALUES (?, ?)", (kind, started)
+                ).lastrowid
             report = RunReport()
             cursors = self.ledger.cursors(chat_id)
             report.subscribers = len(cursors)
@@ -626,45 +651,42 @@ class Digester:
                     cursor = self.ledger.cursors(cursor.chat_id)[0]
                 if cursor.pending_upto is None:
                     continue  # nothing in the range for this reader; the range is consumed
-                outcome = await self._send_pending(bot, cursor, report)
-                if outcome == "stop":
+                if not await self._send_pending(bot, cursor, report):
                     break
-            log.info("digest run: %s", report.summary())
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "UPDATE digest_runs SET finished_at = ?, messages = ?, summary = ? WHERE id = ?",
+                    (self.clock(), report.messages, report.summary(), run_id),
+                )
+            log.info("digest run (%s): %s", kind, report.summary())
             return report
 
-    async def _send_pending(self, bot: Sender, cursor: Cursor, report: RunReport) -> str:
-        """Send the remaining parts of a frozen digest; "stop" ends the run (flood control)."""
+    async def _send_pending(self, bot: Sender, cursor: Cursor, report: RunReport) -> bool:
+        """Send the remaining parts of a frozen digest; False ends the run (flood control)."""
         total = len(cursor.parts)
         for index in range(cursor.parts_sent, total):
-            while True:
-                await self.pacer.wait(cursor.chat_id)
-                try:
-                    await bot.send_message(
-                        chat_id=cursor.chat_id,
-                        text=cursor.parts[index],
-                        parse_mode=ParseMode.HTML,
-                    )
-                except RetryAfter as exc:
-                    wait = _retry_seconds(exc)
-                    if wait > self.max_retry_wait:
-                        # Flood control is bot-wide: stop, keep every cursor, resume later.
-                        report.retry_after = wait
-                        log.warning("digest: flood control for %ss, stopping this run", wait)
-                        return "stop"
-                    log.info("digest: flood control, retrying chat %s in %ss", cursor.chat_id, wait)
-                    await self.pacer.sleep(wait)
-                    continue
-                except Forbidden as exc:
-                    log.info("digest: chat %s unreachable (%s), deactivating", cursor.chat_id, exc.message)
-                    self.store.unsubscribe(cursor.chat_id)
-                    report.deactivated.append(cursor.chat_id)
-                    return "next"
-                except TelegramError as exc:
-                    log.warning("digest: chat %s failed (%s); will retry next run", cursor.chat_id, exc)
-                    report.failed.append((cursor.chat_id, str(exc)))
-                    return "next"
-                break
+            await self.pacer.wait(cursor.chat_id)
+            try:
+                await bot.send_message(
+                    chat_id=cursor.chat_id, text=cursor.parts[index], parse_mode=ParseMode.HTML
+                )
+            except RetryAfter as exc:
+                # Flood control is bot-wide: stop, keep every cursor, resume when Telegram allows.
+                report.retry_after = _retry_seconds(exc)
+                log.warning("digest: flood control for %ss, stopping this run", report.retry_after)
+                return False
+            except Forbidden as exc:
+                # Blocked by the user, or removed from the group: sending again would fail forever.
+                log.info("digest: chat %s unreachable (%s), deactivating", cursor.chat_id, exc.message)
+                self.store.unsubscribe(cursor.chat_id)
+                report.deactivated.append(cursor.chat_id)
+                return True
+            except TelegramError as exc:
+                # Includes timeouts, where the message may have arrived: the one duplicate risk.
+                log.warning("digest: chat %s failed (%s); will retry next run", cursor.chat_id, exc)
+                report.failed.append((cursor.chat_id, str(exc)))
+                return True
             self.ledger.accepted(cursor.chat_id, index, total, self.clock())
             report.messages += 1
         report.delivered += 1
-        return "next"
+        return True

@@ -1,0 +1,140 @@
+"""Chat layer, digests in the running bot: the schedule, the optional corpus rescan, `/digest`.
+
+bot/digest.py decides what to send and records what was sent; this module decides when. The
+JobQueue's jobs are not persisted, so they are rebuilt from the settings and the store at each
+start — including a catch-up run when the bot was down at a scheduled time or stopped in the
+middle of a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CommandHandler, ContextTypes, filters
+
+from bot import render
+from bot.config import Settings
+from bot.digest import Digester, Pacer, cron_trigger, next_run
+from bot.service import ChatService
+
+log = logging.getLogger(__name__)
+
+DIGEST_JOB = "digest"
+RESUME_JOB = "digest-resume"
+INGEST_JOB = "auto-ingest"
+# After a start, give polling a moment before a catch-up run competes with it for the rate limiter.
+CATCH_UP_DELAY = 10.0
+
+
+def _digester(context: ContextTypes.DEFAULT_TYPE | Application) -> Digester:  # type: ignore[type-arg]
+    return context.bot_data["digester"]  # type: ignore[no-any-return]
+
+
+def _settings(context: ContextTypes.DEFAULT_TYPE | Application) -> Settings:  # type: ignore[type-arg]
+    return context.bot_data["settings"]  # type: ignore[no-any-return]
+
+
+async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Scheduled (or resumed) run for every subscriber; flood control reschedules the rest."""
+    kind = "resume" if context.job and context.job.name == RESUME_JOB else "scheduled"
+    report = await _digester(context).run(context.bot, kind=kind)
+    if report.retry_after is not None:
+        _schedule_resume(context.application, report.retry_after + 1)
+
+
+def _schedule_resume(app: Application, delay: float) -> None:  # type: ignore[type-arg]
+    jq = app.job_queue
+    assert jq is not None
+    for job in jq.get_jobs_by_name(RESUME_JOB):
+        job.schedule_removal()
+    jq.run_once(digest_job, when=delay, name=RESUME_JOB)
+
+
+async def auto_ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Rescan the corpus folder so files dropped into it are picked up without /reload."""
+    service: ChatService = context.bot_data["service"]
+    report = await asyncio.to_thread(service.reload)
+    if report.changed_anything:
+        log.info("auto-ingest: +%d ~%d -%d", len(report.added), len(report.changed), len(report.removed))
+
+
+async def start(app: Application, now: datetime | None = None) -> None:  # type: ignore[type-arg]
+    """Startup hook: create the Digester and (re)build the jobs from settings and store."""
+    settings = _settings(app)
+    service: ChatService = app.bot_data["service"]
+    digester = Digester(service.store, service.engine, send_empty=settings.digest.send_empty)
+    app.bot_data["digester"] = digester
+    jq = app.job_queue
+    assert jq is not None, "python-telegram-bot[job-queue] is required"
+    cfg = settings.digest
+    tz = cfg.tzinfo
+    now = now or datetime.now(tz)
+    if cfg.enabled:
+        # The trigger carries its own zone: a bare CronTrigger would use the machine's.
+        jq.run_custom(
+            digest_job,
+            job_kwargs={"trigger": cron_trigger(cfg.cron, tz), "coalesce": True, "misfire_grace_time": 3600},
+            name=DIGEST_JOB,
+        )
+        last = digester.last_run()
+        missed = last is not None and (next_run(cfg.cron, tz, datetime.fromtimestamp(last, tz)) or now) < now
+        interrupted = digester.pending_chats()
+        if missed or interrupted:
+            log.info(
+                "digest: catching up (missed a scheduled run: %s, interrupted: %d)", missed, len(interrupted)
+            )
+            _schedule_resume(app, CATCH_UP_DELAY)
+        log.info("digest: next run %s", next_run(cfg.cron, tz, now))
+    if cfg.auto_ingest_minutes:
+        interval = cfg.auto_ingest_minutes * 60
+        jq.run_repeating(auto_ingest_job, interval=interval, first=interval, name=INGEST_JOB)
+
+
+async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/digest — admins: preview this chat's pending digest; /digest all — run it for everyone now."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None:
+        return
+    settings = _settings(context)
+    if not settings.is_admin(user.id if user else None):
+        await message.reply_text(render.NOT_ADMIN_HTML, parse_mode=ParseMode.HTML)
+        return
+    digester = _digester(context)
+    args = [a.lower() for a in context.args or []]
+    if args == ["all"]:
+        report = await digester.run(context.bot, kind="manual")
+        if report.retry_after is not None:
+            _schedule_resume(context.application, report.retry_after + 1)
+        await message.reply_text(report.summary())
+        return
+    if args:
+        await message.reply_text("用法:/digest 预览本聊天的待发摘要;/digest all 立即向所有订阅者推送。")
+        return
+    parts = await digester.preview(chat.id)
+    when = next_run(settings.digest.cron, settings.digest.tzinfo, datetime.now(settings.digest.tzinfo))
+    schedule = (
+        f"下次推送:{when:%Y-%m-%d %H:%M} ({settings.digest.timezone})"
+        if settings.digest.enabled and when
+        else "定时推送未开启([digest] enabled = false)。"
+    )
+    if not parts:
+        await message.reply_text(f"本聊天没有待发送的摘要。{schedule}")
+        return
+    for part in parts:
+        await message.reply_text(part, parse_mode=ParseMode.HTML)
+    await message.reply_text(f"以上为预览,不影响正式推送。{schedule}")
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Add /digest; call before the handlers' catch-all for unknown commands."""
+    app.add_handler(CommandHandler("digest", digest_command, filters=filters.UpdateType.MESSAGE))
+
+
+def console_pacer() -> Pacer:
+    """No pacing when the 'chat' is a terminal."""
+    return Pacer(overall=0, per_chat=0, per_group=0)
