@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
-from bot import handlers
+from bot import digest_jobs, handlers
 from bot.config import ConfigError, Settings, load_settings
 from bot.service import ChatService, FloodGuard
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Hooks other chat-layer modules (digests) use to join the application's lifecycle without
 # editing this file's functions: called with the application after the service is open / before
 # it is closed.
-STARTUP_HOOKS: list[Any] = []
+STARTUP_HOOKS: list[Any] = [digest_jobs.start]
 SHUTDOWN_HOOKS: list[Any] = []
 
 
@@ -70,6 +70,7 @@ def build_application(settings: Settings, service: ChatService | None = None) ->
         .post_shutdown(post_shutdown)
         .build()
     )
+    digest_jobs.register(app)  # /digest, ahead of the handlers' unknown-command fallback
     handlers.register(app)
     return app
 

@@ -289,6 +289,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("reload", "管理员:重新扫描资料库"),
     ("stats", "管理员:资料库和使用统计"),
+    ("digest", "管理员:预览本聊天的摘要;/digest all 立即推送"),
 )
 
 

@@ -13,6 +13,7 @@ Runs in its own threads, so both async tests and the synchronous benchmark can d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
 import html
@@ -60,13 +61,17 @@ class Call:
     @property
     def plain(self) -> str:
         """The message text as a user sees it: tags removed, entities decoded."""
-        return html.unescape(_TAG.sub("", self.text)) if self.params.get("parse_mode") == "HTML" else self.text
+        return (
+            html.unescape(_TAG.sub("", self.text)) if self.params.get("parse_mode") == "HTML" else self.text
+        )
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
         """(label, callback_data) of every inline button, row by row."""
         markup = self.params.get("reply_markup") or {}
-        return [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
+        return [
+            (b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row
+        ]
 
 
 @dataclass
@@ -206,7 +211,12 @@ class FakeBotAPI:
         """A user sending a file: served later through getFile and the file URL."""
         file_id = f"file{len(self.files) + 1}"
         self.files[file_id] = (f"documents/{file_id}.txt", data)
-        doc = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_name": file_name, "file_size": len(data)}
+        doc = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": file_name,
+            "file_size": len(data),
+        }
         return self.push({"message": self.message_dict(None, chat_id, user_id, document=doc, **kw)})
 
     # -- failures ----------------------------------------------------------------------------
@@ -232,8 +242,10 @@ class FakeBotAPI:
 
     # -- inspection --------------------------------------------------------------------------
 
-    def sent(self, chat_id: int | None = None, method: str = "sendMessage", ok: bool | None = True) -> list[Call]:
-        """Calls of `method` to `chat_id`: the accepted ones (ok=True), the refused ones (False) or all (None)."""
+    def sent(
+        self, chat_id: int | None = None, method: str = "sendMessage", ok: bool | None = True
+    ) -> list[Call]:
+        """Calls of `method` to `chat_id`: accepted (ok=True), refused (False) or all (None)."""
         with self._cond:
             return [
                 c
@@ -252,7 +264,7 @@ class FakeBotAPI:
         method: str = "sendMessage",
         chat_id: int | None = None,
         count: int = 1,
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109  (a deadline for polling recorded calls)
         after: int = 0,
     ) -> list[Call]:
         """Wait until `count` successful `method` calls (past the first `after`) have been made."""
@@ -283,10 +295,7 @@ class FakeBotAPI:
             call.error = (failure.code, failure.description)
             raise _Failed(failure)
         try:
-            if method == "getUpdates":
-                result = self._get_updates(params)
-            else:
-                result = self._answer(method, params)
+            result = self._get_updates(params) if method == "getUpdates" else self._answer(method, params)
         except BotAPIError as exc:
             call.error = (exc.code, exc.description)
             raise
@@ -341,7 +350,12 @@ class FakeBotAPI:
             if file_id not in self.files:
                 raise BotAPIError(400, "Bad Request: invalid file_id")
             path, data = self.files[file_id]
-            return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data), "file_path": path}
+            return {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "file_size": len(data),
+                "file_path": path,
+            }
         # deleteWebhook, setMyCommands, answerCallbackQuery, sendChatAction, …
         return True
 
@@ -351,7 +365,12 @@ class FakeBotAPI:
             "message_id": int(params.get("message_id") or next(self._message_ids)),
             "date": int(time.time()),
             "chat": {"id": chat_id, "type": self._chat_types.get(chat_id, "private")},
-            "from": {"id": self.bot_id, "is_bot": True, "first_name": "政协报问答", "username": self.username},
+            "from": {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "政协报问答",
+                "username": self.username,
+            },
         }
         if text is not None:
             msg["text"] = html.unescape(_TAG.sub("", text)) if params.get("parse_mode") == "HTML" else text
@@ -380,7 +399,9 @@ def _entities(text: str) -> list[dict[str, Any]]:
     for m in re.finditer(r"(?<![A-Za-z0-9_/])@[A-Za-z][A-Za-z0-9_]{3,}", text):
         prefix = text[: m.start()]
         offset = len(prefix.encode("utf-16-le")) // 2
-        entities.append({"type": "mention", "offset": offset, "length": len(m.group().encode("utf-16-le")) // 2})
+        entities.append(
+            {"type": "mention", "offset": offset, "length": len(m.group().encode("utf-16-le")) // 2}
+        )
     return entities
 
 
@@ -391,10 +412,10 @@ def _check_text(text: str, parse_mode: str | None) -> None:
         for m in _TAG.finditer(text):
             closing, name = m.group(1) == "/", m.group(2).lower()
             if name not in _ALLOWED_TAGS:
-                raise BotAPIError(400, f"Bad Request: can't parse entities: Unsupported start tag \"{name}\"")
+                raise BotAPIError(400, f'Bad Request: can\'t parse entities: Unsupported start tag "{name}"')
             if closing:
                 if not stack or stack.pop() != name:
-                    raise BotAPIError(400, f"Bad Request: can't parse entities: Unmatched end tag \"{name}\"")
+                    raise BotAPIError(400, f'Bad Request: can\'t parse entities: Unmatched end tag "{name}"')
             else:
                 stack.append(name)
         if stack:
@@ -422,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeBotAPI
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests read the recorded calls instead
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
@@ -430,10 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
+        # The client may give up on a long poll while shutting down.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up on a long poll while shutting down
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         self._reply(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
