@@ -51,7 +51,7 @@ def utf16_len(text: str) -> int:
 class MoreRef:
     query_id: int
     offset: int
-    generation: int
+    version: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class SourceRef:
 
 
 def more_data(ref: MoreRef) -> str:
-    return _checked(f"m:{ref.query_id}:{ref.offset}:{ref.generation}")
+    return _checked(f"m:{ref.query_id}:{ref.offset}:{ref.version}")
 
 
 def source_data(ref: SourceRef) -> str:
