@@ -13,6 +13,7 @@ from typing import TextIO
 
 from bot import actions, render
 from bot.config import Settings
+from bot.digest_jobs import ConsoleDigest
 from bot.render import Reply
 from bot.service import ChatService
 
@@ -23,7 +24,7 @@ CONSOLE_CHAT = 0  # the chat id the console's subscriptions are stored under
 _CONSOLE_HELP = (
     "终端模式(未配置 Telegram token):直接输入问题,或使用命令。\n"
     "按钮在这里是命令:/more 更多结果,/source N 第 N 条的原文,/full 全文。\n"
-    "管理命令:/reload /stats   退出:/quit 或 Ctrl-D"
+    "管理命令:/reload /stats /digest [all]   退出:/quit 或 Ctrl-D"
 )
 
 
@@ -32,6 +33,7 @@ class Console:
         self.svc = svc
         self.out = out
         self.buttons: dict[str, str] = {}  # console command → callback data of the last reply
+        self.digest = ConsoleDigest(svc, CONSOLE_CHAT)
 
     def show(self, replies: list[Reply]) -> None:
         self.buttons = {}
@@ -47,6 +49,9 @@ class Console:
     def handle(self, line: str) -> bool:
         """Process one input line; False means quit."""
         line = line.strip()
+        due = self.digest.due()  # a scheduled digest whose time came while waiting for input
+        if due:
+            self.show(due)
         if not line:
             return True
         if not line.startswith("/"):
@@ -77,6 +82,8 @@ class Console:
             self.show(actions.unsubscribe(self.svc, CONSOLE_CHAT))
         elif command == "/subscriptions":
             self.show(actions.subscriptions(self.svc, CONSOLE_CHAT))
+        elif command == "/digest":
+            self.show(self.digest.command(args))
         else:
             self.show([Reply(render.unknown_command_html(command)), Reply(_CONSOLE_HELP)])
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, filters
 from bot import render
 from bot.config import Settings
 from bot.digest import Digester, Pacer, cron_trigger, next_run
+from bot.render import Reply
 from bot.service import ChatService
 
 log = logging.getLogger(__name__)
@@ -138,3 +140,59 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 def console_pacer() -> Pacer:
     """No pacing when the 'chat' is a terminal."""
     return Pacer(overall=0, per_chat=0, per_group=0)
+
+
+class _Collector:
+    """A Sender for the terminal: every accepted 'message' is kept to be printed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def send_message(self, chat_id: int, text: str, *, parse_mode: str, **kwargs: object) -> object:
+        self.texts.append(text)
+        return True
+
+
+class ConsoleDigest:
+    """Digests in terminal mode: the console's own subscription, on the same schedule and ledger.
+
+    The terminal has no scheduler running between lines, so a due digest is delivered just
+    before the next input is handled. Only the console's chat is reachable from a terminal, so
+    `/digest all` delivers that one subscription.
+    """
+
+    def __init__(
+        self, service: ChatService, chat_id: int, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.cfg = service.settings.digest
+        self.chat_id = chat_id
+        self.clock = clock or (lambda: datetime.now(self.cfg.tzinfo))
+        self.digester = Digester(
+            service.store, service.engine, send_empty=self.cfg.send_empty, pacer=console_pacer()
+        )
+        self.next_fire = next_run(self.cfg.cron, self.cfg.tzinfo, self.clock()) if self.cfg.enabled else None
+
+    def _deliver(self) -> list[Reply]:
+        sink = _Collector()
+        asyncio.run(self.digester.run(sink, chat_id=self.chat_id, kind="console"))
+        return [Reply(text) for text in sink.texts]
+
+    def due(self) -> list[Reply]:
+        """The scheduled digest, if its time has come since the last look."""
+        now = self.clock()
+        if self.next_fire is None or now < self.next_fire:
+            return []
+        self.next_fire = next_run(self.cfg.cron, self.cfg.tzinfo, now)
+        return self._deliver()
+
+    def command(self, args: list[str]) -> list[Reply]:
+        """/digest previews, /digest all delivers (and records) the console's digest now."""
+        if [a.lower() for a in args] == ["all"]:
+            return self._deliver() or [Reply("没有新的摘要。")]
+        if args:
+            return [Reply("用法:/digest 预览待发摘要;/digest all 立即推送。")]
+        parts = asyncio.run(self.digester.preview(self.chat_id))
+        when = f"下次定时推送:{self.next_fire:%Y-%m-%d %H:%M}。" if self.next_fire else "定时推送未开启。"
+        if not parts:
+            return [Reply(f"没有待发送的摘要。{when}")]
+        return [*(Reply(p) for p in parts), Reply(f"以上为预览。{when}")]
