@@ -64,6 +64,8 @@ class Segment:
     docs: npt.NDArray[np.int32]
     tf: npt.NDArray[np.unsignedinteger]
     name: str
+    first_doc: int = 0  # the paragraphs it holds: ids first_doc … first_doc + n_docs - 1
+    n_docs: int = 0
 
     @property
     def nnz(self) -> int:
@@ -82,7 +84,11 @@ _EMPTY_TF = np.zeros(0, dtype=np.uint16)
 
 
 def _segment_from_ids(
-    term_ids: npt.NDArray[np.int64], doc_ids: npt.NDArray[np.int64], vocab_size: int, n_docs: int
+    term_ids: npt.NDArray[np.int64],
+    doc_ids: npt.NDArray[np.int64],
+    vocab_size: int,
+    n_docs: int,
+    first_doc: int = 0,
 ) -> tuple[Segment, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Term-major postings from one (term, doc) pair per token; also per-term df, max tf, present terms.
 
@@ -102,6 +108,8 @@ def _segment_from_ids(
         docs=mat.indices.astype(np.int32, copy=False),
         tf=tf_raw.astype(tf_dtype),
         name=uuid.uuid4().hex[:12],
+        first_doc=first_doc,
+        n_docs=n_docs - first_doc,
     )
     max_tf = np.zeros(vocab_size, dtype=np.int64)
     if present.size:
@@ -118,7 +126,7 @@ class BM25Scorer:
         if not corpus_tokens:
             raise ValueError("BM25 needs at least one paragraph")
         vocab: dict[str, int] = {}
-        term_ids, doc_lens = _encode(corpus_tokens, vocab)
+        term_ids, doc_lens = encode_tokens(corpus_tokens, vocab)
         self._init_from_ids(term_ids, doc_lens, vocab, k1, b, epsilon)
 
     # -- construction -------------------------------------------------------------------------
@@ -189,7 +197,8 @@ class BM25Scorer:
         self._total_len = int(doc_len.sum(dtype=np.int64))
         self.avgdl = self._total_len / self.size
         # rank-bm25: k1 * (1 - b + b * doc_len / avgdl), the same operations in the same order.
-        self._norm: np.ndarray = self.k1 * (1 - self.b + self.b * doc_len.astype(np.int64) / self.avgdl)
+        with np.errstate(divide="ignore", invalid="ignore"):  # avgdl 0: only empty paragraphs
+            self._norm: np.ndarray = self.k1 * (1 - self.b + self.b * doc_len.astype(np.int64) / self.avgdl)
         idf = np.log(self.size - df + 0.5) - np.log(df + 0.5)
         # rank-bm25 sums raw idf over its vocabulary in insertion order, with plain float additions:
         # cumsum is that sequential sum (np.sum would sum pairwise and differ in the last bits).
@@ -209,6 +218,10 @@ class BM25Scorer:
     @property
     def segments(self) -> int:
         return len(self._segments)
+
+    def segment_ranges(self) -> list[tuple[str, int, int]]:
+        """(name, first paragraph id, paragraph count) per segment: lets an index persist per segment."""
+        return [(s.name, s.first_doc, s.n_docs) for s in self._segments]
 
     def idf(self, token: str) -> float | None:
         """rank-bm25's `idf[token]` (floored); None for a token no paragraph has (it scores 0)."""
@@ -260,10 +273,10 @@ class BM25Scorer:
         if not corpus_tokens:
             return self
         vocab = dict(self._vocab)
-        term_ids, doc_lens = _encode(corpus_tokens, vocab)
+        term_ids, doc_lens = encode_tokens(corpus_tokens, vocab)
         v, n0, m = len(vocab), self.size, len(corpus_tokens)
         doc_ids = np.repeat(np.arange(n0, n0 + m, dtype=np.int64), doc_lens)
-        seg, df_new, max_tf_new, present = _segment_from_ids(term_ids, doc_ids, v, n0 + m)
+        seg, df_new, max_tf_new, present = _segment_from_ids(term_ids, doc_ids, v, n0 + m, first_doc=n0)
         grow = v - self._df.shape[0]
         df = np.concatenate((self._df, np.zeros(grow, dtype=np.int64))) + df_new
         max_tf = np.maximum(np.concatenate((self._max_tf, np.zeros(grow, dtype=np.int64))), max_tf_new)
@@ -295,6 +308,8 @@ class BM25Scorer:
             docs=mat.indices.astype(np.int32, copy=False),
             tf=mat.data.astype(np.uint16 if int(mat.data.max()) <= 65535 else np.uint32),
             name=uuid.uuid4().hex[:12],
+            first_doc=0,
+            n_docs=self.size,
         )
         out = BM25Scorer.__new__(BM25Scorer)
         out._setup(
@@ -348,6 +363,7 @@ class BM25Scorer:
             "terms": len(self._vocab),
             "tokens": self._total_len,
             "segments": segment_dirs,
+            "segment_paragraphs": [[s.first_doc, s.n_docs] for s in self._segments],
             "layout": "vocab.txt: term per line, line i = term id i. doc_len/df/max_tf/min_dl.npy: per "
             "paragraph / per term. segment-*/: term-major postings; postings of terms[i] are "
             "docs[indptr[i]:indptr[i+1]] with raw term frequencies tf[...].",
@@ -369,10 +385,12 @@ class BM25Scorer:
             raise ValueError(f"{directory}: scorer format {params.get('format')}, expected {FORMAT_VERSION}")
         mode: Literal["r"] | None = "r" if mmap else None
         segments = []
-        for name in params["segments"]:
+        for name, (first, count) in zip(params["segments"], params["segment_paragraphs"], strict=True):
             fields = ("terms", "indptr", "docs", "tf")
             arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode) for f in fields}
-            segments.append(Segment(name=name.removeprefix("segment-"), **arrays))
+            segments.append(
+                Segment(name=name.removeprefix("segment-"), first_doc=first, n_docs=count, **arrays)
+            )
         text = (directory / "vocab.txt").read_text(encoding="utf-8")
         terms = text.split("\n")[: params["terms"]] if params["terms"] else []
         vocab = {t: i for i, t in enumerate(terms)}
@@ -493,7 +511,7 @@ def _select(docs: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float
     return [(int(docs[i]), float(scores[i])) for i in order]
 
 
-def _encode(
+def encode_tokens(
     corpus_tokens: Sequence[Sequence[str]], vocab: dict[str, int]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Token lists → flat term ids (new terms get the next id: first-appearance order) and lengths."""
