@@ -1,10 +1,258 @@
-"""Command line: `python -m bot <command>`; a thin layer over retrieval/ and bot/ services."""
+"""Command line: `python -m bot <command>` (or `zxbot <command>`); a thin layer over retrieval/ and bot/.
+
+Every command that opens the corpus goes through ChatService, so whatever it ingests is
+recorded in the ingest log that digests are built from.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from retrieval.engine import ReloadReport
+from retrieval.model import Answer
+
+_BOLD, _MARK, _DIM, _RESET = "\033[1m", "\033[1;33m", "\033[2m", "\033[0m"
+
+
+def _settings(args: argparse.Namespace):  # -> Settings; imported lazily to keep `--help` fast
+    from bot.config import ConfigError, load_settings
+
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None
+
+
+def _service(args: argparse.Namespace):
+    from bot.service import ChatService
+
+    service, report = ChatService.open(_settings(args))
+    return service, report
+
+
+def answer_to_json(answer: Answer) -> dict:
+    """The `ask --json` contract (DESIGN.md §4)."""
+    return {
+        "question": answer.question,
+        "found": answer.found,
+        "answer": answer.short_answer,
+        "hits": [
+            {
+                "rank": h.rank,
+                "score": round(h.score, 4),
+                "issue": h.citation.issue,
+                "article": h.citation.headline,
+                "paragraph": h.citation.paragraph,
+                "snippet": h.snippet,
+                "text": h.paragraph.text,
+            }
+            for h in answer.hits
+        ],
+        **({"message": answer.message} if answer.message else {}),
+    }
+
+
+def _marked(text: str, spans: Sequence[tuple[int, int]], color: bool) -> str:
+    if not color or not spans:
+        return text
+    out, pos = [], 0
+    for start, end in spans:
+        out += [text[pos:start], _MARK, text[start:end], _RESET]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def format_answer(answer: Answer, color: bool = False) -> str:
+    """Readable terminal form: short answer, then each snippet with its citation."""
+    if not answer.found:
+        return answer.message or "没有找到答案。"
+    lines = []
+    if answer.short_answer:
+        lines.append(f"{_BOLD if color else ''}答: {answer.short_answer}{_RESET if color else ''}")
+    for h in answer.hits:
+        lines.append(f"{h.rank}. {_marked(h.snippet, h.highlights, color)}")
+        cite = f"   —— {h.citation.label()}"
+        lines.append(f"{_DIM}{cite}{_RESET}" if color else cite)
+    return "\n".join(lines)
+
+
+def format_report(report: ReloadReport) -> str:
+    lines = [
+        f"新增 {len(report.added)} 期, 更新 {len(report.changed)} 期, 移除 {len(report.removed)} 期, "
+        f"未变 {report.unchanged} 期 ({report.seconds:.2f} s)",
+        f"语料: {report.issues} 期, {report.articles} 篇文章, {report.paragraphs} 段",
+    ]
+    for s in report.added:
+        lines.append(f"  + {s.source}: {s.articles} 篇, {s.paragraphs} 段")
+    for s in report.changed:
+        lines.append(f"  ~ {s.source}: {s.articles} 篇, {s.paragraphs} 段")
+    for iid in report.removed:
+        lines.append(f"  - {iid}")
+    for r in report.refused:
+        lines.append(f"  ! 拒收 {r.reason}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    service, _ = _service(args)
+    try:
+        answer = service.engine.ask(" ".join(args.question), k=args.k)
+    finally:
+        service.close()
+    if args.json:
+        print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from retrieval.eval import evaluate, format_metrics, load_cases
+
+    try:
+        cases = load_cases(Path(args.file))
+    except (OSError, ValueError) as exc:
+        print(f"eval: {exc}", file=sys.stderr)
+        return 2
+    service, _ = _service(args)
+    try:
+        result = evaluate(service.engine, cases)
+    finally:
+        service.close()
+    if args.verbose:
+        for line in result.failures:
+            print(line, file=sys.stderr)
+    print(format_metrics(result))
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from retrieval.parse import BadIssueFile, issue_to_dict, parse_file
+
+    try:
+        issue = parse_file(Path(args.file))
+    except BadIssueFile as exc:
+        print(f"parse: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(issue_to_dict(issue), ensure_ascii=False, indent=2))
+    else:
+        for a in issue.articles:
+            extra = " (接上版)" if a.continuation else ""
+            print(f"[{a.index}] {a.title}{extra}  ({a.kicker or '-'} / {a.column or '-'} / {a.byline or '-'})")
+            for p in a.paragraphs:
+                print(f"    ¶{p.n} {('[' + p.section + '] ') if p.section else ''}{p.text[:60]}…")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    service, report = _service(args)
+    service.close()
+    print(format_report(report))
+    return 1 if report.refused and not report.issues else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import run
+
+    return run(args.config)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from retrieval.bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    """Warm ask latency and process-start-to-first-answer on the configured corpus."""
+    from retrieval.eval import load_cases
+
+    started = time.perf_counter()
+    service, _ = _service(args)
+    try:
+        first = service.engine.ask("酒泉市政协2023年落地了几个项目")
+        cold = _since_process_start(started)
+        questions = [c.question for c in load_cases(Path(args.questions))] if args.questions else [first.question]
+        for q in questions:  # warm-up: jieba's lazy parts, caches
+            service.engine.ask(q)
+        times = []
+        for _ in range(args.rounds):
+            for q in questions:
+                t = time.perf_counter()
+                service.engine.ask(q)
+                times.append((time.perf_counter() - t) * 1000)
+    finally:
+        service.close()
+    times.sort()
+    p = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731
+    print(f"process start → first answer: {cold:.2f} s")
+    print(f"warm ask over {len(times)} questions: p50 {p(0.5):.2f} ms, p95 {p(0.95):.2f} ms, max {times[-1]:.2f} ms")
+    return 0
+
+
+def _since_process_start(fallback_start: float) -> float:
+    """Seconds since the OS started this process (interpreter and imports included)."""
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except ImportError:  # psutil is a dev extra; without it, count from the command's start
+        return time.perf_counter() - fallback_start
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "run": (cmd_run, "start the bot (terminal console when no Telegram token is configured)"),
+    "ask": (cmd_ask, "answer one question from the corpus, with citations"),
+    "eval": (cmd_eval, "score answers on a JSONL file of questions: recall@1/3, mrr, snippet@1, abstain"),
+    "parse": (cmd_parse, "show how one issue file is parsed into articles and paragraphs"),
+    "ingest": (cmd_reload, "index the corpus folder (new, changed, removed, refused files) and report"),
+    "reload": (cmd_reload, "same as ingest: rescan the corpus folder and report what changed"),
+    "bench": (cmd_bench, "archive-scale benchmark (synthetic 10k/100k/1M paragraphs); see docs/benchmarks.md"),
+    "speed": (cmd_speed, "warm ask latency and start-to-first-answer on the configured corpus"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="甘肃政协报问答机器人 / Gansu CPPCC newspaper Q&A"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (func, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="config TOML file (default: ./config.toml if present, else built-in)")
+        p.set_defaults(func=func)
+        if name == "ask":
+            p.add_argument("question", nargs="+", help="the question, in Chinese")
+            p.add_argument("--json", action="store_true", help="print the JSON contract instead of text")
+            p.add_argument("-k", type=int, default=3, help="number of hits (default 3)")
+        elif name == "eval":
+            p.add_argument("file", help="JSONL: question, answers, source, unanswerable")
+            p.add_argument("-v", "--verbose", action="store_true", help="list the misses on stderr")
+        elif name == "parse":
+            p.add_argument("file", help="an issue .txt file")
+            p.add_argument("--json", action="store_true", help="print the JSON contract")
+        elif name == "bench":
+            p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (try: bench --help)")
+        elif name == "speed":
+            p.add_argument("--questions", help="JSONL of questions to time (default: one example question)")
+            p.add_argument("--rounds", type=int, default=20, help="passes over the questions (default 20)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("not implemented yet", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))

@@ -8,25 +8,25 @@ the best snippet holds one; it is always shown with its citation.
 from __future__ import annotations
 
 import re
-from functools import cache
-
-import jieba.posseg
 
 from retrieval.index import context_text
 from retrieval.model import Answer, Citation, Hit
-from retrieval.search import Candidate, Query
-from retrieval.tokenizer import normalize, segmenter
+from retrieval.search import ROLES, Candidate, Query
+from retrieval.tokenizer import normalize
 
 SNIPPET_MAX = 160
 _SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
 _CLAUSE = re.compile(r"[^,;:。!?]+")
 _NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
-_COUNTED = re.compile(_NUM + r"(?:余|多)?(?:万|亿)?(?:场次|人次|批次|件次|[个名件条次家项位场株人户篇期元批座所公顷倍])")
+_COUNTED = re.compile(
+    _NUM + r"(?:余|多)?(?:万|亿)?(?:场次|人次|批次|件次|[个名件条次家项位场株人户篇期元批座所公顷倍])"
+)
 _DATE = re.compile(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
 _WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
 _NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
-_ROLES = ("主席", "书记", "主任", "委员", "组长", "部长", "局长", "市长", "县长", "院长", "总经理", "教授")
-_NAME_STOP = re.compile(r"(主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|、|,)")
+_NAME_AFTER_ROLE = re.compile(
+    r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|、|,|。)"
+)
 
 
 def sentences(text: str) -> list[str]:
@@ -57,9 +57,9 @@ def answer_shape(query: Query, text: str) -> float:
         factor *= 1.25
         if query.unit and re.search(_NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(query.unit), text):
             factor *= 1.25
-    elif query.kind == "when" and _DATE.search(text):
-        factor *= 1.25
-    elif query.kind == "who" and any(r in text for r in _ROLES if r in query.text):
+    elif (query.kind == "when" and _DATE.search(text)) or (
+        query.kind == "who" and any(r in text for r in ROLES if r in query.text)
+    ):
         factor *= 1.25
     elif query.kind == "what" and _NAMED.search(text):
         factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
@@ -122,11 +122,6 @@ def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]
     return tuple(sorted(spans))
 
 
-@cache
-def _pos() -> jieba.posseg.POSTokenizer:
-    return jieba.posseg.POSTokenizer(segmenter())
-
-
 def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
     if query.kind == "count":
         return _count_answer(query, weights, snippet)
@@ -157,31 +152,23 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     i = best[1]
     answer = clauses[i]
     # "已落地4个项目,总投资70亿元": a following total belongs to the same fact
-    if i + 1 < len(clauses) and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1]) and _COUNTED.search(
-        clauses[i + 1]
+    if (
+        i + 1 < len(clauses)
+        and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1])
+        and _COUNTED.search(clauses[i + 1])
     ):
         answer += "," + clauses[i + 1]
     return answer
 
 
 def _who_answer(query: Query, snippet: str) -> str | None:
-    roles = [r for r in _ROLES if r in query.text] or list(_ROLES)
-    words = list(_pos().cut(snippet))
-    names = []
-    pos = 0
-    for w in words:
-        if w.flag == "nr" and 2 <= len(w.word) <= 4:
-            names.append((pos, w.word))
-        pos += len(w.word)
-    role_ends = [m.end() for r in roles for m in re.finditer(r, snippet)]
-    for end in sorted(role_ends):
-        after = [n for p, n in names if p >= end and p - end <= 2]
-        if after:
-            return after[0]
-        m = re.match(r"([\u4e00-\u9fff]{2,3}?)" + _NAME_STOP.pattern, snippet[end:])
+    """The name printed right after the office the question asks about: 主席王晓玲主持 → 王晓玲."""
+    roles = [r for r in ROLES if r in query.text] or list(ROLES)
+    for end in sorted(m.end() for r in roles for m in re.finditer(r, snippet)):
+        m = _NAME_AFTER_ROLE.match(snippet[end:])
         if m:
             return m.group(1)
-    return names[0][1] if names else None
+    return None
 
 
 def build_answer(

@@ -7,9 +7,9 @@ bot can run them in a worker thread (`asyncio.to_thread`) off the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.answer import answer_shape, build_answer

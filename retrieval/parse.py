@@ -15,9 +15,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from retrieval.tokenizer import words
-
 from retrieval.model import Article, Issue, Paragraph
+from retrieval.tokenizer import words
 
 
 class BadIssueFile(ValueError):
@@ -85,7 +84,9 @@ _CLOSERS = "”’」』)"
 _HEADING_MAX = 40
 _SUBTITLE = re.compile(r"^[—-]{2}")
 _BYLINE = re.compile(r"^□?\s*(?:本报)?(?:通讯员|记者|特约通讯员)\s*(?P<who>\S.{0,30})$")
-_PHOTO = re.compile(r"(?:^|[。!?\s])(?:通讯员\s*)?(?P<who>[\u4e00-\u9fff]{2,4}(?:\s+[\u4e00-\u9fff]{2,4})*)\s*摄影?报道$")
+_PHOTO = re.compile(
+    r"(?:^|[。!?\s])(?:通讯员\s*)?(?P<who>[\u4e00-\u9fff]{2,4}(?:\s+[\u4e00-\u9fff]{2,4})*)\s*摄影?报道$"
+)
 _PHOTO_LINE = re.compile(r"^(?:通讯员\s*)?(?P<who>[\u4e00-\u9fff]{2,4}(?:\s+[\u4e00-\u9fff]{2,4})*)\s*摄影?报道$")
 _CONTINUATION = re.compile(r"^[((]接[一二三四五六七八九十\d]+版[))]\s*")
 _TRAILING_NAMES = re.compile(r"[((](?P<who>[\u4e00-\u9fff]{2,4}(?:\s+[\u4e00-\u9fff]{2,4})*)[))]$")
@@ -193,6 +194,7 @@ def _is_continuation_of(prev: str, line: _Line) -> bool:
 
 # ---------------------------------------------------------------- blocks
 
+
 @dataclass
 class _Block:
     kind: str  # head | body | subtitle | byline | cont | photo
@@ -217,7 +219,7 @@ def _blocks(lines: list[_Line]) -> list[_Block]:
         m = _CONTINUATION.match(t)
         if m:
             blocks.append(_Block("cont", ""))
-            rest = t[m.end():].strip()
+            rest = t[m.end() :].strip()
             if not rest:
                 i += 1
                 continue
@@ -240,6 +242,7 @@ def _blocks(lines: list[_Line]) -> list[_Block]:
 
 
 # ---------------------------------------------------------------- articles
+
 
 @dataclass
 class _Draft:
@@ -273,11 +276,10 @@ def _split_heads(heads: list[_Block], column: str | None) -> tuple[str | None, s
     idx = marked[-1] if marked and marked[-1] > 0 else len(texts) - 1
     headline = texts[idx]
     before = texts[:idx]
+    kicker: str | None = before[0] if before else None
     if len(before) >= 2:
         column = before[0]
         kicker = " ".join(before[1:])
-    else:
-        kicker = before[0] if before else None
     after = texts[idx + 1 :]
     if after:  # a second headline line under the marked one: keep it, as part of the headline
         headline = " ".join([headline, *after])

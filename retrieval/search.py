@@ -23,12 +23,14 @@ MIN_COVERAGE = 0.5  # tuned on the development questions and the unanswerable se
 POOL = 50  # candidates re-checked after BM25
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年)")
 _COUNT = re.compile(r"(?:多少|几)(?P<unit>场次|人次|批次|件次|[个名件条次家项位场株人户篇期元天年月批座所])?")
+ROLES = ("主席", "副主席", "书记", "主任", "组长", "部长", "局长", "市长", "县长", "院长", "总经理", "教授", "站长")
+_ASKING = re.compile(r"^(?:几|多少)\w?$")  # 几所, 多少次: the question's own measure word, not a term
 _KINDS = (
     ("when", re.compile(r"何时|什么时[候间]|哪天|哪一天|几月几[日号]|哪年|哪一年|什么日子")),
-    ("who", re.compile(r"是谁|谁|哪位|什么人")),
+    ("who", re.compile(r"是谁|谁|哪位|什么人|叫什么|什么名字|姓名")),
     ("where", re.compile(r"在哪(?![些个位])|哪里|哪儿|什么地方|何地|何处")),
-    ("count", _COUNT),
     ("which", re.compile(r"哪些|哪几")),
+    ("count", _COUNT),
     ("what", re.compile(r"什么|哪个|哪|怎样|如何")),
 )
 
@@ -46,7 +48,7 @@ class Query:
 
 def analyze(question: str) -> Query:
     text = normalize(question).strip()
-    tokens = tuple(dict.fromkeys(tokenize(text)))
+    tokens = tuple(dict.fromkeys(t for t in tokenize(text) if not _ASKING.match(t)))
     kind = next((name for name, rx in _KINDS if rx.search(text)), None)
     m = _COUNT.search(text) if kind == "count" else None
     place_names = places()
@@ -55,7 +57,7 @@ def analyze(question: str) -> Query:
     return Query(
         text=text,
         tokens=tokens,
-        words=tuple(dict.fromkeys(query_words(text))),
+        words=tuple(dict.fromkeys(w for w in query_words(text) if not _ASKING.match(w))),
         kind=kind,
         unit=m.group("unit") if m else None,
         places=found_places,
@@ -82,7 +84,8 @@ def term_weights(index: Index, tokens: tuple[str, ...]) -> dict[str, float]:
     unseen = math.log((index.scorer.size + 0.5) / 0.5)  # a term no paragraph has weighs like the rarest
     out: dict[str, float] = {}
     for t in tokens:
-        out[t] = max(index.scorer.idf(t), 0.0) if index.scorer.has_term(t) else unseen
+        idf = index.scorer.idf(t)
+        out[t] = unseen if idf is None else max(idf, 0.0)
     return out
 
 
@@ -93,6 +96,14 @@ def coverage(weights: dict[str, float], text: str) -> float:
     return sum(w for t, w in weights.items() if t in text) / total
 
 
+def role_ok(query: Query, paragraph: Paragraph) -> bool:
+    """A 谁 question about an office (主席, 书记…) is answered only where that office is named."""
+    if query.kind != "who":
+        return True
+    asked = [r for r in ROLES if r in query.text]
+    return not asked or any(r in paragraph.text for r in asked)
+
+
 def entities_ok(query: Query, article: Article) -> bool:
     if not query.places and not query.years:
         return True
@@ -100,9 +111,7 @@ def entities_ok(query: Query, article: Article) -> bool:
     return all(p in text for p in query.places) and all(y in text for y in query.years)
 
 
-def candidates(
-    index: Index, query: Query, issues: frozenset[str] | None = None, pool: int = POOL
-) -> list[Candidate]:
+def candidates(index: Index, query: Query, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
     """Ranked paragraphs that pass the coverage and entity checks, best first."""
     if index.scorer is None or not query.tokens:
         return []
@@ -116,7 +125,7 @@ def candidates(
         p = index.paragraphs[doc]
         art = index.article(p)
         cov = coverage(weights, normalize(context_text(art, p) + " " + p.text))
-        if cov < MIN_COVERAGE or not entities_ok(query, art):
+        if cov < MIN_COVERAGE or not role_ok(query, p) or not entities_ok(query, art):
             continue
         out.append(Candidate(doc, score, cov, p, art))
     return out

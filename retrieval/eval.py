@@ -1,0 +1,112 @@
+"""Answer-quality evaluation: the `eval FILE.jsonl` contract of DESIGN.md §4.
+
+A hit counts when one of the expected answer substrings is inside its paragraph text,
+compared with whitespace removed. recall@k, mrr and snippet@1 are over answerable lines;
+abstain is the share of unanswerable lines answered with found=false.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from retrieval.model import Answer
+
+
+class Asker(Protocol):
+    def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer: ...
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    answers: tuple[str, ...]
+    source: str | None
+    unanswerable: bool
+
+
+@dataclass
+class EvalResult:
+    answerable: int = 0
+    unanswerable: int = 0
+    hit1: int = 0
+    hit3: int = 0
+    rr: float = 0.0
+    snippet1: int = 0
+    abstained: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        n = max(self.answerable, 1)
+        out = {
+            "recall@1": self.hit1 / n,
+            "recall@3": self.hit3 / n,
+            "mrr": self.rr / n,
+            "snippet@1": self.snippet1 / n,
+        }
+        if self.unanswerable:
+            out["abstain"] = self.abstained / self.unanswerable
+        return out
+
+
+def load_cases(path: Path) -> list[Case]:
+    cases = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            cases.append(
+                Case(
+                    question=str(row["question"]),
+                    answers=tuple(str(a) for a in row.get("answers") or ()),
+                    source=row.get("source"),
+                    unanswerable=bool(row.get("unanswerable", False)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{lineno}: not a valid eval line ({exc})") from None
+    return cases
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def evaluate(engine: Asker, cases: list[Case], k: int = 3) -> EvalResult:
+    result = EvalResult()
+    for case in cases:
+        answer = engine.ask(case.question, k=k)
+        if case.unanswerable:
+            result.unanswerable += 1
+            if not answer.found:
+                result.abstained += 1
+            else:
+                result.failures.append(f"answered unanswerable: {case.question} → {answer.hits[0].snippet[:40]}")
+            continue
+        result.answerable += 1
+        wanted = [_squash(a) for a in case.answers if a.strip()]
+        ranks = [h.rank for h in answer.hits if any(w in _squash(h.paragraph.text) for w in wanted)]
+        first = min(ranks) if ranks else None
+        if first == 1:
+            result.hit1 += 1
+        if first is not None and first <= 3:
+            result.hit3 += 1
+        if first is not None:
+            result.rr += 1 / first
+        top = answer.hits[0] if answer.hits else None
+        shown = _squash((top.snippet if top else "") + (answer.short_answer or ""))
+        if top is not None and any(w in shown for w in wanted):
+            result.snippet1 += 1
+        elif first == 1:
+            result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
+        if first != 1:
+            got = answer.hits[0].snippet[:50] if answer.hits else answer.message
+            result.failures.append(f"rank {first}: {case.question} → {got}")
+    return result
+
+
+def format_metrics(result: EvalResult) -> str:
+    return "\n".join(f"{name}: {value:.4f}" for name, value in result.metrics().items())
