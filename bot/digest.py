@@ -156,7 +156,7 @@ def matching_sentence(article: Article, keywords: Sequence[str]) -> tuple[str, l
     best = ""
     best_score = 0
     for para in article.paragraphs:
-        for sent in sentences(para.text):
+        for sent in sentences(_DATELINE.sub("", para.text, count=1)):
             norm, _ = _normalise(sent)
             score = sum(1 for kw in keywords if kw in norm)
             if score > best_score:
