@@ -141,12 +141,14 @@ def _positive(section: _Section, key: str, kind: type, default: Any, minimum: fl
 
 
 def _check_cron(key: str, cron: str) -> None:
-    from apscheduler.triggers.cron import CronTrigger
+    # Validate with the trigger the digest job will use: it reads weekdays as crontab does
+    # (0 or 7 = Sunday), unlike APScheduler 3's own from_crontab.
+    from bot.digest import cron_trigger
 
     if len(cron.split()) != 5:
         raise ConfigError(f"{key}: expected 5 crontab fields like '0 8 * * *', got {cron!r}")
     try:
-        CronTrigger.from_crontab(cron, timezone="UTC")
+        cron_trigger(cron, timezone=ZoneInfo("UTC"))
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
 
