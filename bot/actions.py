@@ -10,12 +10,13 @@ from bot import render
 from bot.render import MoreRef, Reply, SourceRef
 from bot.service import ChatService, Stale
 from retrieval.engine import BadIssueFile
+from retrieval.model import Answer
 
 
 def ask(svc: ChatService, question: str, chat_id: int | None, user_id: int | None) -> list[Reply]:
     """Answer a question: short answer, hits, 原文 buttons and 更多 when there are further results."""
     asked = svc.ask(question, chat_id=chat_id, user_id=user_id)
-    replies = _page(svc, asked.answer, asked.query_id, asked.generation)
+    replies = _page(svc, asked.answer, asked.query_id, asked.version)
     limit = svc.settings.chat.max_question_chars
     if len(" ".join(question.split())) > limit and replies:
         note = f"<i>问题较长,只按前 {limit} 个字检索。</i>\n\n"
@@ -23,13 +24,13 @@ def ask(svc: ChatService, question: str, chat_id: int | None, user_id: int | Non
     return replies
 
 
-def _page(svc: ChatService, answer: render.Answer, query_id: int | None, generation: int) -> list[Reply]:
+def _page(svc: ChatService, answer: Answer, query_id: int | None, version: int) -> list[Reply]:
     more = None
     shown = answer.offset + len(answer.hits)
     k = svc.settings.chat.results_per_page
     has_more = shown < answer.total if answer.total else len(answer.hits) == k
     if answer.found and answer.hits and has_more and query_id is not None:
-        more = MoreRef(query_id, shown, generation)
+        more = MoreRef(query_id, shown, version)
     return render.answer_replies(answer, svc.issue_key, more)
 
 
@@ -48,10 +49,10 @@ def press(svc: ChatService, data: str) -> ButtonResult:
         return ButtonResult(notice=render.STALE_TEXT)
     try:
         if isinstance(ref, MoreRef):
-            asked = svc.more(ref.query_id, ref.offset, ref.generation)
+            asked = svc.more(ref.query_id, ref.offset, ref.version)
             if not asked.answer.found or not asked.answer.hits:
                 return ButtonResult(notice="没有更多结果了。")
-            return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.generation))
+            return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.version))
         assert isinstance(ref, SourceRef)
         source = svc.source(ref.key, ref.article, ref.paragraph, ref.fp)
     except Stale:

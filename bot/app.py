@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
+
+# Opt in to PTB's future timedelta durations now: otherwise every RetryAfter (429) emits a
+# PTBDeprecationWarning from inside PTB, which becomes an error under warnings-as-errors.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults

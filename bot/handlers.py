@@ -38,6 +38,8 @@ from bot.service import ChatService, FloodGuard
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
+SEND_ATTEMPTS = 3
+SEND_RETRY_SECONDS = 0.5
 
 
 def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
@@ -64,13 +66,23 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
 async def send(message: Message, replies: Sequence[Reply], quote: bool = False) -> None:
     """Send replies in order; only the first quotes the question (in groups, so it is clear whose)."""
     for i, reply in enumerate(replies):
-        await message.reply_text(
-            reply.html,
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(reply),
-            do_quote=quote and i == 0,
-            disable_web_page_preview=True,
-        )
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                await message.reply_text(
+                    reply.html,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(reply),
+                    do_quote=quote and i == 0,
+                    disable_web_page_preview=True,
+                )
+                break
+            except BadRequest:
+                raise  # our mistake: retrying would not help
+            except NetworkError as exc:  # 5xx, timeouts, dropped connections: usually gone in a moment
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+                log.warning("send failed (%s), retrying", exc)
+                await asyncio.sleep(SEND_RETRY_SECONDS * (attempt + 1))
 
 
 # -- questions -----------------------------------------------------------------------------------
@@ -155,9 +167,7 @@ async def _drop_more_button(message: Message) -> None:
     markup = message.reply_markup
     if markup is None:
         return
-    rows = [
-        [b for b in row if not (b.callback_data or "").startswith("m:")] for row in markup.inline_keyboard
-    ]
+    rows = [[b for b in row if not (b.callback_data or "").startswith("m:")] for row in markup.inline_keyboard]
     rows = [row for row in rows if row]
     try:
         await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
@@ -279,15 +289,13 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(error, Forbidden):
         log.warning("blocked or kicked: %s", error)
         return
-    if isinstance(error, RetryAfter | NetworkError):
+    if isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest)):
         log.warning("Telegram unavailable or rate limited: %s", error)
-        return
+        return  # telling the user would need the very connection that just failed
     log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, render.ERROR_HTML, parse_mode=ParseMode.HTML
-            )
+            await context.bot.send_message(update.effective_chat.id, render.ERROR_HTML, parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.warning("could not report the error to the chat: %s", exc)
 

@@ -43,7 +43,7 @@ class Asked:
 
     answer: Answer
     query_id: int | None
-    generation: int
+    version: int  # content version (see ChatService.version) the answer was ranked on
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,19 @@ class ChatService:
             query_id = self.store.log_query(
                 question, answer.found, len(answer.hits), time.perf_counter() - started, chat_id, user_id
             )
-        return Asked(answer, query_id, self.engine.generation)
+        return Asked(answer, query_id, self.version())
 
-    def more(self, query_id: int, offset: int, generation: int) -> Asked:
-        """The next page of a logged question; Stale when the index changed since the first page."""
+    def more(self, query_id: int, offset: int, version: int) -> Asked:
+        """The next page of a logged question; Stale when the corpus changed since the first page."""
         logged = self.store.logged_query(query_id)
-        if logged is None or generation != self.engine.generation:
+        if logged is None or version != self.version():
             raise Stale(query_id)
-        return Asked(self._answer(logged.question, offset), query_id, generation)
+        return Asked(self._answer(logged.question, offset), query_id, version)
+
+    def version(self) -> int:
+        """Content version: the last ingest-log id. Unlike Engine.generation it survives restarts
+        and does not move on a reload that changed nothing, so 更多 buttons stay valid then."""
+        return self.store.last_ingest_id()
 
     def clean(self, question: str) -> str:
         """Collapse whitespace and cut to the configured length: a question, not an essay."""

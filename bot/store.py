@@ -256,6 +256,9 @@ class Store:
         rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [IngestEntry(**dict(r)) for r in rows]
 
+    def last_ingest_id(self) -> int:
+        return int(self.query("SELECT COALESCE(MAX(id), 0) FROM ingest_log")[0][0])
+
     # -- query log ----------------------------------------------------------------------------
 
     def log_query(

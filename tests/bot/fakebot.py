@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 TOKEN = "123456:TEST-token_for_fake-server"
 BOT_ID = 123456
@@ -460,8 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         prefix = f"/file/bot{self.fake.token}/"
-        if self.path.startswith(prefix):
-            data = self.fake.file_bytes(self.path[len(prefix) :])
+        path = unquote(self.path)  # PTB percent-encodes the URL path, including the token's colon
+        if path.startswith(prefix):
+            data = self.fake.file_bytes(path[len(prefix) :])
             if data is not None:
                 self._reply(200, data, "application/octet-stream")
                 return
