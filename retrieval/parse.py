@@ -39,10 +39,12 @@ def decode(name: str, data: bytes) -> str:
         text = _try(data[3:], "utf-8")
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = _try(data, "utf-16")
-    elif _looks_utf16(data):
-        text = _try(data, "utf-16-le" if data[1::2].count(0) > data[0::2].count(0) else "utf-16-be")
     else:
-        text = _try(data, "utf-8") or _try(data, "gb18030")
+        text = _try(data, "utf-8")
+        if text is None and len(data) % 2 == 0:  # UTF-16 without BOM: accept only if it reads as text
+            text = next((t for enc in ("utf-16-le", "utf-16-be") if _readable(t := _try(data, enc))), None)
+        if text is None:
+            text = _try(data, "gb18030")
     if text is None or "\x00" in text:
         raise BadIssueFile(f"{name}: 不是可识别的文本文件 (not UTF-8, UTF-16 or GB18030 text)")
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
@@ -60,10 +62,13 @@ def _try(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def _looks_utf16(data: bytes) -> bool:
-    # Chinese UTF-16 without BOM: ASCII punctuation and newlines leave one zero byte per unit.
-    sample = data[:4096]
-    return len(sample) >= 4 and sample.count(0) >= len(sample) // 8 and len(sample) % 2 == 0
+def _readable(text: str | None) -> bool:
+    """Mostly Chinese, CJK punctuation and printable ASCII: a right guess of a BOM-less encoding."""
+    if not text:
+        return False
+    sample = text[:4000]
+    good = sum(1 for ch in sample if ch.isprintable() and ord(ch) < 0x2FFFF and not 0xE000 <= ord(ch) <= 0xF8FF or ch in "\n\r\t")
+    return good >= 0.97 * len(sample) and sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff") >= 0.2 * len(sample)
 
 
 # ---------------------------------------------------------------- normalisation
@@ -95,6 +100,7 @@ _DATELINE = re.compile(
     r"^本报(?P<place>[\u4e00-\u9fff]{1,8}?)讯\s*(?:[((](?:通讯员|记者)?\s*(?P<who>[^))]{1,30})[))])?\s*"
 )
 _DATE = re.compile(r"(\d{1,2}月\d{1,2}日)")
+_DATE_LEAD = re.compile(r"^\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?,")
 _SPEECH = re.compile(r"(?:指出|强调|认为|表示|要求|提出|建议|说|称),")
 _ORG_SUFFIX = ("政协", "委员会", "县委", "市委", "州委", "区委", "省委", "人大", "政府")
 _BOLD = re.compile(r"^\*\*(.+?)\*\*$")
@@ -123,7 +129,10 @@ class _Line:
     def headingish(self) -> bool:
         if self.marked:
             return True
-        return len(self.text) <= _HEADING_MAX and not self.finished
+        t = self.text
+        if _DATE_LEAD.match(t) or ("。" in t and _PHOTO.search(t)):  # "3月10日,…" / "…。张华 摄影报道"
+            return False
+        return len(t) <= _HEADING_MAX and not self.finished
 
 
 def _read_lines(text: str) -> list[_Line]:
@@ -373,7 +382,7 @@ def _finish(issue_id: str, index: int, d: _Draft) -> Article:
     m = _DATELINE.match(first)
     if m:
         place = m.group("place")
-        byline = byline or (m.group("who") or "").strip() or None
+        byline = (m.group("who") or "").strip() or byline  # the dateline's reporter before a trailing credit
     dm = _DATE.search(first[:60])
     if dm:
         date = dm.group(1)

@@ -1,0 +1,106 @@
+"""Answers: the right paragraph, the sentence that carries the terms, a short answer, a citation,
+and found=false instead of something unrelated."""
+
+from __future__ import annotations
+
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval.engine import Engine
+from retrieval.index import issue_tokens
+from retrieval.search import analyze
+
+
+def test_flagship_question(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("酒泉市政协2023年落地了几个项目?")
+    assert answer.found
+    assert answer.short_answer is not None
+    assert "4个项目" in answer.short_answer and "70亿元" in answer.short_answer
+    top = answer.hits[0]
+    assert "酒泉市政协2023年工作综述" in top.citation.headline
+    assert top.citation.issue == "004_d3292c7a9a19adbb"
+    assert "落地4个项目" in top.snippet
+
+
+def test_snippet_is_the_sentence_with_the_terms_not_the_paragraph_start(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("陇西县政协主席是谁")
+    top = answer.hits[0]
+    assert top.snippet == "县政协主席刘树武出席并讲话。"
+    assert not top.paragraph.text.startswith(top.snippet)
+    assert answer.short_answer == "刘树武"
+    marked = [top.snippet[a:b] for a, b in top.highlights]
+    assert "主席" in marked
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("岷县政协党组书记、主席是谁", "王晓玲"),
+        ("张掖市政协委员能力素质提升培训班在哪里开班", "浙江大学西溪校区"),
+        ("金昌市政协招商成功签约了几家企业", "成功签约3家"),
+    ],
+)
+def test_short_answers(seed_engine: Engine, question: str, short: str) -> None:
+    assert seed_engine.ask(question).short_answer == short
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "今天天气怎么样",
+        "兰州市政协2023年落地了几个项目",  # a city the articles mention, but not this fact
+        "酒泉市政协2019年落地了几个项目",  # a year the corpus does not cover
+        "北京市政协主席是谁",
+        "成都市政协建了多少个委员工作站",
+        "定西市政协主席叫什么名字",  # the article names no chairman
+        "What is the weather like?",
+    ],
+)
+def test_unanswerable_questions_are_not_answered(seed_engine: Engine, question: str) -> None:
+    answer = seed_engine.ask(question)
+    assert not answer.found
+    assert answer.hits == ()
+    assert answer.message
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!。", "😀😀😀", "的了吗"])
+def test_questions_without_terms_get_a_prompt(seed_engine: Engine, question: str) -> None:
+    answer = seed_engine.ask(question)
+    assert not answer.found and answer.message
+
+
+def test_very_long_question_is_answered(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("酒泉市政协2023年落地了几个项目" + "啊" * 10_000)
+    assert answer.found and "落地4个项目" in answer.hits[0].paragraph.text
+
+
+def test_paging_continues_the_ranking(seed_engine: Engine) -> None:
+    first = seed_engine.ask("政协委员下沉基层", k=2)
+    second = seed_engine.ask("政协委员下沉基层", k=2, offset=2)
+    assert [h.rank for h in second.hits] == [3, 4]
+    assert {h.paragraph for h in first.hits}.isdisjoint(h.paragraph for h in second.hits)
+    assert first.total == second.total >= 4
+
+
+def test_restricting_to_issues(seed_engine: Engine) -> None:
+    only = frozenset({"002_986e0c7b9918cc38"})
+    answer = seed_engine.ask("酒泉市政协招商", issues=only)
+    assert answer.found
+    assert all(h.citation.issue in only for h in answer.hits)
+
+
+@pytest.mark.parametrize(
+    "question", ["酒泉市政协2023年落地了几个项目", "政协委员下沉基层", "提案办理", "三抓三促行动", "招商引资 营商环境"]
+)
+def test_ranking_equals_rank_bm25_on_the_same_tokens(seed_engine: Engine, question: str) -> None:
+    index = seed_engine._index
+    docs = [t for ii in index.issues.values() for t in issue_tokens(ii.issue)]  # tokenized afresh
+    reference = BM25Okapi(docs)
+    tokens = list(analyze(question).tokens)
+    expected = reference.get_scores(tokens)
+    assert index.scorer is not None
+    got = index.scorer.get_scores(tokens)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    top = index.scorer.top_k(tokens, 10)
+    ref_order = sorted(range(len(expected)), key=lambda i: (-expected[i], i))[:10]
+    assert [d for d, _ in top] == [i for i in ref_order if expected[i] > 0]

@@ -1,0 +1,56 @@
+"""Tokenizer: domain words survive segmentation, text is normalised, question words are dropped."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.search import analyze
+from retrieval.tokenizer import fingerprint, tokenize
+
+
+@pytest.mark.parametrize("word", ["三抓三促", "嘉峪关市政协", "肃北县", "协商议事室", "委员工作站", "阿克塞县"])
+def test_domain_words_are_single_tokens(word: str) -> None:
+    assert word in tokenize(f"近日,{word}开展了相关工作。")
+
+
+def test_full_width_and_upper_case_are_normalised() -> None:
+    assert tokenize("２０２３年ＡＢＣ") == tokenize("2023年abc")
+
+
+def test_punctuation_and_function_words_are_dropped() -> None:
+    tokens = tokenize("“三抓三促”行动,的、和、与。")
+    assert tokens == ["三抓三促", "行动"]
+
+
+@pytest.mark.parametrize(
+    ("question", "absent"),
+    [
+        ("酒泉市政协2023年落地了几个项目?", {"几个", "几", "了", "?"}),
+        ("岷县政协党组书记、主席是谁", {"是谁", "谁"}),
+        ("两当县政协调研去了哪几所学校?", {"几所", "哪"}),
+        ("定西市政协主席叫什么名字?", {"什么", "叫", "名字"}),
+    ],
+)
+def test_question_words_are_not_query_terms(question: str, absent: set[str]) -> None:
+    assert not absent & set(analyze(question).tokens)
+
+
+def test_question_kinds() -> None:
+    assert analyze("酒泉市政协2023年落地了几个项目").kind == "count"
+    assert analyze("武威市政协2023年开展了多少场次协商议事活动").unit == "场次"
+    assert analyze("陇西县政协主席是谁").kind == "who"
+    assert analyze("张掖市政协培训班在哪里开班").kind == "where"
+    assert analyze("环县政协走访了哪些企业").kind == "which"
+    assert analyze("座谈会是哪天召开的").kind == "when"
+
+
+def test_places_and_years_are_recognised_as_entities() -> None:
+    q = analyze("酒泉市政协2023年落地了几个项目")
+    assert q.places == {"酒泉"} and q.years == {"2023"}
+    assert analyze("成都市政协建了多少个委员工作站").places == {"成都"}
+    assert analyze("武威市政协跟哪些高校合作办班").places == {"武威"}, "合作 is a word here, not 合作市"
+
+
+def test_fingerprint_is_stable_and_short() -> None:
+    assert fingerprint() == fingerprint()
+    assert len(fingerprint()) == 16
