@@ -1,0 +1,77 @@
+"""Settings: the example config is valid and complete; every mistake is one line naming its key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings, parse_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def test_example_config_documents_every_setting_with_the_defaults() -> None:
+    example = load_settings(EXAMPLE, env={})
+    defaults = parse_settings({}, base_dir=ROOT, env={})
+    assert example.telegram == defaults.telegram
+    assert (example.chat, example.digest) == (defaults.chat, defaults.digest)
+    assert example.corpus_dir == ROOT / "seeds" and example.data_dir == ROOT / "data"
+    # each key the loader knows appears in the example
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    assert set(data) == {"log_level", "telegram", "corpus", "chat", "digest"}
+    assert set(data["telegram"]) >= {"token", "admins", "api_base_url", "mode", "webhook"}
+
+
+def test_token_from_environment_and_api_url_forms() -> None:
+    s = parse_settings({"telegram": {"api_base_url": "http://127.0.0.1:8081/bot/"}}, env={"TELEGRAM_BOT_TOKEN": "1:A"})
+    assert s.telegram.token == "1:A"
+    assert s.telegram.bot_url == "http://127.0.0.1:8081/bot"
+    assert s.telegram.file_url == "http://127.0.0.1:8081/file/bot"
+    assert parse_settings({}, env={}).telegram.token == ""
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"telegram": {"admins": ["alice"]}}, "telegram.admins"),
+        ({"telegram": {"token": "not a token"}}, "telegram.token"),
+        ({"telegram": {"api_base_url": "api.telegram.org"}}, "telegram.api_base_url"),
+        ({"telegram": {"mode": "push"}}, "telegram.mode"),
+        ({"telegram": {"mode": "webhook"}}, "telegram.webhook.url"),
+        ({"telegram": {"webhook": {"port": "80"}}}, "telegram.webhook.port"),
+        ({"telegram": {"tokn": "1:A"}}, "telegram.tokn"),
+        ({"chat": {"results_per_page": 0}}, "chat.results_per_page"),
+        ({"chat": {"results_per_page": True}}, "chat.results_per_page"),
+        ({"chat": "x"}, "chat"),
+        ({"digest": {"timezone": "Mars/Olympus"}}, "digest.timezone"),
+        ({"digest": {"cron": "every morning"}}, "digest.cron"),
+        ({"digest": {"enabled": "yes"}}, "digest.enabled"),
+        ({"log_level": "LOUD"}, "log_level"),
+    ],
+)
+def test_invalid_settings_name_the_key(data: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data, env={})
+    message = str(info.value)
+    assert message.startswith(f"{key}:") and "\n" not in message
+
+
+def test_bad_file_gives_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "config.toml"
+    bad.write_text('[chat]\nresults_per_page = "three"\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "chat.results_per_page" in lines[0]
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        bad.write_text("[chat\n", encoding="utf-8")
+        load_settings(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
