@@ -255,9 +255,7 @@ def _pack(header: str, blocks: Sequence[tuple[str, str, str]], limit: int) -> li
     return parts
 
 
-def compose(
-    items: Sequence[DigestIssue], keywords: Sequence[str] = (), *, limit: int = TELEGRAM_LIMIT
-) -> list[str]:
+def compose(items: Sequence[DigestIssue], keywords: Sequence[str] = (), *, limit: int = TELEGRAM_LIMIT) -> list[str]:
     """The digest of these issues as Telegram HTML parts; [] when nothing in them is for this reader.
 
     Without keywords every article is listed with its lead (continuations of an article begun on
@@ -382,9 +380,7 @@ def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
     if len(fields) != 5:
         raise ValueError(f"expected 5 crontab fields like '0 8 * * *', got {expression!r}")
     minute, hour, day, month, dow = fields
-    return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(dow), timezone=timezone
-    )
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(dow), timezone=timezone)
 
 
 def next_run(expression: str, timezone: tzinfo, now: datetime) -> datetime | None:
@@ -482,9 +478,7 @@ class Ledger:
         """Telegram accepted part `index` (0-based); after the last one the digest is delivered."""
         with self.store.transaction() as conn:
             if index + 1 < total:
-                conn.execute(
-                    "UPDATE digest_cursors SET parts_sent = ? WHERE chat_id = ?", (index + 1, chat_id)
-                )
+                conn.execute("UPDATE digest_cursors SET parts_sent = ? WHERE chat_id = ?", (index + 1, chat_id))
             else:
                 conn.execute(
                     """UPDATE digest_cursors SET delivered_id = MAX(delivered_id, COALESCE(pending_upto, 0)),
@@ -519,7 +513,7 @@ class RunReport:
 class Sender(Protocol):
     """The one Bot method delivery needs (telegram.Bot satisfies it)."""
 
-    async def send_message(self, chat_id: int, text: str, *, parse_mode: str, **kwargs: object) -> object: ...
+    async def send_message(self, chat_id: int, text: str, parse_mode: str) -> object: ...
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -667,9 +661,7 @@ class Digester:
         for index in range(cursor.parts_sent, total):
             await self.pacer.wait(cursor.chat_id)
             try:
-                await bot.send_message(
-                    chat_id=cursor.chat_id, text=cursor.parts[index], parse_mode=ParseMode.HTML
-                )
+                await bot.send_message(chat_id=cursor.chat_id, text=cursor.parts[index], parse_mode=ParseMode.HTML)
             except RetryAfter as exc:
                 # Flood control is bot-wide: stop, keep every cursor, resume when Telegram allows.
                 report.retry_after = _retry_seconds(exc)

@@ -33,12 +33,12 @@ INGEST_JOB = "auto-ingest"
 CATCH_UP_DELAY = 10.0
 
 
-def _digester(context: ContextTypes.DEFAULT_TYPE | Application) -> Digester:  # type: ignore[type-arg]
-    return context.bot_data["digester"]  # type: ignore[no-any-return]
+def _digester(context: ContextTypes.DEFAULT_TYPE | Application) -> Digester:
+    return context.bot_data["digester"]
 
 
-def _settings(context: ContextTypes.DEFAULT_TYPE | Application) -> Settings:  # type: ignore[type-arg]
-    return context.bot_data["settings"]  # type: ignore[no-any-return]
+def _settings(context: ContextTypes.DEFAULT_TYPE | Application) -> Settings:
+    return context.bot_data["settings"]
 
 
 async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -49,7 +49,7 @@ async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         _schedule_resume(context.application, report.retry_after + 1)
 
 
-def _schedule_resume(app: Application, delay: float) -> None:  # type: ignore[type-arg]
+def _schedule_resume(app: Application, delay: float) -> None:
     jq = app.job_queue
     assert jq is not None
     for job in jq.get_jobs_by_name(RESUME_JOB):
@@ -65,7 +65,7 @@ async def auto_ingest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("auto-ingest: +%d ~%d -%d", len(report.added), len(report.changed), len(report.removed))
 
 
-async def start(app: Application, now: datetime | None = None) -> None:  # type: ignore[type-arg]
+async def start(app: Application, now: datetime | None = None) -> None:
     """Startup hook: create the Digester and (re)build the jobs from settings and store."""
     settings = _settings(app)
     service: ChatService = app.bot_data["service"]
@@ -87,9 +87,7 @@ async def start(app: Application, now: datetime | None = None) -> None:  # type:
         missed = last is not None and (next_run(cfg.cron, tz, datetime.fromtimestamp(last, tz)) or now) < now
         interrupted = digester.pending_chats()
         if missed or interrupted:
-            log.info(
-                "digest: catching up (missed a scheduled run: %s, interrupted: %d)", missed, len(interrupted)
-            )
+            log.info("digest: catching up (missed a scheduled run: %s, interrupted: %d)", missed, len(interrupted))
             _schedule_resume(app, CATCH_UP_DELAY)
         log.info("digest: next run %s", next_run(cfg.cron, tz, now))
     if cfg.auto_ingest_minutes:
@@ -148,7 +146,7 @@ class _Collector:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def send_message(self, chat_id: int, text: str, *, parse_mode: str, **kwargs: object) -> object:
+    async def send_message(self, chat_id: int, text: str, parse_mode: str) -> object:
         self.texts.append(text)
         return True
 
@@ -161,15 +159,11 @@ class ConsoleDigest:
     `/digest all` delivers that one subscription.
     """
 
-    def __init__(
-        self, service: ChatService, chat_id: int, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, service: ChatService, chat_id: int, clock: Callable[[], datetime] | None = None) -> None:
         self.cfg = service.settings.digest
         self.chat_id = chat_id
         self.clock = clock or (lambda: datetime.now(self.cfg.tzinfo))
-        self.digester = Digester(
-            service.store, service.engine, send_empty=self.cfg.send_empty, pacer=console_pacer()
-        )
+        self.digester = Digester(service.store, service.engine, send_empty=self.cfg.send_empty, pacer=console_pacer())
         self.next_fire = next_run(self.cfg.cron, self.cfg.tzinfo, self.clock()) if self.cfg.enabled else None
 
     def _deliver(self) -> list[Reply]:
