@@ -26,7 +26,7 @@ from typing import Protocol
 
 from apscheduler.triggers.cron import CronTrigger
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
 from retrieval.model import Article, Issue
@@ -510,6 +510,12 @@ class RunReport:
         return text
 
 
+# Bad Request descriptions that mean the chat no longer exists for the bot.
+_GONE = re.compile(r"chat not found|group chat was deactivated", re.I)
+# … and those that blame the message itself, which resending can never fix.
+_UNSENDABLE = re.compile(r"can't parse entities|message is too long|message text is empty", re.I)
+
+
 class Sender(Protocol):
     """The one Bot method delivery needs (telegram.Bot satisfies it)."""
 
@@ -672,6 +678,23 @@ class Digester:
                 log.info("digest: chat %s unreachable (%s), deactivating", cursor.chat_id, exc.message)
                 self.store.unsubscribe(cursor.chat_id)
                 report.deactivated.append(cursor.chat_id)
+                return True
+            except BadRequest as exc:
+                if _GONE.search(exc.message):
+                    # The chat was deleted or its bot access revoked: as final as Forbidden.
+                    log.info("digest: chat %s is gone (%s), deactivating", cursor.chat_id, exc.message)
+                    self.store.unsubscribe(cursor.chat_id)
+                    report.deactivated.append(cursor.chat_id)
+                    return True
+                if _UNSENDABLE.search(exc.message):
+                    # Telegram refuses these very bytes; resending them would fail forever and
+                    # block every later digest for this chat. Skip the part, loudly.
+                    log.error("digest: chat %s refused part %d (%s); skipping it", cursor.chat_id, index + 1, exc)
+                    report.failed.append((cursor.chat_id, str(exc)))
+                    self.ledger.accepted(cursor.chat_id, index, total, self.clock())
+                    continue
+                log.warning("digest: chat %s failed (%s); will retry next run", cursor.chat_id, exc)
+                report.failed.append((cursor.chat_id, str(exc)))
                 return True
             except TelegramError as exc:
                 # Includes timeouts, where the message may have arrived: the one duplicate risk.

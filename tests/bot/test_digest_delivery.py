@@ -101,9 +101,7 @@ async def test_send_empty_sends_a_no_news_message(fakebot: FakeBotAPI, tg: Bot, 
     assert received(fakebot, A) == ["📰 政协报新刊摘要\n自上次摘要以来没有新刊。"]
 
 
-async def test_restart_between_ingest_and_digest_loses_nothing(
-    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
-) -> None:
+async def test_restart_between_ingest_and_digest_loses_nothing(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
     db = tmp_path / "bot.sqlite3"
     store, lib = open_store(db), Library()
     store.subscribe(A)
@@ -184,9 +182,7 @@ async def test_flood_control_stops_the_run_and_the_next_run_finishes_it(
     assert [len(received(fakebot, c)) for c in (A, B, C)] == [1, 1, 1]
 
 
-async def test_forbidden_deactivates_that_subscription_only(
-    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
-) -> None:
+async def test_forbidden_deactivates_that_subscription_only(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
     store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
     for chat in (A, B, C):
         store.subscribe(chat)
@@ -206,9 +202,7 @@ async def test_forbidden_deactivates_that_subscription_only(
     assert fakebot.sent(B, ok=False)[-1].error is not None  # the one failed attempt, never retried
 
 
-async def test_other_errors_keep_the_digest_for_the_next_run(
-    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
-) -> None:
+async def test_other_errors_keep_the_digest_for_the_next_run(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
     store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
     store.subscribe(A)
     lib.add(store, make_issue("007_x"))
@@ -234,9 +228,7 @@ async def test_resubscribing_starts_from_now_not_from_when_you_left(
     assert "009_back" in text and "008_while_away" not in text
 
 
-async def test_keyword_subscribers_get_only_matching_articles(
-    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
-) -> None:
+async def test_keyword_subscribers_get_only_matching_articles(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
     store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
     store.subscribe(A, ["酒泉", "招商"])
     store.subscribe(B, ["敦煌"])
@@ -267,9 +259,7 @@ async def test_no_match_means_no_message_and_no_backlog(fakebot: FakeBotAPI, tg:
     assert "013_jyg" in text and "012_jq" not in text
 
 
-async def test_preview_sends_nothing_and_records_nothing(
-    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
-) -> None:
+async def test_preview_sends_nothing_and_records_nothing(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
     store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
     store.subscribe(A)
     lib.add(store, make_issue("014_p"))
@@ -281,3 +271,30 @@ async def test_preview_sends_nothing_and_records_nothing(
     await d.run(tg)
     assert len(received(fakebot, A)) == 1
     assert await d.preview(A) == []
+
+
+async def test_a_message_telegram_refuses_is_skipped_not_retried_forever(
+    fakebot: FakeBotAPI, tg: Bot, tmp_path: Path
+) -> None:
+    store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
+    store.subscribe(A)
+    lib.add(store, make_issue("015_bad"))
+    fakebot.fail("sendMessage", 400, "Bad Request: can't parse entities: unsupported start tag")
+    d = digester(store, lib)
+    report = await d.run(tg)
+    assert report.failed and received(fakebot, A) == []
+    lib.add(store, make_issue("016_next"))
+    await d.run(tg)
+    [text] = received(fakebot, A)  # the next digest is not blocked behind the refused one
+    assert "016_next" in text and "015_bad" not in text
+
+
+async def test_a_deleted_chat_is_deactivated(fakebot: FakeBotAPI, tg: Bot, tmp_path: Path) -> None:
+    store, lib = open_store(tmp_path / "bot.sqlite3"), Library()
+    store.subscribe(C)
+    lib.add(store, make_issue("017_x"))
+    fakebot.fail("sendMessage", 400, "Bad Request: chat not found")
+    report = await digester(store, lib).run(tg)
+    assert report.deactivated == [C]
+    sub = store.subscription(C)
+    assert sub is not None and not sub.active
