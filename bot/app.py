@@ -35,8 +35,14 @@ STARTUP_HOOKS: list[Any] = [digest_jobs.start]
 SHUTDOWN_HOOKS: list[Any] = []
 
 
-def build_application(settings: Settings, service: ChatService | None = None) -> Application:  # type: ignore[type-arg]
-    """Build the Application; the service is opened in post_init unless one is passed in (tests)."""
+def build_application(  # type: ignore[type-arg]
+    settings: Settings, service: ChatService | None = None, flood_limit: bool = True
+) -> Application:
+    """Build the Application; the service is opened in post_init unless one is passed in (tests).
+
+    `flood_limit=False` drops Telegram's 30 messages/s pacing — only for benchmarks that want
+    to see the bot's own cost rather than Telegram's limit.
+    """
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         svc = service
@@ -61,15 +67,18 @@ def build_application(settings: Settings, service: ChatService | None = None) ->
             svc.close()
 
     tg = settings.telegram
-    app = (
+    builder = (
         ApplicationBuilder()
         .token(tg.token)
         .base_url(tg.bot_url)
         .base_file_url(tg.file_url)
         .defaults(Defaults(tzinfo=settings.digest.tzinfo))
+    )
+    if flood_limit:
         # Paces sends to Telegram's flood limits and retries a 429 after its retry_after.
-        .rate_limiter(AIORateLimiter(max_retries=2))
-        .concurrent_updates(settings.chat.concurrent_updates)
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+    app = (
+        builder.concurrent_updates(settings.chat.concurrent_updates)
         .get_updates_read_timeout(tg.poll_timeout + 10)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
@@ -112,9 +121,7 @@ async def serve(app: Application, settings: Settings, stop: asyncio.Event) -> No
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO, including the token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

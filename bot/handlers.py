@@ -192,6 +192,12 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
 
 
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice: say what works instead of staying silent."""
+    if update.effective_message:
+        await send(update.effective_message, [Reply(render.NOT_TEXT_HTML)])
+
+
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Unknown /commands get help; in groups only when addressed to this bot."""
     message = update.effective_message
@@ -323,6 +329,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
     app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))
     app.add_handler(MessageHandler(new & filters.Document.ALL, document))
+    other = new & filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    app.add_handler(MessageHandler(other, not_text))
     app.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
     app.add_error_handler(on_error)
 

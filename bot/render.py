@@ -380,6 +380,7 @@ def unsubscribed_html(was_subscribed: bool) -> str:
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"
 NOT_ADMIN_HTML = "⛔ 只有管理员可以使用这个功能。"
+NOT_TEXT_HTML = "我只能读文字。请用文字提问,例如:<code>武威市政协2023年开展了几项重点调研视察?</code>"
 ASK_USAGE_HTML = "请在命令后面写上问题,例如:\n<code>/ask 漳县创建了多少个城区政协委员联络工作室?</code>"
 
 

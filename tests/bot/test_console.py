@@ -27,7 +27,7 @@ def run_console(tmp_path: Path, corpus: Path, data_dir: Path, stdin: str) -> sub
 
 def test_console_answers_questions_and_buttons_and_exits_on_eof(tmp_path: Path, corpus: Path, data_dir: Path) -> None:
     lines = [
-        "漳县创建了多少个城区政协委员联络工作室?",
+        "招商引资",
         "/more",
         "/ask 漳县创建了多少个城区政协委员联络工作室?",
         "/source 1",
@@ -44,7 +44,7 @@ def test_console_answers_questions_and_buttons_and_exits_on_eof(tmp_path: Path, 
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "答:" in out and "7个" in out and "003_86c0c9587050140c · ¶2" in out
-    assert "→ /source 1  /source 2  /source 3  /more" in out
+    assert "→ /source 1  /source 2  /source 3  /more" in out  # buttons as commands
     assert "4." in out  # the /more page
     assert "树立品牌 示范效益日益凸显" in out  # the whole article (/full)
     assert "没有可检索的文字" in out
