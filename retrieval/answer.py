@@ -11,61 +11,18 @@ import re
 
 from retrieval.index import context_text
 from retrieval.model import Answer, Citation, Hit
-from retrieval.search import ROLES, Candidate, Query
+from retrieval.query import Query, matched_weight
+from retrieval.search import Candidate
+from retrieval.shapes import COUNTED, DATE, ROLES, WHERE, answer_shape, asked_roles, has_unit_count, name_after_role
 from retrieval.tokenizer import normalize
 
 SNIPPET_MAX = 160
 _SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
 _CLAUSE = re.compile(r"[^,;:。!?]+")
-_NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
-_COUNTED = re.compile(
-    _NUM + r"(?:余|多)?(?:万|亿)?(?:场次|人次|批次|件次|[个名件条次家项位场株人户篇期元批座所公顷倍])"
-)
-_DATE = re.compile(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
-_WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
-_NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
-_NAME_AFTER_ROLE = re.compile(
-    r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|、|,|。)"
-)
 
 
 def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.findall(text) if s.strip()]
-
-
-def _term_weight(query: Query, weights: dict[str, float], text: str) -> float:
-    """Weight of the question's words present in text; a word absent but for a part of it
-    (武威市政协 → 市政协) earns that part's share. Sub-words never count twice."""
-    t = normalize(text)
-    total = 0.0
-    for word in query.words:
-        w = weights.get(word, 0.0)
-        if word in t:
-            total += w
-            continue
-        parts = [p for p in query.tokens if p != word and p in word and p in t]
-        if parts:
-            best = max(parts, key=len)
-            total += weights.get(best, 0.0) * len(best) / len(word)
-    return total
-
-
-def answer_shape(query: Query, text: str) -> float:
-    """How well text holds the kind of thing the question asks for: 1.0 (not at all) to 1.5625."""
-    factor = 1.0
-    if query.kind == "count" and _COUNTED.search(text):
-        factor *= 1.25
-        if query.unit and re.search(_NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(query.unit), text):
-            factor *= 1.25
-    elif (query.kind == "when" and _DATE.search(text)) or (
-        query.kind == "who" and any(r in text for r in ROLES if r in query.text)
-    ):
-        factor *= 1.25
-    elif query.kind == "what" and _NAMED.search(text):
-        factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
-    elif query.kind == "which" and (text.count("、") >= 2 or _NAMED.search(text)):
-        factor *= 1.25  # 哪些 answers are lists: A、B、C
-    return factor
 
 
 def best_snippet(query: Query, weights: dict[str, float], text: str, context: str = "") -> str:
@@ -81,12 +38,16 @@ def best_snippet(query: Query, weights: dict[str, float], text: str, context: st
     local = {t: (w * 0.5 if t in ctx else w) for t, w in weights.items()}
 
     def score(s: str) -> float:
-        return _term_weight(query, local, s) * answer_shape(query, s)
+        return matched_weight(query, local, s) * answer_shape(query, s)
 
     i = max(range(len(sents)), key=lambda k: (score(sents[k]), -k))
     snippet = sents[i].strip()
-    if len(snippet) < 25 and i + 1 < len(sents):  # a lead-in like "深入开展主题教育。" says nothing alone
-        snippet += sents[i + 1].strip()
+    nxt = sents[i + 1].strip() if i + 1 < len(sents) else ""
+    if nxt and (
+        len(snippet) < 25  # a lead-in like "深入开展主题教育。" says nothing alone
+        or (answer_shape(query, snippet) == 1.0 and answer_shape(query, nxt) > 1.0)  # the answer follows
+    ):
+        snippet += nxt
     if len(snippet) > SNIPPET_MAX:
         snippet = _window(snippet, query)
     return snippet
@@ -126,12 +87,12 @@ def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str |
     if query.kind == "count":
         return _count_answer(query, weights, snippet)
     if query.kind == "who":
-        return _who_answer(query, snippet)
+        return name_after_role(snippet, asked_roles(query) or list(ROLES))
     if query.kind == "when":
-        m = _DATE.search(snippet)
+        m = DATE.search(snippet)
         return m.group(0) if m else None
     if query.kind == "where":
-        m = _WHERE.search(snippet)
+        m = WHERE.search(snippet)
         return m.group(1) if m else None
     return None
 
@@ -140,10 +101,10 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     clauses = [c.strip() for c in _CLAUSE.findall(snippet) if c.strip()]
     best: tuple[float, int] | None = None
     for i, clause in enumerate(clauses):
-        if not _COUNTED.search(clause):
+        if not COUNTED.search(clause):
             continue
-        s = _term_weight(query, weights, clause) + 0.01
-        if query.unit and re.search(_NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(query.unit), clause):
+        s = matched_weight(query, weights, clause) + 0.01
+        if has_unit_count(query, clause):
             s *= 2
         if best is None or s > best[0]:
             best = (s, i)
@@ -155,20 +116,10 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     if (
         i + 1 < len(clauses)
         and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1])
-        and _COUNTED.search(clauses[i + 1])
+        and COUNTED.search(clauses[i + 1])
     ):
         answer += "," + clauses[i + 1]
     return answer
-
-
-def _who_answer(query: Query, snippet: str) -> str | None:
-    """The name printed right after the office the question asks about: 主席王晓玲主持 → 王晓玲."""
-    roles = [r for r in ROLES if r in query.text] or list(ROLES)
-    for end in sorted(m.end() for r in roles for m in re.finditer(r, snippet)):
-        m = _NAME_AFTER_ROLE.match(snippet[end:])
-        if m:
-            return m.group(1)
-    return None
 
 
 def build_answer(

@@ -12,11 +12,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.answer import answer_shape, build_answer
+from retrieval.answer import build_answer
 from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ScanResult, scan
 from retrieval.model import Answer, Article, Issue, Paragraph
 from retrieval.parse import BadIssueFile, parse_bytes
-from retrieval.search import POOL, analyze, candidates, rerank, term_weights
+from retrieval.query import analyze
+from retrieval.search import POOL, candidates, rerank, term_weights
 
 MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
 
@@ -91,7 +92,7 @@ class Engine:
         query = analyze(question[:MAX_QUESTION])
         if index.scorer is None:
             return Answer(question=question, found=False, message="语料库是空的: 还没有导入任何报纸。")
-        ranked = rerank(query, candidates(index, query, issues=issues, pool=max(POOL, offset + k)), answer_shape)
+        ranked = rerank(query, candidates(index, query, issues=issues, pool=max(POOL, offset + k)))
         weights = term_weights(index, query.tokens + query.words) if query.tokens else {}
         return build_answer(question, query, ranked, weights, k=k, offset=offset)
 

@@ -67,7 +67,11 @@ def _readable(text: str | None) -> bool:
     if not text:
         return False
     sample = text[:4000]
-    good = sum(1 for ch in sample if ch.isprintable() and ord(ch) < 0x2FFFF and not 0xE000 <= ord(ch) <= 0xF8FF or ch in "\n\r\t")
+    good = sum(
+        1
+        for ch in sample
+        if (ch.isprintable() and ord(ch) < 0x2FFFF and not 0xE000 <= ord(ch) <= 0xF8FF) or ch in "\n\r\t"
+    )
     return good >= 0.97 * len(sample) and sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff") >= 0.2 * len(sample)
 
 

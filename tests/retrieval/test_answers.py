@@ -8,7 +8,7 @@ from rank_bm25 import BM25Okapi
 
 from retrieval.engine import Engine
 from retrieval.index import issue_tokens
-from retrieval.search import analyze
+from retrieval.query import analyze
 
 
 def test_flagship_question(seed_engine: Engine) -> None:
@@ -104,3 +104,14 @@ def test_ranking_equals_rank_bm25_on_the_same_tokens(seed_engine: Engine, questi
     top = index.scorer.top_k(tokens, 10)
     ref_order = sorted(range(len(expected)), key=lambda i: (-expected[i], i))[:10]
     assert [d for d, _ in top] == [i for i in ref_order if expected[i] > 0]
+
+
+def test_traditional_characters_and_pasted_markup_are_understood(seed_engine: Engine) -> None:
+    answer = seed_engine.ask("<b>漳縣</b>創建了多少個城區政協委員聯絡工作室?")
+    assert answer.found and "7个" in (answer.short_answer or "")
+
+
+def test_office_holder_questions_need_a_name(seed_engine: Engine) -> None:
+    """主席会议 mentions the office but names nobody: no answer rather than a wrong one."""
+    assert not seed_engine.ask("天水市政协主席是谁").found
+    assert seed_engine.ask("嘉峪关市政协活动领导小组组长是谁").short_answer == "王毅"

@@ -65,7 +65,9 @@ def test_added_changed_removed_and_refused_files_are_reported(corpus: Path, tmp_
     (corpus / "902_binary.txt").write_bytes(bytes(range(256)) * 8)
     (corpus / "003_86c0c9587050140c.txt").unlink()
     changed = corpus / "002_986e0c7b9918cc38.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n补充报道\n\n本报讯 新增一段内容。\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\n补充报道\n\n本报讯 新增一段内容。\n", encoding="utf-8"
+    )
     report = engine.reload()
     assert [s.id for s in report.added] == ["900_sample"]
     assert [s.id for s in report.changed] == ["002_986e0c7b9918cc38"]
@@ -84,7 +86,7 @@ def test_a_file_that_turns_bad_keeps_its_last_good_version(corpus: Path, tmp_pat
     assert [r.name for r in report.refused] == ["004_d3292c7a9a19adbb.txt"]
     assert report.removed == ()
     assert engine.ask("酒泉市政协2023年落地了几个项目").found
-    engine2, report2 = Engine.open(corpus, tmp_path / "data")  # and after a restart too
+    engine2, _ = Engine.open(corpus, tmp_path / "data")  # and after a restart too
     assert engine2.ask("酒泉市政协2023年落地了几个项目").found
 
 

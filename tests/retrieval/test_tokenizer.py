@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.search import analyze
+from retrieval.query import analyze
 from retrieval.tokenizer import fingerprint, tokenize
 
 
