@@ -153,14 +153,17 @@ class IndexStore:
         }
 
     def read_manifest(self) -> dict:
-        """The manifest if it was written with today's settings; otherwise an empty one (rebuild)."""
+        """Which issues (and file hashes) were ingested. Kept across a change of settings: the tokens
+        and snapshot are then rebuilt (both check the settings themselves), but an issue already
+        ingested is not reported as new again, so subscribers get no second digest of it."""
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {"issues": {}}
-        if any(manifest.get(k) != v for k, v in self._settings().items()):
-            log.info("index settings changed (%s): rebuilding", self.manifest_path)
+        if manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("issues"), dict):
             return {"issues": {}}
+        if any(manifest.get(k) != v for k, v in self._settings().items()):
+            log.info("index settings changed (%s): rebuilding tokens and snapshot", self.manifest_path)
         return manifest
 
     def write_manifest(self, index: Index) -> None:

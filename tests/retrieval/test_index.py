@@ -53,9 +53,10 @@ def test_index_built_with_other_settings_is_rebuilt_not_trusted(corpus: Path, tm
         payload["tokenizer"] = "0000000000000000"
         payload["tokens"] = [["bogus"] for _ in payload["tokens"]]
         cache.write_text(json.dumps(payload), encoding="utf-8")
-    engine, _ = Engine.open(corpus, data)
+    engine, report = Engine.open(corpus, data)
     assert engine.ask("酒泉市政协2023年落地了几个项目").found
     assert not engine.ask("bogus").found
+    assert (report.added, report.unchanged) == ((), 5), "re-tokenized, but not news: no second digest"
 
 
 def test_added_changed_removed_and_refused_files_are_reported(corpus: Path, tmp_path: Path) -> None:
