@@ -60,7 +60,7 @@ class ChatSettings:
 
 @dataclass(frozen=True)
 class DigestSettings:
-    enabled: bool = False
+    enabled: bool = True
     cron: str = "0 8 * * *"
     timezone: str = "Asia/Shanghai"
     send_empty: bool = False
@@ -143,7 +143,7 @@ def _positive(section: _Section, key: str, kind: type, default: Any, minimum: fl
 def _check_cron(key: str, cron: str) -> None:
     # Validate with the trigger the digest job will use: it reads weekdays as crontab does
     # (0 or 7 = Sunday), unlike APScheduler 3's own from_crontab.
-    from bot.digest import cron_trigger
+    from bot.schedule import cron_trigger
 
     if len(cron.split()) != 5:
         raise ConfigError(f"{key}: expected 5 crontab fields like '0 8 * * *', got {cron!r}")
@@ -210,7 +210,7 @@ def parse_settings(
 
     dg = root.section("digest")
     digest = DigestSettings(
-        enabled=dg.get("enabled", bool, False),
+        enabled=dg.get("enabled", bool, True),
         cron=dg.get("cron", str, "0 8 * * *").strip(),
         timezone=dg.get("timezone", str, "Asia/Shanghai"),
         send_empty=dg.get("send_empty", bool, False),

@@ -72,8 +72,10 @@ async def test_schedule_is_cron_in_the_configured_zone(make_settings: Callable[.
         assert app.job_queue.get_jobs_by_name(INGEST_JOB) == ()  # auto-ingest is off by default
 
 
-async def test_disabled_digest_schedules_nothing(make_settings: Callable[..., Settings]) -> None:
+async def test_digest_is_on_by_default_and_can_be_switched_off(make_settings: Callable[..., Settings]) -> None:
     async with running_bot(make_settings()) as app:
+        assert len(app.job_queue.get_jobs_by_name(DIGEST_JOB)) == 1
+    async with running_bot(with_digest(make_settings(), enabled=False)) as app:
         assert app.job_queue.jobs() == ()
 
 
