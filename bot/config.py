@@ -17,6 +17,9 @@ TELEGRAM_API = "https://api.telegram.org"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
 
+_BUNDLED_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
 class ConfigError(ValueError):
     """An invalid setting; str(exc) is one line that names the key."""
 
@@ -193,6 +196,8 @@ def parse_settings(
 
     corpus = root.section("corpus")
     corpus_dir = base / corpus.get("dir", str, "seeds")
+    if "dir" not in data.get("corpus", {}) and not corpus_dir.is_dir() and _BUNDLED_SEEDS.is_dir():
+        corpus_dir = _BUNDLED_SEEDS  # run from another folder of a checkout: still the bundled corpus
     data_dir = base / corpus.get("data_dir", str, "data")
     corpus.finish()
 
