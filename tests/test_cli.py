@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import COMMANDS, build_parser, main
-from tests.retrieval.conftest import SEEDS
+from tests.conftest import SEEDS
 
 
 @pytest.fixture
@@ -17,15 +17,6 @@ def config(corpus: Path, tmp_path: Path) -> str:
     path = tmp_path / "config.toml"
     path.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
     return str(path)
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    import shutil
-
-    folder = tmp_path / "corpus"
-    shutil.copytree(SEEDS, folder)
-    return folder
 
 
 def test_ask_json_contract(config: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from retrieval.engine import Engine
+from tests.conftest import SEEDS
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+__all__ = ["SAMPLE", "SEEDS"]
 
 # A small issue in the newspaper's layout, written for these tests: a feature with subtitle,
 # byline and section headings; a paragraph cut by the print column; a kicker + headline news
@@ -55,12 +55,3 @@ def seed_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
         shutil.copy(f, corpus / f.name)
     engine, _ = Engine.open(corpus, tmp_path_factory.mktemp("data"))
     return engine
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for f in SEEDS.glob("*.txt"):
-        shutil.copy(f, folder / f.name)
-    return folder
