@@ -136,6 +136,9 @@ class Store:
         with self._lock:
             if str(path) != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL cannot corrupt the database; it only risks the last commits
+                # on a power cut, and saves an fsync (~6 ms, under the lock) on every logged question.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
         self.migrate()
 
