@@ -156,6 +156,7 @@ def build_answer(
                     article=cand.paragraph.article,
                     headline=cand.article.title,
                     paragraph=cand.paragraph.n,
+                    kicker=cand.article.kicker,
                 ),
                 snippet=snippet,
                 highlights=highlights(snippet, query.tokens),

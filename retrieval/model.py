@@ -61,9 +61,12 @@ class Citation:
     article: int
     headline: str  # Article.title
     paragraph: int  # Paragraph.n
+    kicker: str | None = None  # 岷县政协 above 召开党组理论学习中心组(扩大)会议: who the headline is about
 
     def label(self) -> str:
-        return f"{self.headline} · {self.issue} · ¶{self.paragraph}"
+        """What users see: many headlines ("召开…常委会会议") only make sense with their kicker."""
+        title = f"{self.kicker} {self.headline}" if self.kicker and len(self.kicker) <= 12 else self.headline
+        return f"{title} · {self.issue} · ¶{self.paragraph}"
 
 
 @dataclass(frozen=True)

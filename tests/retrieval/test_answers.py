@@ -115,3 +115,9 @@ def test_office_holder_questions_need_a_name(seed_engine: Engine) -> None:
     """主席会议 mentions the office but names nobody: no answer rather than a wrong one."""
     assert not seed_engine.ask("天水市政协主席是谁").found
     assert seed_engine.ask("嘉峪关市政协活动领导小组组长是谁").short_answer == "王毅"
+
+
+def test_citation_names_the_organisation_above_a_generic_headline(seed_engine: Engine) -> None:
+    top = seed_engine.ask("岷县政协党组书记、主席是谁").hits[0]
+    assert top.citation.headline == "召开党组理论学习中心组(扩大)会议"
+    assert top.citation.label() == "岷县政协 召开党组理论学习中心组(扩大)会议 · 000_d738a449e04fc558 · ¶1"
