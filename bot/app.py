@@ -35,16 +35,14 @@ STARTUP_HOOKS: list[Any] = [digest_jobs.start]
 SHUTDOWN_HOOKS: list[Any] = []
 
 
-def build_application(  # type: ignore[type-arg]
-    settings: Settings, service: ChatService | None = None, flood_limit: bool = True
-) -> Application:
+def build_application(settings: Settings, service: ChatService | None = None, flood_limit: bool = True) -> Application:
     """Build the Application; the service is opened in post_init unless one is passed in (tests).
 
     `flood_limit=False` drops Telegram's 30 messages/s pacing — only for benchmarks that want
     to see the bot's own cost rather than Telegram's limit.
     """
 
-    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+    async def post_init(app: Application) -> None:
         svc = service
         if svc is None:
             svc, report = await asyncio.to_thread(ChatService.open, settings)
@@ -59,7 +57,7 @@ def build_application(  # type: ignore[type-arg]
             await hook(app)
         log.info("serving as @%s", app.bot.username)
 
-    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    async def post_shutdown(app: Application) -> None:
         for hook in SHUTDOWN_HOOKS:
             await hook(app)
         svc = app.bot_data.pop("service", None)
@@ -76,7 +74,7 @@ def build_application(  # type: ignore[type-arg]
     )
     if flood_limit:
         # Paces sends to Telegram's flood limits and retries a 429 after its retry_after.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))  # type: ignore[arg-type]
     app = (
         builder.concurrent_updates(settings.chat.concurrent_updates)
         .get_updates_read_timeout(tg.poll_timeout + 10)
@@ -89,7 +87,7 @@ def build_application(  # type: ignore[type-arg]
     return app
 
 
-async def serve(app: Application, settings: Settings, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+async def serve(app: Application, settings: Settings, stop: asyncio.Event) -> None:
     """Run the bot until `stop` is set, then shut down in order (updater first: nothing new arrives)."""
     tg = settings.telegram
     await app.initialize()

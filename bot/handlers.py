@@ -43,11 +43,11 @@ SEND_RETRY_SECONDS = 0.5
 
 
 def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
-    return context.bot_data["service"]  # type: ignore[no-any-return]
+    return context.bot_data["service"]
 
 
 def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
-    return context.bot_data["settings"]  # type: ignore[no-any-return]
+    return context.bot_data["settings"]
 
 
 def _is_group(update: Update) -> bool:
@@ -136,10 +136,10 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     mentioned = False
     text = message.text
     if mention:
-        for entity, value in message.parse_entities([MessageEntity.MENTION]).items():
+        for value in message.parse_entities([MessageEntity.MENTION]).values():
             if value.lower() == mention:
                 mentioned = True
-                text = text.replace(message.text[entity.offset : entity.offset + entity.length], " ")
+                text = text.replace(value, " ")  # entity offsets count UTF-16 units: use the value
     if to_bot or mentioned:
         await answer_question(update, context, text)
 
@@ -167,7 +167,7 @@ async def _drop_more_button(message: Message) -> None:
     markup = message.reply_markup
     if markup is None:
         return
-    rows = [[b for b in row if not (b.callback_data or "").startswith("m:")] for row in markup.inline_keyboard]
+    rows = [[b for b in row if not str(b.callback_data or "").startswith("m:")] for row in markup.inline_keyboard]
     rows = [row for row in rows if row]
     try:
         await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
@@ -309,7 +309,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
-def register(app: Application) -> None:  # type: ignore[type-arg]
+def register(app: Application) -> None:
     """Add every handler in priority order; unknown commands come last."""
     new = filters.UpdateType.MESSAGE
     commands = {
@@ -335,7 +335,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_error_handler(on_error)
 
 
-async def set_commands(app: Application, admins: frozenset[int]) -> None:  # type: ignore[type-arg]
+async def set_commands(app: Application, admins: frozenset[int]) -> None:
     """Publish the command menu; admins additionally see /reload and /stats in their private chat."""
     menu = [BotCommand(name, desc) for name, desc in render.COMMANDS]
     await app.bot.set_my_commands(menu)

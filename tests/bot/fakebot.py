@@ -61,17 +61,13 @@ class Call:
     @property
     def plain(self) -> str:
         """The message text as a user sees it: tags removed, entities decoded."""
-        return (
-            html.unescape(_TAG.sub("", self.text)) if self.params.get("parse_mode") == "HTML" else self.text
-        )
+        return html.unescape(_TAG.sub("", self.text)) if self.params.get("parse_mode") == "HTML" else self.text
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
         """(label, callback_data) of every inline button, row by row."""
         markup = self.params.get("reply_markup") or {}
-        return [
-            (b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row
-        ]
+        return [(b["text"], b.get("callback_data", "")) for row in markup.get("inline_keyboard", []) for b in row]
 
 
 @dataclass
@@ -209,9 +205,7 @@ class FakeBotAPI:
             }
         )
 
-    def document(
-        self, data: bytes, file_name: str, chat_id: int = 1001, user_id: int | None = None, **kw: Any
-    ) -> int:
+    def document(self, data: bytes, file_name: str, chat_id: int = 1001, user_id: int | None = None, **kw: Any) -> int:
         """A user sending a file: served later through getFile and the file URL."""
         file_id = f"file{len(self.files) + 1}"
         self.files[file_id] = (f"documents/{file_id}.txt", data)
@@ -246,9 +240,7 @@ class FakeBotAPI:
 
     # -- inspection --------------------------------------------------------------------------
 
-    def sent(
-        self, chat_id: int | None = None, method: str = "sendMessage", ok: bool | None = True
-    ) -> list[Call]:
+    def sent(self, chat_id: int | None = None, method: str = "sendMessage", ok: bool | None = True) -> list[Call]:
         """Calls of `method` to `chat_id`: accepted (ok=True), refused (False) or all (None)."""
         with self._cond:
             # indexed by (method, chat): the benchmark's waiters poll this many times a second
@@ -403,9 +395,7 @@ def _entities(text: str) -> list[dict[str, Any]]:
     for m in re.finditer(r"(?<![A-Za-z0-9_/])@[A-Za-z][A-Za-z0-9_]{3,}", text):
         prefix = text[: m.start()]
         offset = len(prefix.encode("utf-16-le")) // 2
-        entities.append(
-            {"type": "mention", "offset": offset, "length": len(m.group().encode("utf-16-le")) // 2}
-        )
+        entities.append({"type": "mention", "offset": offset, "length": len(m.group().encode("utf-16-le")) // 2})
     return entities
 
 
@@ -512,8 +502,8 @@ def _decode(body: bytes, content_type: str) -> dict[str, Any]:
         )
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
-            raw[str(name)] = payload.decode("utf-8", "replace")
+            payload = part.get_payload(decode=True)
+            raw[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     else:
         raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     params: dict[str, Any] = {}

@@ -70,20 +70,14 @@ GROUP = -100500
 
 async def test_group_mention_reply_and_command(fakebot: FakeBotAPI, bot: Any) -> None:
     # A mention is a question, answered as a reply to the asker.
-    [reply] = await ask(
-        fakebot, f"@{fakebot.username} {QUESTION}", chat_id=GROUP, user_id=5, chat_type="supergroup"
-    )
+    [reply] = await ask(fakebot, f"😀 @{fakebot.username} {QUESTION}", chat_id=GROUP, user_id=5, chat_type="supergroup")
     assert "7个" in reply.plain
     assert "reply_parameters" in reply.params
     # /cmd@botname works in groups.
-    [reply2] = await ask(
-        fakebot, f"/ask@{fakebot.username} {QUESTION}", chat_id=GROUP, user_id=5, chat_type="group"
-    )
+    [reply2] = await ask(fakebot, f"/ask@{fakebot.username} {QUESTION}", chat_id=GROUP, user_id=5, chat_type="group")
     assert "7个" in reply2.plain
     # A reply to one of the bot's messages is a question too.
-    [reply3] = await ask(
-        fakebot, QUESTION, chat_id=GROUP, user_id=6, chat_type="supergroup", reply_to=reply.result
-    )
+    [reply3] = await ask(fakebot, QUESTION, chat_id=GROUP, user_id=6, chat_type="supergroup", reply_to=reply.result)
     assert "7个" in reply3.plain
     # Group chatter, another bot's command and unaddressed unknown commands are left alone.
     before = len(fakebot.sent(GROUP))
