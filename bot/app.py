@@ -140,6 +140,9 @@ def run(config_path: str | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    if not settings.corpus_dir.is_dir():
+        print(f"config error: corpus.dir: no such folder {settings.corpus_dir}", file=sys.stderr)
+        return 2
     _setup_logging(settings.log_level)
     if not settings.telegram.token:
         from bot.console import run_console
