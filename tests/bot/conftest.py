@@ -92,7 +92,14 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[Any]:
     """Run the real Application (same `serve` as production) until the block exits."""
-    app = build_application(settings)
+    async with running_bot_with(settings, None) as app:
+        yield app
+
+
+@asynccontextmanager
+async def running_bot_with(settings: Settings, service: Any) -> AsyncIterator[Any]:
+    """Like running_bot, with a ChatService the test opened (and closes) itself."""
+    app = build_application(settings, service=service)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, settings, stop))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ import pytest
 
 from bot import render
 from bot.config import Settings
+from bot.service import ChatService
 from bot.store import Store
-from tests.bot.conftest import ADMIN, USER, running_bot
+from tests.bot.conftest import ADMIN, USER, running_bot, running_bot_with
 from tests.bot.fakebot import FakeBotAPI
 
 NEW_ISSUE = """临夏州政协
@@ -217,3 +219,33 @@ async def test_flood_gets_one_polite_reply(fakebot: FakeBotAPI, make_settings: C
         assert "太快" in replies[-1].plain
         [other] = await say(fakebot, OLD_QUESTION, chat_id=2002)  # other users are unaffected
         assert "7个" in other.plain
+
+
+async def test_questions_are_answered_while_a_reload_runs(
+    fakebot: FakeBotAPI, settings: Settings, corpus: Path
+) -> None:
+    """A slow reload (held open here) must not hold up questions: they get the old index."""
+    svc, _ = ChatService.open(settings)
+    release = threading.Event()
+    original = svc.engine.reload
+
+    def slow_reload() -> Any:
+        release.wait(10)
+        return original()
+
+    svc.engine.reload = slow_reload  # type: ignore[method-assign]
+    (corpus / "linxia_2024.txt").write_text(NEW_ISSUE, encoding="utf-8")
+    try:
+        async with running_bot_with(settings, svc):
+            fakebot.message("/reload", chat_id=ADMIN)
+            [during] = await say(fakebot, NEW_QUESTION)
+            assert "42名" not in during.plain  # answered meanwhile, from the old index
+            assert not fakebot.sent(ADMIN)  # the reload is still running
+            release.set()
+            [report] = await fakebot.wait_for(chat_id=ADMIN)
+            assert "新增 1 期" in report.plain
+            [after] = await say(fakebot, NEW_QUESTION)
+            assert "42名" in after.plain
+    finally:
+        release.set()
+        svc.close()
