@@ -173,6 +173,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def cmd_bench_chat(args: argparse.Namespace) -> int:
+    from bot.bench_chat import main as bench_chat_main
+
+    return bench_chat_main(args.rest)
+
+
 def cmd_speed(args: argparse.Namespace) -> int:
     """Warm ask latency and process-start-to-first-answer on the configured corpus."""
     from retrieval.eval import load_cases
@@ -218,6 +224,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "ingest": (cmd_reload, "index the corpus folder (new, changed, removed, refused files) and report"),
     "reload": (cmd_reload, "same as ingest: rescan the corpus folder and report what changed"),
     "bench": (cmd_bench, "archive-scale benchmark (synthetic 10k/100k/1M paragraphs); see docs/benchmarks.md"),
+    "bench-chat": (cmd_bench_chat, "chat latency: simulated users asking through a fake Bot API server"),
     "speed": (cmd_speed, "warm ask latency and start-to-first-answer on the configured corpus"),
 }
 
@@ -241,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "parse":
             p.add_argument("file", help="an issue .txt file")
             p.add_argument("--json", action="store_true", help="print the JSON contract")
-        elif name == "bench":
+        elif name in ("bench", "bench-chat"):
             p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (try: bench --help)")
         elif name == "speed":
             p.add_argument("--questions", help="JSONL of questions to time (default: one example question)")
@@ -251,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "command", None) in ("bench", "bench-chat"):
+        args.rest = [*unknown, *args.rest]  # the benchmark's own options pass through
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
