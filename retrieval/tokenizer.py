@@ -9,8 +9,11 @@ recipe for Chinese recall).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import os
+import pickle
 import re
 import tempfile
 import threading
@@ -62,16 +65,58 @@ def fingerprint() -> str:
 
 @cache
 def segmenter() -> jieba.Tokenizer:
-    """One jieba instance per process, loaded once, with the domain dictionary applied before any use."""
+    """One jieba instance per process, loaded once, with the domain dictionary applied before any use.
+
+    Start-up time matters (process start to first answer): jieba's own marshal cache takes about
+    1 s to load, a pickle of the same dictionary (domain words included) about 0.3 s, so the
+    prepared dictionary is kept in a per-user cache keyed by the tokenizer fingerprint.
+    """
     with _lock:
         tk = jieba.Tokenizer()
         tk.tmp_dir = tempfile.gettempdir()
+        if _load_prepared(tk):
+            return tk
         tk.initialize()
         for word in places():
             tk.add_word(word, freq=2000, tag="ns")
         for word in _lines("domain.txt"):
             tk.add_word(word, freq=2000)
+        _save_prepared(tk)
         return tk
+
+
+def _prepared_path() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zxbot"
+    return base / f"jieba-{fingerprint()}.pickle"
+
+
+def _load_prepared(tk: jieba.Tokenizer) -> bool:
+    path = _prepared_path()
+    try:
+        if path.stat().st_uid != os.getuid():  # never unpickle a file someone else could have written
+            return False
+        gc.disable()  # a 500k-entry dict: the collector would walk it repeatedly while it grows
+        try:
+            with path.open("rb") as f:
+                tk.FREQ, tk.total = pickle.load(f)
+        finally:
+            gc.enable()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return False
+    tk.initialized = True
+    return True
+
+
+def _save_prepared(tk: jieba.Tokenizer) -> None:
+    path = _prepared_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with tmp.open("wb") as f:
+            pickle.dump((tk.FREQ, tk.total), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: start-up is slower, nothing else changes
+        logging.getLogger(__name__).info("could not keep the prepared dictionary (%s)", exc)
 
 
 def normalize(text: str) -> str:

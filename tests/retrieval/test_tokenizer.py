@@ -54,3 +54,28 @@ def test_places_and_years_are_recognised_as_entities() -> None:
 def test_fingerprint_is_stable_and_short() -> None:
     assert fingerprint() == fingerprint()
     assert len(fingerprint()) == 16
+
+
+def test_prepared_dictionary_cache_tokenizes_exactly_like_a_fresh_load(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from retrieval import tokenizer
+
+    text = "酒泉市政协2023年已落地4个项目,嘉峪关市政协建立协商议事室,肃北县政协开展“三抓三促”行动。"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    tokenizer.segmenter.cache_clear()
+    try:
+        fresh = tokenize(text)  # builds from jieba's dictionary, then keeps the prepared copy
+        path = tokenizer._prepared_path()
+        assert path.exists()
+        tokenizer.segmenter.cache_clear()
+        assert tokenize(text) == fresh  # loaded from the prepared copy
+        if os.getuid() == 0:  # a cache file owned by someone else is never unpickled
+            os.chown(path, 12345, -1)
+            tokenizer.segmenter.cache_clear()
+            assert not tokenizer._load_prepared(tokenizer.jieba.Tokenizer())
+            assert tokenize(text) == fresh
+    finally:
+        tokenizer.segmenter.cache_clear()
