@@ -7,6 +7,7 @@ recorded in the ingest log that digests are built from.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,9 +24,12 @@ def _settings(args: argparse.Namespace):  # -> Settings; imported lazily to keep
     from bot.config import ConfigError, load_settings
 
     try:
-        return load_settings(args.config)
+        settings = load_settings(args.config)
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
+    if getattr(args, "corpus", None):
+        settings = dataclasses.replace(settings, corpus_dir=Path(args.corpus))
+    return settings
 
 
 def _service(args: argparse.Namespace):
@@ -238,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", help="config TOML file (default: ./config.toml if present, else built-in)")
         p.set_defaults(func=func)
+        if name in ("ask", "eval", "ingest", "reload", "speed"):
+            p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
         if name == "ask":
             p.add_argument("question", nargs="+", help="the question, in Chinese")
             p.add_argument("--json", action="store_true", help="print the JSON contract instead of text")
