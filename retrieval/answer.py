@@ -25,14 +25,16 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.findall(text) if s.strip()]
 
 
-def best_snippet(query: Query, weights: dict[str, float], text: str, context: str = "") -> str:
+def best_snippet(
+    query: Query, weights: dict[str, float], text: str, context: str = "", caption: bool = False
+) -> str:
     """The sentence carrying most of the question's weight, in the shape of the answer asked for.
 
     Terms the article's headline or section already supplies (the place, the meeting) count half:
     the snippet should carry what the question asks beyond the context.
     """
     sents = sentences(text) or [text]
-    if len(text) <= 80:
+    if len(text) <= 80 or (caption and len(text) <= SNIPPET_MAX):  # a photo caption is read whole
         return text
     ctx = normalize(context)
     local = {t: (w * 0.5 if t in ctx else w) for t, w in weights.items()}
@@ -145,7 +147,9 @@ def build_answer(
         )
     hits: list[Hit] = []
     for rank, cand in enumerate(ranked[offset : offset + k], start=offset + 1):
-        snippet = best_snippet(query, weights, cand.paragraph.text, context_text(cand.article, cand.paragraph))
+        snippet = best_snippet(
+            query, weights, cand.paragraph.text, context_text(cand.article, cand.paragraph), cand.article.photo
+        )
         hits.append(
             Hit(
                 rank=rank,

@@ -121,3 +121,10 @@ def test_citation_names_the_organisation_above_a_generic_headline(seed_engine: E
     top = seed_engine.ask("岷县政协党组书记、主席是谁").hits[0]
     assert top.citation.headline == "召开党组理论学习中心组(扩大)会议"
     assert top.citation.label() == "岷县政协 召开党组理论学习中心组(扩大)会议 · 000_d738a449e04fc558 · ¶1"
+
+
+def test_a_photo_caption_is_shown_whole(seed_engine: Engine) -> None:
+    """A caption is one short item: its second sentence ("委员们先后到…") is as much the answer."""
+    top = seed_engine.ask("徽县政协下沉委员在高桥镇调研指导").hits[0]
+    assert top.snippet == top.paragraph.text
+    assert "委员们先后到镇便民服务中心" in top.snippet
