@@ -49,6 +49,9 @@ _DENSE_SHARE = 0.15
 _FIRST_ROUND_POSTINGS = 20_000
 # Bounds are summed in floating point; a relative margin keeps them safe against rounding.
 _BOUND_MARGIN = 1e-9
+# Terms in at least this share of the paragraphs also get a dense tf column (uint8, one byte per
+# paragraph), so a candidate's tf is one gather instead of a binary search in a long posting list.
+_DENSE_TERM_SHARE = 1 / 20
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,13 @@ class BM25Scorer:
         max_tf: npt.NDArray[np.int64],
         min_dl: npt.NDArray[np.int64],
         segments: list[Segment],
+        dense: tuple[dict[int, np.ndarray], int] | None = None,
     ) -> None:
-        """Derive the corpus-wide quantities rank-bm25 computes in its constructor."""
+        """Derive the corpus-wide quantities rank-bm25 computes in its constructor.
+
+        `dense`: tf columns of frequent terms covering paragraphs 0 … n-1, shared with the scorer
+        this one was grown from (paragraphs added later are looked up in their segments); built
+        here when not given."""
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
         self._vocab = vocab
         self._df, self._doc_len, self._max_tf, self._min_dl = df, doc_len, max_tf, min_dl
@@ -208,6 +216,19 @@ class BM25Scorer:
         eps = self.epsilon * self.average_idf
         idf[(idf < 0) & known] = eps  # the floor replaces negative idf only
         self._idf: FloatArray = idf
+        self._dense, self._dense_n = dense if dense is not None else self._build_dense()
+
+    def _build_dense(self) -> tuple[dict[int, np.ndarray], int]:
+        """Dense tf columns (uint8, or uint16 when a tf exceeds 255) for the frequent terms."""
+        frequent = np.flatnonzero(self._df >= max(1.0, _DENSE_TERM_SHARE * self.size))
+        cols: dict[int, np.ndarray] = {}
+        for tid in frequent.tolist():
+            col = np.zeros(self.size, dtype=np.uint8 if self._max_tf[tid] <= 255 else np.uint16)
+            for seg in self._segments:
+                docs, tf = seg.postings(tid)
+                col[docs] = tf
+            cols[tid] = col
+        return cols, self.size
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -286,7 +307,18 @@ class BM25Scorer:
             seg_min = np.minimum.reduceat(doc_len[seg.docs], seg.indptr[:-1].astype(np.intp))
             min_dl[present] = np.minimum(min_dl[present], seg_min)
         out = BM25Scorer.__new__(BM25Scorer)
-        out._setup(self.k1, self.b, self.epsilon, vocab, df, doc_len, max_tf, min_dl, [*self._segments, seg])
+        out._setup(
+            self.k1,
+            self.b,
+            self.epsilon,
+            vocab,
+            df,
+            doc_len,
+            max_tf,
+            min_dl,
+            [*self._segments, seg],
+            dense=(self._dense, self._dense_n),
+        )
         return out
 
     def compacted(self) -> BM25Scorer:
@@ -432,73 +464,142 @@ class BM25Scorer:
                 out.append((docs, idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[docs]))))
         return out
 
-    def _lookup_weights(self, tid: int, cand: npt.NDArray[np.int32]) -> FloatArray:
-        """The term's weight in each candidate paragraph (0.0 where absent), by binary search in postings."""
-        w = np.zeros(cand.shape[0], dtype=np.float64)
-        idf = self._idf[tid]
+    def _tf(self, tid: int, cand: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The term's raw tf in each candidate paragraph (0 where absent); `cand` ascending."""
+        m = cand.shape[0]
+        col = self._dense.get(tid)
+        if col is not None:
+            split = m if m == 0 or cand[-1] < self._dense_n else int(np.searchsorted(cand, self._dense_n))
+            out = np.zeros(m, dtype=np.int64)
+            out[:split] = col[cand[:split]]
+            if split < m:
+                tail = out[split:]
+                for seg in self._segments:
+                    if seg.first_doc + seg.n_docs > self._dense_n:
+                        _fill_tf(seg, tid, cand[split:], tail)
+            return out
+        out = np.zeros(m, dtype=np.int64)
         for seg in self._segments:
-            docs, tf = seg.postings(tid)
-            if not docs.shape[0]:
-                continue
-            pos = np.searchsorted(docs, cand)
-            pos[pos >= docs.shape[0]] = 0
-            hit = np.flatnonzero(docs[pos] == cand)
-            if hit.size:
-                q_freq = tf[pos[hit]].astype(np.int64)
-                w[hit] = idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[cand[hit]]))
-        return w
+            _fill_tf(seg, tid, cand, out)
+        return out
+
+    def _lookup_weights(self, tid: int, cand: npt.NDArray[np.int64]) -> FloatArray:
+        """The term's weight in each candidate paragraph (0.0 where absent), rank-bm25's expression."""
+        q_freq = self._tf(tid, cand)
+        return self._idf[tid] * (q_freq * (self.k1 + 1) / (q_freq + self._norm[cand]))
+
+    def _exact(self, ids: list[int], cand: npt.NDArray[np.int64]) -> FloatArray:
+        """Exact scores of the candidates: weights summed in query order, as rank-bm25 sums them."""
+        scores = np.zeros(cand.shape[0], dtype=np.float64)
+        cache: dict[int, FloatArray] = {}
+        for tid in ids:
+            w = cache.get(tid)
+            if w is None:
+                w = cache[tid] = self._lookup_weights(tid, cand)
+            scores += w
+        return scores
 
     def _top_k_pruned(
         self, ids: list[int], k: int, allowed: npt.NDArray[np.bool_] | None
-    ) -> tuple[npt.NDArray[np.int32], FloatArray] | None:
-        """MaxScore: candidates from the rarest terms; done once the rest cannot reach the k-th score.
+    ) -> tuple[npt.NDArray[np.int64], FloatArray] | None:
+        """MaxScore (Turtle & Flood 1995), vectorised; exact.
 
-        Returns (docs, exact scores) holding at least every paragraph of the true top k, or None
-        when pruning would not save work (then the caller scores densely).
+        1. Score the paragraphs of the rarest terms exactly: their k-th best score θ is a lower
+           bound of the true k-th score.
+        2. Terms whose upper bounds (largest tf in the shortest paragraph) add up to less than θ
+           are non-essential: a paragraph holding only those cannot reach the top k. Candidates
+           are the paragraphs of the essential terms.
+        3. Non-essential terms are added one by one, largest bound first; after each, candidates
+           whose partial score plus the remaining bounds cannot reach θ are dropped.
+        4. The survivors are scored exactly, in query order.
+
+        Returns (docs, exact scores) holding every paragraph of the true top k, or None when
+        pruning would not save work (the caller then scores densely).
         """
-        uniq = sorted(set(ids), key=lambda t: int(self._df[t]))
-        mult = {t: ids.count(t) for t in uniq}
+        uniq = sorted(set(ids), key=lambda t: (int(self._df[t]), t))
         idf = self._idf[uniq]
-        # Upper bound of a term's contribution: its largest tf in its shortest paragraph (tf part
-        # grows with tf and shrinks with length), times its idf and query multiplicity.
+        if (idf < 0).any():
+            return None  # partial sums would not be lower bounds
+        mult = np.array([ids.count(t) for t in uniq], dtype=np.float64)
         max_tf = self._max_tf[uniq].astype(np.float64)
         min_norm = self.k1 * (1 - self.b + self.b * self._min_dl[uniq].astype(np.float64) / self.avgdl)
-        bound = np.maximum(idf, 0.0) * max_tf * (self.k1 + 1) / (max_tf + min_norm)
-        bound *= np.array([mult[t] for t in uniq], dtype=np.float64)
-        rest = np.concatenate((np.cumsum(bound[::-1])[::-1], [0.0])) * (1 + _BOUND_MARGIN)
+        bound = idf * max_tf * (self.k1 + 1) / (max_tf + min_norm) * mult * (1 + _BOUND_MARGIN)
         df = self._df[uniq]
-        limit = _DENSE_SHARE * self.size
+        # 1. a lower bound θ of the k-th score, from the rarest terms' paragraphs
         j = 1
         while j < len(uniq) and df[: j + 1].sum() <= _FIRST_ROUND_POSTINGS:
             j += 1
         while True:
-            if df[:j].sum() > limit:
-                return None
-            cand = self._candidates(uniq[:j], allowed)
-            scores = np.zeros(cand.shape[0], dtype=np.float64)
-            cache: dict[int, FloatArray] = {}
-            for tid in ids:  # query order, so each sum is rank-bm25's sum, bit for bit
-                w = cache.get(tid)
-                if w is None:
-                    w = cache[tid] = self._lookup_weights(tid, cand)
-                scores += w
-            if rest[j] <= 0.0:
-                break  # paragraphs outside the candidates score ≤ 0 and are dropped anyway
-            positive = scores[scores > 0]
-            if positive.shape[0] >= k and rest[j] < np.partition(positive, -k)[-k]:
+            seed = self._union(uniq[:j], allowed)
+            seed_scores = self._exact(ids, seed)
+            positive = seed_scores[seed_scores > 0]
+            if positive.shape[0] >= k:
+                theta = float(np.partition(positive, -k)[-k])
                 break
-            if j == len(uniq):
-                break
-            j += 1
+            if j == len(uniq):  # the seed holds every paragraph with any query term
+                keep = seed_scores > 0
+                return seed[keep], seed_scores[keep]
+            j = min(len(uniq), 2 * j)
+        # 2. essential terms: those not coverable below θ by the smaller bounds
+        order = np.argsort(bound, kind="stable")
+        below = np.cumsum(bound[order]) < theta * (1 - _BOUND_MARGIN)
+        n_non = int(below.sum())  # cumsum is increasing: `below` is a prefix
+        essential = [uniq[i] for i in order[n_non:]]
+        if df[order[n_non:]].sum() > _DENSE_SHARE * self.size:
+            return None
+        cand = self._union(essential, allowed)
+        partial = np.zeros(cand.shape[0], dtype=np.float64)
+        for i in order[n_non:]:
+            partial += self._lookup_weights(uniq[i], cand) * mult[i]
+        if cand.shape[0] > k:  # partial scores are lower bounds too
+            theta = max(theta, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN))
+        # 3. non-essential terms, largest bound first, dropping hopeless candidates
+        rest = float(bound[order[:n_non]].sum())
+        floor = theta * (1 - _BOUND_MARGIN)
+        for i in order[:n_non][::-1]:
+            keep = partial + rest >= floor
+            cand, partial = cand[keep], partial[keep]
+            partial += self._lookup_weights(uniq[i], cand) * mult[i]
+            rest -= float(bound[i])
+        cand = cand[partial >= floor]
+        # 4. exact scores in query order
+        scores = self._exact(ids, cand)
         keep = scores > 0
         return cand[keep], scores[keep]
 
-    def _candidates(self, tids: list[int], allowed: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int32]:
-        parts = [seg.postings(t)[0] for t in tids for seg in self._segments]
-        cand = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+    def _union(self, tids: list[int], allowed: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int64]:
+        """Ascending ids of the paragraphs holding any of the terms (and allowed)."""
+        parts = [d for t in tids for seg in self._segments if (d := seg.postings(t)[0]).shape[0]]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        if len(parts) == 1:
+            cand = parts[0].astype(np.int64)
+        else:
+            mask = np.zeros(self.size, dtype=bool)
+            for d in parts:
+                mask[d] = True
+            cand = np.flatnonzero(mask)
         if allowed is not None:
             cand = cand[allowed[cand]]
         return cand
+
+
+def _fill_tf(seg: Segment, tid: int, cand: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
+    """Write the segment's tf of `tid` into out[i] where cand[i] is one of its paragraphs."""
+    docs, tf = seg.postings(tid)
+    n, m = docs.shape[0], cand.shape[0]
+    if n == 0 or m == 0:
+        return
+    if n <= m:  # place each posting among the candidates
+        pos = np.searchsorted(cand, docs)
+        pos[pos >= m] = 0
+        hit = cand[pos] == docs
+        out[pos[hit]] = tf[hit]
+    else:  # find each candidate in the postings
+        pos = np.searchsorted(docs, cand)
+        pos[pos >= n] = 0
+        hit = docs[pos] == cand
+        out[hit] = tf[pos[hit]]
 
 
 def _select(docs: IntArray, scores: FloatArray, k: int) -> list[tuple[int, float]]:
