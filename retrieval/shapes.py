@@ -33,6 +33,7 @@ _SURNAMES = set(
     "祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇"
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
+_DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
 
 
@@ -65,6 +66,8 @@ def holds_answer(query: Query, text: str) -> bool:
     """Whether text can answer at all: a count question needs a counted number, a 谁 question
     about an office needs a name printed after that office."""
     if query.kind == "count":
+        if query.unit in _DURATIONS:  # 几天 has no synonym to hide behind: the number of days must be there
+            return has_unit_count(query, text)
         return bool(COUNTED.search(text))
     if query.kind == "who":
         return name_after_role(text, asked_roles(query) or list(ROLES)) is not None
