@@ -124,8 +124,8 @@ class Engine:
         self._generation += 1
 
         def summary(iid: str) -> IssueSummary:
-            issue = result.index.issues[iid].issue
-            return IssueSummary(iid, issue.source, issue.sha256, len(issue.articles), issue.paragraph_count)
+            ii = result.index.issues[iid]
+            return IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs)
 
         return ReloadReport(
             added=tuple(summary(i) for i in result.added),

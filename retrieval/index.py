@@ -4,22 +4,27 @@ On disk (`<data_dir>/index/`), readable without the code:
   manifest.json          format version, BM25 parameters, tokenizer fingerprint, issues and their hashes
   issues/<issue>.json    the parsed issue plus the tokens of each of its paragraphs (the token cache)
   snapshot/              what a restart loads instead of re-reading every token (archive scale):
-    snapshot.json        settings, issues in paragraph order with their hashes, chunk files
+    snapshot.json        settings; issues in paragraph order with hash, counts and where their
+                         pickle lies (chunk, offset, length); chunk files
     bm25/                the scorer's arrays (retrieval/scorer.py: params.json, vocab.txt, *.npy)
-    issues-<seg>.pickle  the parsed issues of one scorer segment (a derived cache; deleting it is safe)
+    issues-<seg>.bin     the parsed issues of one scorer segment, each pickled on its own, read
+                         on demand through a memory map (a derived cache; deleting it is safe)
 
 The first ingest of many files parses and tokenizes them in a process pool, one worker per core;
 adding issues appends a scorer segment instead of rebuilding (BM25Scorer.with_added).
 
 A cached issue is reused only when both its file's SHA-256 and the tokenizer fingerprint
-match; an index written with other settings is rebuilt, never trusted.
+match; an index written with other settings is rebuilt, never trusted. A rescan does not read
+(or hash) a file whose size and modification time (ns) are those recorded in the manifest.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import mmap
 import multiprocessing
 import os
 import pickle
@@ -29,8 +34,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
+import numpy.typing as npt
 
 from retrieval import scorer as bm25
 from retrieval.model import Article, Issue, Paragraph
@@ -40,6 +47,7 @@ from retrieval.tokenizer import fingerprint, segmenter, tokenize
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 1: one pickle of all issues per segment; 2: issues pickled one by one, read on demand
 CORPUS_SUFFIXES = (".txt",)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
 
@@ -62,10 +70,101 @@ def issue_tokens(issue: Issue) -> list[list[str]]:
     return out
 
 
-@dataclass(frozen=True)
 class IndexedIssue:
-    issue: Issue
-    tokens: tuple[tuple[str, ...], ...]  # one tuple per paragraph, in article/paragraph order
+    """An indexed issue: id, hash and counts at hand; the parsed issue held, or read on demand from
+    the snapshot (a million parsed paragraphs would take ~12 s to unpickle and ~1.3 GB to hold)."""
+
+    __slots__ = ("_issue", "_load", "articles", "id", "paragraphs", "sha256", "source", "tokens")
+
+    def __init__(
+        self,
+        issue: Issue | None,
+        tokens: tuple[tuple[str, ...], ...] = (),
+        *,
+        meta: tuple[str, str, str, int, int] | None = None,  # id, sha256, source, articles, paragraphs
+        load: Callable[[], Issue] | None = None,
+    ) -> None:
+        if issue is not None:
+            meta = (issue.id, issue.sha256, issue.source, len(issue.articles), issue.paragraph_count)
+        elif meta is None or load is None:
+            raise ValueError("an IndexedIssue needs the issue or its metadata and a loader")
+        self.id, self.sha256, self.source, self.articles, self.paragraphs = meta
+        self._issue, self._load, self.tokens = issue, load, tokens
+
+    @property
+    def issue(self) -> Issue:
+        if self._issue is not None:
+            return self._issue
+        assert self._load is not None
+        return self._load()
+
+    def lean(self) -> IndexedIssue:
+        """Without its tokens: once encoded into the scorer they live in the token cache only."""
+        if not self.tokens:
+            return self
+        return IndexedIssue(self._issue, (), meta=self._meta(), load=self._load)
+
+    def _meta(self) -> tuple[str, str, str, int, int]:
+        return self.id, self.sha256, self.source, self.articles, self.paragraphs
+
+
+class ParagraphTable(Sequence[Paragraph]):
+    """doc id → Paragraph over issues in index order, read per issue on demand (and cached)."""
+
+    def __init__(self, issues: Sequence[IndexedIssue]) -> None:
+        self.issues = list(issues)
+        self.starts = np.concatenate(([0], np.cumsum([ii.paragraphs for ii in self.issues], dtype=np.int64)))
+        self._flat = functools.lru_cache(maxsize=4096)(_flat_paragraphs)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    @overload
+    def __getitem__(self, doc: int) -> Paragraph: ...
+    @overload
+    def __getitem__(self, doc: slice) -> Sequence[Paragraph]: ...
+    def __getitem__(self, doc: int | slice) -> Paragraph | Sequence[Paragraph]:
+        if isinstance(doc, slice):
+            return [self[i] for i in range(*doc.indices(len(self)))]
+        n = len(self)
+        if doc < 0:
+            doc += n
+        if not 0 <= doc < n:
+            raise IndexError(doc)
+        i = int(np.searchsorted(self.starts, doc, side="right")) - 1
+        return self._flat(self.issues[i])[doc - int(self.starts[i])]
+
+    def __iter__(self) -> Iterator[Paragraph]:
+        for ii in self.issues:
+            yield from _flat_paragraphs(ii)
+
+    def mask(self, issue_ids: frozenset[str] | set[str]) -> npt.NDArray[np.bool_]:
+        """Bool per paragraph: whether it belongs to one of these issues."""
+        out = np.zeros(len(self), dtype=bool)
+        for i, ii in enumerate(self.issues):
+            if ii.id in issue_ids:
+                out[self.starts[i] : self.starts[i + 1]] = True
+        return out
+
+
+def _flat_paragraphs(ii: IndexedIssue) -> tuple[Paragraph, ...]:
+    return tuple(p for a in ii.issue.articles for p in a.paragraphs)
+
+
+class _Chunk:
+    """One snapshot chunk file (pickled issues back to back), memory-mapped; issues read on demand.
+
+    The map is opened at load time, so the issues stay readable even if a later save replaces the file."""
+
+    def __init__(self, path: Path) -> None:
+        with path.open("rb") as f:
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+        self.read = functools.lru_cache(maxsize=1024)(self._read)
+
+    def _read(self, offset: int, length: int) -> Issue:
+        issue = pickle.loads(self._map[offset : offset + length])
+        assert isinstance(issue, Issue)
+        return issue
 
 
 @dataclass
@@ -74,7 +173,7 @@ class Index:
 
     issues: dict[str, IndexedIssue]
     scorer: bm25.BM25Scorer | None
-    paragraphs: list[Paragraph] = field(default_factory=list)  # doc id → paragraph
+    paragraphs: ParagraphTable = field(default_factory=lambda: ParagraphTable(()))  # doc id → paragraph
 
     @classmethod
     def build(
@@ -85,21 +184,21 @@ class Index:
         """Index issues in issue-id order. Tokens are encoded issue by issue and not kept: at a
         million paragraphs they would take gigabytes. `tokens_of` supplies them for issues that
         carry none (loaded from a snapshot): from the token cache, never by re-tokenizing."""
-        ordered = dict(sorted(((ii.issue.id, ii) for ii in issues), key=lambda kv: kv[0]))
-        paragraphs: list[Paragraph] = []
+        ordered = dict(sorted(((ii.id, ii) for ii in issues), key=lambda kv: kv[0]))
         vocab: dict[str, int] = {}
         ids: list[np.ndarray] = []
         lens: list[np.ndarray] = []
         for ii in ordered.values():
-            paragraphs.extend(p for a in ii.issue.articles for p in a.paragraphs)
             toks = ii.tokens if ii.tokens or tokens_of is None else tokens_of(ii)
             a, n = bm25.encode_tokens(toks, vocab)
             ids.append(a)
             lens.append(n)
+        lean = {k: ii.lean() for k, ii in ordered.items()}
+        paragraphs = ParagraphTable(list(lean.values()))
         scorer = None
-        if paragraphs:
+        if len(paragraphs):
             scorer = bm25.BM25Scorer.from_term_ids(np.concatenate(ids), np.concatenate(lens), vocab)
-        return cls(issues={k: _lean(ii) for k, ii in ordered.items()}, scorer=scorer, paragraphs=paragraphs)
+        return cls(issues=lean, scorer=scorer, paragraphs=paragraphs)
 
     def with_added(self, new: Sequence[IndexedIssue]) -> Index:
         """This index plus new issues, their paragraphs after all others: a new scorer segment,
@@ -107,21 +206,24 @@ class Index:
         if self.scorer is None or not new:
             return Index.build([*self.issues.values(), *new]) if new else self
         issues = dict(self.issues)
-        paragraphs = list(self.paragraphs)
         tokens: list[Sequence[str]] = []
         for ii in new:
-            issues[ii.issue.id] = _lean(ii)
-            paragraphs.extend(p for a in ii.issue.articles for p in a.paragraphs)
+            issues[ii.id] = ii.lean()
             tokens.extend(ii.tokens)
         scorer = self.scorer.with_added(tokens) if tokens else self.scorer
+        paragraphs = ParagraphTable([*self.paragraphs.issues, *(issues[ii.id] for ii in new)])
         return Index(issues=issues, scorer=scorer, paragraphs=paragraphs)
 
     def article(self, p: Paragraph) -> Article:
         return self.issues[p.issue].issue.articles[p.article]
 
+    def paragraph_mask(self, issue_ids: frozenset[str] | set[str]) -> npt.NDArray[np.bool_]:
+        """Bool per paragraph (doc id): whether it belongs to one of these issues."""
+        return self.paragraphs.mask(issue_ids)
+
     @property
     def article_count(self) -> int:
-        return sum(len(ii.issue.articles) for ii in self.issues.values())
+        return sum(ii.articles for ii in self.issues.values())
 
 
 @dataclass(frozen=True)
@@ -166,14 +268,18 @@ class IndexStore:
             log.info("index settings changed (%s): rebuilding tokens and snapshot", self.manifest_path)
         return manifest
 
-    def write_manifest(self, index: Index) -> None:
+    def write_manifest(self, index: Index, stats: dict[str, tuple[int, int]] | None = None) -> None:
+        """`stats`: (size, mtime_ns) of the file each issue was read from, so that a rescan can
+        skip reading and hashing files that did not change (as make and git do)."""
+        stats = stats or {}
         manifest = self._settings() | {
             "issues": {
                 iid: {
-                    "source": ii.issue.source,
-                    "sha256": ii.issue.sha256,
-                    "articles": len(ii.issue.articles),
-                    "paragraphs": ii.issue.paragraph_count,
+                    "source": ii.source,
+                    "sha256": ii.sha256,
+                    "articles": ii.articles,
+                    "paragraphs": ii.paragraphs,
+                    **({"size": stats[iid][0], "mtime_ns": stats[iid][1]} if iid in stats else {}),
                 }
                 for iid, ii in index.issues.items()
             }
@@ -193,13 +299,13 @@ class IndexStore:
 
     def save_issue(self, ii: IndexedIssue) -> None:
         data = {
-            "sha256": ii.issue.sha256,
-            "source": ii.issue.source,
+            "sha256": ii.sha256,
+            "source": ii.source,
             "tokenizer": fingerprint(),
             "issue": issue_to_dict(ii.issue),
             "tokens": [list(t) for t in ii.tokens],
         }
-        _atomic_write(self.issue_dir / f"{ii.issue.id}.json", json.dumps(data, ensure_ascii=False))
+        _atomic_write(self.issue_dir / f"{ii.id}.json", json.dumps(data, ensure_ascii=False))
 
     def drop_issue(self, issue_id: str) -> None:
         (self.issue_dir / f"{issue_id}.json").unlink(missing_ok=True)
@@ -209,55 +315,104 @@ class IndexStore:
         return self.root / "snapshot"
 
     def save_snapshot(self, index: Index) -> None:
-        """Persist the scorer and parsed issues per scorer segment; segments on disk are not rewritten."""
+        """Persist the scorer and parsed issues per scorer segment; segments on disk are not rewritten.
+
+        Issues go into one chunk file per segment, each issue pickled on its own, with its offset
+        and length in snapshot.json: a restart maps the chunk and unpickles an issue only when one
+        of its paragraphs is shown."""
         if index.scorer is None:
             shutil.rmtree(self.snapshot_dir, ignore_errors=True)
             return
         snap = self.snapshot_dir
         index.scorer.save(snap / "bm25")
         order = list(index.issues.values())
-        starts = np.cumsum([0] + [ii.issue.paragraph_count for ii in order])
-        chunks = []
+        starts = np.cumsum([0] + [ii.paragraphs for ii in order])
+        old: dict[str, list] = {}
+        try:
+            prev = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+            if prev.get("snapshot") == SNAPSHOT_VERSION:
+                old = {row[0]: row for row in prev["issues"]}
+        except (OSError, ValueError, KeyError):
+            pass
+        chunks: list[str] = []
+        rows: list[list] = []
         for name, first, count in index.scorer.segment_ranges():
-            chunk = f"issues-{name}.pickle"
+            chunk = f"issues-{name}.bin"
             chunks.append(chunk)
-            if (snap / chunk).exists():
+            lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
+            part = order[lo:hi]
+            have = (snap / chunk).exists() and all(
+                (r := old.get(ii.id)) is not None and r[1] == ii.sha256 and r[7] == chunk for ii in part
+            )
+            if have:
+                rows.extend(old[ii.id] for ii in part)
                 continue
-            lo, hi = np.searchsorted(starts, [first, first + count])
-            part = [ii.issue for ii in order[lo:hi]]
             tmp = snap / (chunk + ".tmp")
-            tmp.write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+            offset = 0
+            with tmp.open("wb") as f:
+                for ii in part:
+                    blob = pickle.dumps(ii.issue, protocol=pickle.HIGHEST_PROTOCOL)
+                    f.write(blob)
+                    rows.append([*ii._meta(), offset, len(blob), chunk])
+                    offset += len(blob)
             os.replace(tmp, snap / chunk)
         meta = self._settings() | {
+            "snapshot": SNAPSHOT_VERSION,
             "chunks": chunks,
-            "issues": [[ii.issue.id, ii.issue.sha256] for ii in order],
+            "issues": rows,
+            "issue_columns": ["id", "sha256", "source", "articles", "paragraphs", "offset", "length", "chunk"],
             "paragraphs": len(index.paragraphs),
         }
         _atomic_write(snap / "snapshot.json", json.dumps(meta, ensure_ascii=False))
-        for old in snap.glob("issues-*.pickle"):
-            if old.name not in chunks:
-                old.unlink(missing_ok=True)
+        for stale in [*snap.glob("issues-*.bin"), *snap.glob("issues-*.pickle")]:
+            if stale.name not in chunks:
+                stale.unlink(missing_ok=True)
 
     def load_snapshot(self) -> Index | None:
-        """The last saved index, if written with today's settings; the scorer arrays are memory-mapped."""
+        """The last saved index, if written with today's settings; the scorer arrays are memory-mapped
+        and parsed issues are read on demand."""
         snap = self.snapshot_dir
         try:
             meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
             if any(meta.get(k) != v for k, v in self._settings().items()):
                 return None
+            if meta.get("snapshot") != SNAPSHOT_VERSION:
+                return self._migrate_snapshot(meta)
             scorer = bm25.BM25Scorer.load(snap / "bm25")
-            issues: list[Issue] = []
+            files = {c: _Chunk(snap / c) for c in meta["chunks"]}
+            issues: dict[str, IndexedIssue] = {}
+            for iid, sha, source, articles, paragraphs, offset, length, chunk in meta["issues"]:
+                load = functools.partial(files[chunk].read, offset, length)
+                issues[iid] = IndexedIssue(None, meta=(iid, sha, source, articles, paragraphs), load=load)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.info("no usable index snapshot in %s (%s): rebuilding from the token cache", snap, exc)
+            return None
+        table = ParagraphTable(list(issues.values()))
+        if len(table) != scorer.size:
+            return None
+        return Index(issues=issues, scorer=scorer, paragraphs=table)
+
+    def _migrate_snapshot(self, meta: dict) -> Index | None:
+        """A snapshot of the first layout (one pickle of all issues per segment): read it once and
+        rewrite it in today's layout."""
+        snap = self.snapshot_dir
+        try:
+            scorer = bm25.BM25Scorer.load(snap / "bm25")
+            loaded: list[Issue] = []
             for chunk in meta["chunks"]:
-                issues.extend(pickle.loads((snap / chunk).read_bytes()))
+                loaded.extend(pickle.loads((snap / chunk).read_bytes()))
         except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError) as exc:
             log.info("no usable index snapshot in %s (%s): rebuilding from the token cache", snap, exc)
             return None
-        if [[i.id, i.sha256] for i in issues] != meta["issues"]:
+        if [[i.id, i.sha256] for i in loaded] != meta["issues"]:
             return None
-        paragraphs = [p for i in issues for a in i.articles for p in a.paragraphs]
-        if len(paragraphs) != scorer.size:
+        issues = {i.id: IndexedIssue(i) for i in loaded}
+        table = ParagraphTable(list(issues.values()))
+        if len(table) != scorer.size:
             return None
-        return Index(issues={i.id: IndexedIssue(i, ()) for i in issues}, scorer=scorer, paragraphs=paragraphs)
+        index = Index(issues=issues, scorer=scorer, paragraphs=table)
+        self.save_snapshot(index)
+        return index
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -277,11 +432,6 @@ def corpus_files(corpus_dir: Path) -> Iterator[Path]:
 
 def index_issue(issue: Issue) -> IndexedIssue:
     return IndexedIssue(issue, tuple(tuple(t) for t in issue_tokens(issue)))
-
-
-def _lean(ii: IndexedIssue) -> IndexedIssue:
-    """Without its tokens: once encoded into the scorer they live in the token cache only."""
-    return ii if not ii.tokens else IndexedIssue(ii.issue, ())
 
 
 def _ingest(job: tuple[str, bytes, str]) -> IndexedIssue | str:
@@ -322,6 +472,8 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     if base is None and known:
         base = store.load_snapshot()
     old = base.issues if base else {}
+    listed = manifest.get("issues", {})
+    stats: dict[str, tuple[int, int]] = {}  # issue id → (size, mtime_ns) of the file read for it
     slots: dict[str, IndexedIssue | None] = {}  # file order; None: waiting for the pool
     jobs: list[tuple[str, bytes, str]] = []
     waiting: list[tuple[str, str]] = []  # (issue id, file name) in job order
@@ -333,15 +485,29 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
             order.append(path.name)
             refused_at[path.name] = (path.name, f"{path.name}: 与另一个文件的期号重复 (duplicate issue id {issue_id})")
             continue
+        prev = old.get(issue_id)
         try:
+            st = path.stat()
+            sig = (st.st_size, st.st_mtime_ns)
+            entry = listed.get(issue_id) or {}
+            if (
+                prev is not None
+                and entry.get("sha256") == prev.sha256
+                and entry.get("source") == path.name
+                and (entry.get("size"), entry.get("mtime_ns")) == sig
+            ):  # same size and modification time as when it was hashed: not read again
+                order.append(issue_id)
+                slots[issue_id] = prev
+                stats[issue_id] = sig
+                continue
             data = path.read_bytes()
         except OSError as exc:
             order.append(path.name)
             refused_at[path.name] = (path.name, f"{path.name}: 无法读取 ({exc.strerror})")
             continue
         sha = hashlib.sha256(data).hexdigest()
-        prev = old.get(issue_id)
-        ii = prev if prev is not None and prev.issue.sha256 == sha else store.load_issue(issue_id, sha)
+        stats[issue_id] = sig
+        ii = prev if prev is not None and prev.sha256 == sha else store.load_issue(issue_id, sha)
         order.append(issue_id)
         slots[issue_id] = ii
         if ii is None:
@@ -350,6 +516,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     for (issue_id, name), res in zip(waiting, _ingest_all(jobs), strict=True):
         if isinstance(res, str):
             refused_at[issue_id] = (name, res)
+            stats.pop(issue_id, None)  # the file on disk is not what serves: look at it again next time
             kept = old.get(issue_id) or (store.load_issue(issue_id, known[issue_id]) if issue_id in known else None)
             slots[issue_id] = kept
         else:
@@ -370,7 +537,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
             continue
         if key not in known:
             added.append(key)
-        elif known[key] != ii.issue.sha256:
+        elif known[key] != ii.sha256:
             changed.append(key)
         else:
             unchanged += 1
@@ -384,7 +551,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
         index = base.with_added([ii for iid, ii in issues.items() if iid not in old])
     else:
         index = Index.build(issues.values(), tokens_of=lambda ii: _cached_tokens(store, ii))
-    store.write_manifest(index)
+    store.write_manifest(index, stats)
     if index is not base or not (store.snapshot_dir / "snapshot.json").exists():
         store.save_snapshot(index)
     return ScanResult(index, added, changed, removed, unchanged, refused, time.perf_counter() - start)
@@ -392,7 +559,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
 
 def _cached_tokens(store: IndexStore, ii: IndexedIssue) -> tuple[tuple[str, ...], ...]:
     """Tokens of an issue held without them: from the token cache, re-tokenized only if it is gone."""
-    cached = store.load_issue(ii.issue.id, ii.issue.sha256)
+    cached = store.load_issue(ii.id, ii.sha256)
     if cached is not None:
         return cached.tokens
     fresh = index_issue(ii.issue)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from retrieval.index import Index, context_text
 from retrieval.model import Article, Paragraph
 from retrieval.query import Query, matched_weight
@@ -75,7 +73,7 @@ def candidates(index: Index, query: Query, issues: frozenset[str] | None = None,
         return []
     allowed = None
     if issues is not None:
-        allowed = np.fromiter((p.issue in issues for p in index.paragraphs), dtype=bool, count=len(index.paragraphs))
+        allowed = index.paragraph_mask(issues)
     ranked = index.scorer.top_k(query.tokens, pool, allowed=allowed)
     weights = term_weights(index, query.tokens + query.words)
     out: list[Candidate] = []

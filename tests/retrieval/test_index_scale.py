@@ -45,12 +45,21 @@ def test_pool_ingest_snapshot_restart_and_incremental_add(
     assert len(first.issues) == 10 and first.scorer is not None
     assert all(ii.tokens == () for ii in first.issues.values())  # tokens live in the cache only
 
-    # Restart: the snapshot is loaded, nothing is re-read or rebuilt.
+    # Restart: the snapshot is loaded, nothing is re-read (same size and mtime) or rebuilt.
     monkeypatch.setattr(index_mod, "index_issue", lambda issue: pytest.fail("re-tokenized on restart"))
+    monkeypatch.setattr(index_mod, "hashlib", None)  # any hashing would fail
     restarted = scan(corpus, IndexStore(tmp_path / "data"))
     assert restarted.unchanged == 10 and not restarted.added
     again = restarted.index
     assert again.scorer is not None and [p.text for p in again.paragraphs] == [p.text for p in first.paragraphs]
+    assert all(ii._issue is None for ii in again.issues.values())  # parsed issues are read on demand
+    n = len(first.paragraphs)
+    assert len(again.paragraphs) == n and again.paragraphs[n - 1] == first.paragraphs[n - 1]
+    assert again.paragraphs[-1] == first.paragraphs[n - 1] and again.paragraphs[0] == first.paragraphs[0]
+    some = {sorted(again.issues)[3]}
+    mask = again.paragraph_mask(some)
+    assert [p.issue in some for p in first.paragraphs] == mask.tolist()
+    assert again.article(again.paragraphs[n - 1]) == first.article(first.paragraphs[n - 1])
     q = ["政协", "委员", "协商"]
     np.testing.assert_array_equal(again.scorer.get_scores(q), first.scorer.get_scores(q))
     monkeypatch.undo()
