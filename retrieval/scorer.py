@@ -51,7 +51,9 @@ _FIRST_ROUND_POSTINGS = 20_000
 _BOUND_MARGIN = 1e-9
 # Terms in at least this share of the paragraphs also get a dense tf column (uint8, one byte per
 # paragraph), so a candidate's tf is one gather instead of a binary search in a long posting list.
-_DENSE_TERM_SHARE = 1 / 20
+_DENSE_TERM_SHARE = 1 / 40
+# θ is first estimated on this many of the rarest terms' paragraphs, preselected by a partial score.
+_SEED_EXACT = 256
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,8 @@ class BM25Scorer:
         segments = []
         for name, (first, count) in zip(params["segments"], params["segment_paragraphs"], strict=True):
             fields = ("terms", "indptr", "docs", "tf")
-            arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode) for f in fields}
+            # plain ndarray views of the maps: np.memmap's indexing costs microseconds per call
+            arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode).view(np.ndarray) for f in fields}
             segments.append(
                 Segment(name=name.removeprefix("segment-"), first_doc=first, n_docs=count, **arrays)
             )
@@ -486,7 +489,11 @@ class BM25Scorer:
     def _lookup_weights(self, tid: int, cand: npt.NDArray[np.int64]) -> FloatArray:
         """The term's weight in each candidate paragraph (0.0 where absent), rank-bm25's expression."""
         q_freq = self._tf(tid, cand)
-        return self._idf[tid] * (q_freq * (self.k1 + 1) / (q_freq + self._norm[cand]))
+        nz = np.flatnonzero(q_freq)
+        w = np.zeros(cand.shape[0], dtype=np.float64)  # absent: rank-bm25 adds idf * 0.0, i.e. nothing
+        q = q_freq[nz]
+        w[nz] = self._idf[tid] * (q * (self.k1 + 1) / (q + self._norm[cand[nz]]))
+        return w
 
     def _exact(self, ids: list[int], cand: npt.NDArray[np.int64]) -> FloatArray:
         """Exact scores of the candidates: weights summed in query order, as rank-bm25 sums them."""
@@ -525,32 +532,38 @@ class BM25Scorer:
         min_norm = self.k1 * (1 - self.b + self.b * self._min_dl[uniq].astype(np.float64) / self.avgdl)
         bound = idf * max_tf * (self.k1 + 1) / (max_tf + min_norm) * mult * (1 + _BOUND_MARGIN)
         df = self._df[uniq]
-        # 1. a lower bound θ of the k-th score, from the rarest terms' paragraphs
+        # 1. a lower bound θ of the k-th score, from the rarest terms' paragraphs: a partial score
+        #    (those terms' and the highest-bound terms' weights) preselects a few hundred, which are
+        #    then scored exactly
         j = 1
         while j < len(uniq) and df[: j + 1].sum() <= _FIRST_ROUND_POSTINGS:
             j += 1
+        top_terms = [i for i in np.argsort(-bound, kind="stable")[:3] if i >= j]
         while True:
-            seed = self._union(uniq[:j], allowed)
+            seed, pre = self._accumulate([(uniq[i], float(mult[i])) for i in range(j)], allowed)
+            if seed.shape[0] > _SEED_EXACT:
+                for i in top_terms:
+                    pre += self._lookup_weights(uniq[i], seed) * mult[i]
+                seed = np.sort(seed[np.argpartition(-pre, _SEED_EXACT)[:_SEED_EXACT]])
             seed_scores = self._exact(ids, seed)
             positive = seed_scores[seed_scores > 0]
             if positive.shape[0] >= k:
                 theta = float(np.partition(positive, -k)[-k])
                 break
-            if j == len(uniq):  # the seed holds every paragraph with any query term
+            if j == len(uniq) and seed.shape[0] <= _SEED_EXACT:  # the seed holds every paragraph with a term
                 keep = seed_scores > 0
                 return seed[keep], seed_scores[keep]
+            if j == len(uniq):
+                theta = 0.0  # no useful lower bound: every term is essential
+                break
             j = min(len(uniq), 2 * j)
         # 2. essential terms: those not coverable below θ by the smaller bounds
         order = np.argsort(bound, kind="stable")
         below = np.cumsum(bound[order]) < theta * (1 - _BOUND_MARGIN)
         n_non = int(below.sum())  # cumsum is increasing: `below` is a prefix
-        essential = [uniq[i] for i in order[n_non:]]
         if df[order[n_non:]].sum() > _DENSE_SHARE * self.size:
             return None
-        cand = self._union(essential, allowed)
-        partial = np.zeros(cand.shape[0], dtype=np.float64)
-        for i in order[n_non:]:
-            partial += self._lookup_weights(uniq[i], cand) * mult[i]
+        cand, partial = self._accumulate([(uniq[i], float(mult[i])) for i in order[n_non:]], allowed)
         if cand.shape[0] > k:  # partial scores are lower bounds too
             theta = max(theta, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN))
         # 3. non-essential terms, largest bound first, dropping hopeless candidates
@@ -566,6 +579,35 @@ class BM25Scorer:
         scores = self._exact(ids, cand)
         keep = scores > 0
         return cand[keep], scores[keep]
+
+    def _accumulate(
+        self, terms: list[tuple[int, float]], allowed: npt.NDArray[np.bool_] | None
+    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Paragraphs holding any of the (term, multiplicity) pairs, ascending, with the sum of those
+        terms' weights (in no particular order: a bound, not a final score). The posting lists are
+        sorted runs: a stable sort of their concatenation is a merge (timsort), then sums per doc."""
+        docs_parts: list[np.ndarray] = []
+        w_parts: list[FloatArray] = []
+        for tid, m in terms:
+            idf = self._idf[tid]
+            for seg in self._segments:
+                docs, tf = seg.postings(tid)
+                if docs.shape[0]:
+                    if allowed is not None:
+                        keep = allowed[docs]
+                        docs, tf = docs[keep], tf[keep]
+                    q = tf.astype(np.int64)
+                    docs_parts.append(docs)
+                    w_parts.append(idf * (q * (self.k1 + 1) / (q + self._norm[docs])) * m)
+        if not docs_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(docs_parts) == 1:
+            return docs_parts[0].astype(np.int64), w_parts[0]
+        all_docs = np.concatenate(docs_parts)
+        order = np.argsort(all_docs, kind="stable")
+        all_docs, all_w = all_docs[order], np.concatenate(w_parts)[order]
+        first = np.flatnonzero(np.concatenate(([True], all_docs[1:] != all_docs[:-1])))
+        return all_docs[first].astype(np.int64), np.add.reduceat(all_w, first)
 
     def _union(self, tids: list[int], allowed: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int64]:
         """Ascending ids of the paragraphs holding any of the terms (and allowed)."""
