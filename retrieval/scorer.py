@@ -43,8 +43,8 @@ FORMAT_VERSION = 1
 IntArray = npt.NDArray[np.integer]
 FloatArray = npt.NDArray[np.float64]
 
-# Pruning stops paying once the candidate set is a sizeable share of the corpus.
-_DENSE_SHARE = 0.15
+# Pruning stops paying once the essential postings are a sizeable share of the corpus.
+_DENSE_SHARE = 0.3
 # Posting entries scored in the first MaxScore round before the threshold is known.
 _FIRST_ROUND_POSTINGS = 20_000
 # Bounds are summed in floating point; a relative margin keeps them safe against rounding.
@@ -557,19 +557,30 @@ class BM25Scorer:
                 theta = 0.0  # no useful lower bound: every term is essential
                 break
             j = min(len(uniq), 2 * j)
-        # 2. essential terms: those not coverable below θ by the smaller bounds
-        order = np.argsort(bound, kind="stable")
-        below = np.cumsum(bound[order]) < theta * (1 - _BOUND_MARGIN)
-        n_non = int(below.sum())  # cumsum is increasing: `below` is a prefix
-        if df[order[n_non:]].sum() > _DENSE_SHARE * self.size:
+        # 2. essential terms: any set of terms whose bounds add up to less than θ can be left out of
+        #    the candidates; leave out as many postings as possible (greedy knapsack by postings per
+        #    unit of bound, against MaxScore's smallest-bounds-first; the better of the two)
+        limit = theta * (1 - _BOUND_MARGIN)
+        by_bound = np.argsort(bound, kind="stable")
+        prefix = by_bound[: int((np.cumsum(bound[by_bound]) < limit).sum())].tolist()
+        greedy: list[int] = []
+        total = 0.0
+        for i in sorted(range(len(uniq)), key=lambda i: -df[i] / bound[i] if bound[i] > 0 else -np.inf):
+            if total + bound[i] < limit:
+                greedy.append(i)
+                total += float(bound[i])
+        non = max(prefix, greedy, key=lambda sel: int(df[sel].sum()) if sel else 0)
+        non.sort(key=lambda i: float(bound[i]))
+        ess = [i for i in range(len(uniq)) if i not in set(non)]
+        if df[ess].sum() > _DENSE_SHARE * self.size:
             return None
-        cand, partial = self._accumulate([(uniq[i], float(mult[i])) for i in order[n_non:]], allowed)
+        cand, partial = self._accumulate([(uniq[i], float(mult[i])) for i in ess], allowed)
         if cand.shape[0] > k:  # partial scores are lower bounds too
             theta = max(theta, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN))
         # 3. non-essential terms, largest bound first, dropping hopeless candidates
-        rest = float(bound[order[:n_non]].sum())
+        rest = float(bound[non].sum()) if non else 0.0
         floor = theta * (1 - _BOUND_MARGIN)
-        for i in order[:n_non][::-1]:
+        for i in non[::-1]:
             keep = partial + rest >= floor
             cand, partial = cand[keep], partial[keep]
             partial += self._lookup_weights(uniq[i], cand) * mult[i]
@@ -608,23 +619,6 @@ class BM25Scorer:
         all_docs, all_w = all_docs[order], np.concatenate(w_parts)[order]
         first = np.flatnonzero(np.concatenate(([True], all_docs[1:] != all_docs[:-1])))
         return all_docs[first].astype(np.int64), np.add.reduceat(all_w, first)
-
-    def _union(self, tids: list[int], allowed: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.int64]:
-        """Ascending ids of the paragraphs holding any of the terms (and allowed)."""
-        parts = [d for t in tids for seg in self._segments if (d := seg.postings(t)[0]).shape[0]]
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        if len(parts) == 1:
-            cand = parts[0].astype(np.int64)
-        else:
-            mask = np.zeros(self.size, dtype=bool)
-            for d in parts:
-                mask[d] = True
-            cand = np.flatnonzero(mask)
-        if allowed is not None:
-            cand = cand[allowed[cand]]
-        return cand
-
 
 def _fill_tf(seg: Segment, tid: int, cand: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
     """Write the segment's tf of `tid` into out[i] where cand[i] is one of its paragraphs."""
