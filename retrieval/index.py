@@ -318,7 +318,8 @@ class IndexStore:
                 for iid, ii in index.issues.items()
             }
         }
-        _atomic_write(self.manifest_path, json.dumps(manifest, ensure_ascii=False, indent=1))
+        # compact: json's C encoder (an indented dump goes through the pure-Python one, ~1 s at 30k issues)
+        _atomic_write(self.manifest_path, json.dumps(manifest, ensure_ascii=False))
 
     def load_issue(self, issue_id: str, sha256: str) -> IndexedIssue | None:
         path = self.issue_dir / f"{issue_id}.json"
@@ -477,9 +478,15 @@ def _atomic_write(path: Path, text: str) -> None:
 def corpus_files(corpus_dir: Path) -> Iterator[Path]:
     if not corpus_dir.is_dir():
         return
-    for path in sorted(corpus_dir.iterdir()):
-        if path.is_file() and path.suffix.lower() in CORPUS_SUFFIXES and not path.name.startswith("."):
-            yield path
+    # scandir: file types come with the listing (no stat per file); sorted by name, as before
+    with os.scandir(corpus_dir) as it:
+        names = sorted(
+            e.name
+            for e in it
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in CORPUS_SUFFIXES and e.is_file()
+        )
+    for name in names:
+        yield corpus_dir / name
 
 
 def index_issue(issue: Issue) -> IndexedIssue:
