@@ -52,6 +52,9 @@ _BOUND_MARGIN = 1e-9
 # Terms in at least this share of the paragraphs also get a dense tf column (uint8, one byte per
 # paragraph), so a candidate's tf is one gather instead of a binary search in a long posting list.
 _DENSE_TERM_SHARE = 1 / 40
+# Postings whose weights a scorer keeps once computed (8 bytes each): the rare and mid-frequency
+# terms questions are made of, not the whole index.
+_WEIGHT_CACHE_POSTINGS = 16_000_000
 # θ is first estimated on this many of the rarest terms' paragraphs, preselected by a partial score.
 _SEED_EXACT = 256
 
@@ -219,6 +222,9 @@ class BM25Scorer:
         idf[(idf < 0) & known] = eps  # the floor replaces negative idf only
         self._idf: FloatArray = idf
         self._dense, self._dense_n = dense if dense is not None else self._build_dense()
+        # per-term weights over its postings, computed on first use (idf and avgdl are this scorer's)
+        self._wcache: dict[int, list[tuple[npt.NDArray[np.int32], FloatArray]]] = {}
+        self._wcached = 0
 
     def _build_dense(self) -> tuple[dict[int, np.ndarray], int]:
         """Dense tf columns (uint8, or uint16 when a tf exceeds 255) for the frequent terms."""
@@ -467,6 +473,17 @@ class BM25Scorer:
                 out.append((docs, idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[docs]))))
         return out
 
+    def _posting_weights(self, tid: int) -> list[tuple[npt.NDArray[np.int32], FloatArray]]:
+        """`_weights(tid)`, kept for later queries while the cache budget lasts."""
+        got = self._wcache.get(tid)
+        if got is None:
+            got = self._weights(tid)
+            size = int(self._df[tid])
+            if self._wcached + size <= _WEIGHT_CACHE_POSTINGS:
+                self._wcache[tid] = got
+                self._wcached += size
+        return got
+
     def _tf(self, tid: int, cand: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The term's raw tf in each candidate paragraph (0 where absent); `cand` ascending."""
         m = cand.shape[0]
@@ -488,6 +505,11 @@ class BM25Scorer:
 
     def _lookup_weights(self, tid: int, cand: npt.NDArray[np.int64]) -> FloatArray:
         """The term's weight in each candidate paragraph (0.0 where absent), rank-bm25's expression."""
+        if tid not in self._dense:  # binary search in its postings, weights computed once per term
+            out = np.zeros(cand.shape[0], dtype=np.float64)
+            for docs, w in self._posting_weights(tid):
+                _fill(docs, w, cand, out)
+            return out
         q_freq = self._tf(tid, cand)
         nz = np.flatnonzero(q_freq)
         w = np.zeros(cand.shape[0], dtype=np.float64)  # absent: rank-bm25 adds idf * 0.0, i.e. nothing
@@ -541,7 +563,8 @@ class BM25Scorer:
         top_terms = [i for i in np.argsort(-bound, kind="stable")[:3] if i >= j]
         while True:
             seed, pre = self._accumulate([(uniq[i], float(mult[i])) for i in range(j)], allowed)
-            if seed.shape[0] > _SEED_EXACT:
+            whole = seed.shape[0] <= _SEED_EXACT  # every paragraph with one of these terms
+            if not whole:
                 for i in top_terms:
                     pre += self._lookup_weights(uniq[i], seed) * mult[i]
                 seed = np.sort(seed[np.argpartition(-pre, _SEED_EXACT)[:_SEED_EXACT]])
@@ -550,7 +573,7 @@ class BM25Scorer:
             if positive.shape[0] >= k:
                 theta = float(np.partition(positive, -k)[-k])
                 break
-            if j == len(uniq) and seed.shape[0] <= _SEED_EXACT:  # the seed holds every paragraph with a term
+            if j == len(uniq) and whole:  # the seed holds every paragraph with a query term
                 keep = seed_scores > 0
                 return seed[keep], seed_scores[keep]
             if j == len(uniq):
@@ -600,20 +623,16 @@ class BM25Scorer:
         docs_parts: list[np.ndarray] = []
         w_parts: list[FloatArray] = []
         for tid, m in terms:
-            idf = self._idf[tid]
-            for seg in self._segments:
-                docs, tf = seg.postings(tid)
-                if docs.shape[0]:
-                    if allowed is not None:
-                        keep = allowed[docs]
-                        docs, tf = docs[keep], tf[keep]
-                    q = tf.astype(np.int64)
-                    docs_parts.append(docs)
-                    w_parts.append(idf * (q * (self.k1 + 1) / (q + self._norm[docs])) * m)
+            for docs, w in self._posting_weights(tid):
+                if allowed is not None:
+                    keep = allowed[docs]
+                    docs, w = docs[keep], w[keep]
+                docs_parts.append(docs)
+                w_parts.append(w * m if m != 1 else w)
         if not docs_parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(docs_parts) == 1:
-            return docs_parts[0].astype(np.int64), w_parts[0]
+        if len(docs_parts) == 1:  # a copy: callers add to it, and it may be a cached array
+            return docs_parts[0].astype(np.int64), w_parts[0].copy()
         all_docs = np.concatenate(docs_parts)
         order = np.argsort(all_docs, kind="stable")
         all_docs, all_w = all_docs[order], np.concatenate(w_parts)[order]
@@ -623,6 +642,12 @@ class BM25Scorer:
 def _fill_tf(seg: Segment, tid: int, cand: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
     """Write the segment's tf of `tid` into out[i] where cand[i] is one of its paragraphs."""
     docs, tf = seg.postings(tid)
+    _fill(docs, tf, cand, out)
+
+
+def _fill(docs: np.ndarray, values: np.ndarray, cand: npt.NDArray[np.int64], out: np.ndarray) -> None:
+    """out[i] = values[j] where cand[i] == docs[j] (both ascending)."""
+    tf = values
     n, m = docs.shape[0], cand.shape[0]
     if n == 0 or m == 0:
         return

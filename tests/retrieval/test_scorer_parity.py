@@ -76,6 +76,24 @@ def test_top10_matches_rank_bm25_on_200_random_queries(
         _assert_same(ours.top_k(q, 10), _reference_top(reference, q, 10))
 
 
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_repeated_queries_stay_exact(
+    corpus: list[list[str]], reference: BM25Okapi, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-term weights are cached by the scorer after first use: a second pass must not differ,
+    with the dense tf columns for frequent terms off and on (share 1 / 0.0001 of the paragraphs), and
+    with a seed (θ estimate) of one term's paragraphs, preselected down to 16."""
+    monkeypatch.setattr(scorer_mod, "_FIRST_ROUND_POSTINGS", 1)
+    monkeypatch.setattr(scorer_mod, "_SEED_EXACT", 16)
+    for share in (1.1, 1e-4):
+        monkeypatch.setattr(scorer_mod, "_DENSE_TERM_SHARE", share)
+        ours = BM25Scorer(corpus)
+        queries = _queries(corpus, 100, seed=13)
+        for _ in range(2):
+            for q in queries:
+                _assert_same(ours.top_k(q, k), _reference_top(reference, q, k))
+
+
 def test_get_scores_equal_everywhere(corpus: list[list[str]], reference: BM25Okapi) -> None:
     ours = BM25Scorer(corpus)
     for q in _queries(corpus, 30, seed=3):
