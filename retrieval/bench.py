@@ -270,6 +270,8 @@ def phase_serve(corpus: Path, data: Path, questions: list[str], add_paragraphs: 
         scorer.top_k(toks, RANK_K)
     rank_times = [_timed(lambda t=toks: scorer.top_k(t, RANK_K))[0] for toks in token_lists]  # type: ignore[misc]
     pool_times = [_timed(lambda t=toks: scorer.top_k(t, 50))[0] for toks in token_lists]  # type: ignore[misc]
+    # the same questions again: a scorer keeps the weights of terms it has seen (the first pass pays them)
+    again_times = [_timed(lambda t=toks: scorer.top_k(t, RANK_K))[0] for toks in token_lists]  # type: ignore[misc]
     dense_times = [_timed(lambda t=toks: scorer.get_scores(t))[0] for toks in token_lists[:50]]  # type: ignore[misc]
     ask_times = []
     found = 0
@@ -280,6 +282,7 @@ def phase_serve(corpus: Path, data: Path, questions: list[str], add_paragraphs: 
     out |= {
         "rank_top10": _percentiles(rank_times),
         "rank_top50": _percentiles(pool_times),
+        "rank_top10_again": _percentiles(again_times),
         "get_scores": _percentiles(dense_times),
         "ask": _percentiles(ask_times),
         "ask_found": found,
@@ -613,9 +616,15 @@ def render(results: dict[str, Any]) -> str:
     row("RSS after cold start (MB)", lambda s: _f(s["serve"]["rss_after_open_mb"], 0), "≤ 1.5 GB")
     row("RSS after all queries (MB)", lambda s: _f(s["serve"]["rss_after_queries_mb"], 0))
     row(
-        "ranking top-10 p50 / p99 (ms)",
+        "ranking top-10 p50 / p99, first pass (ms)",
         lambda s: f"{_f(s['serve']['rank_top10']['p50_ms'], 2)} / {_f(s['serve']['rank_top10']['p99_ms'], 2)}",
         "≤ 3 / ≤ 20 ms",
+    )
+    row(
+        "ranking top-10 again, same questions (ms)",
+        lambda s: (
+            f"{_f(s['serve']['rank_top10_again']['p50_ms'], 2)} / {_f(s['serve']['rank_top10_again']['p99_ms'], 2)}"
+        ),
     )
     row(
         "ranking top-50 p50 / p99 (ms)",

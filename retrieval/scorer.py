@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import shutil
 import uuid
@@ -554,19 +555,20 @@ class BM25Scorer:
         min_norm = self.k1 * (1 - self.b + self.b * self._min_dl[uniq].astype(np.float64) / self.avgdl)
         bound = idf * max_tf * (self.k1 + 1) / (max_tf + min_norm) * mult * (1 + _BOUND_MARGIN)
         df = self._df[uniq]
+        dfl, bl, ml = df.tolist(), bound.tolist(), mult.tolist()  # Python numbers for the small loops
         # 1. a lower bound θ of the k-th score, from the rarest terms' paragraphs: a partial score
         #    (those terms' and the highest-bound terms' weights) preselects a few hundred, which are
         #    then scored exactly
         j = 1
-        while j < len(uniq) and df[: j + 1].sum() <= _FIRST_ROUND_POSTINGS:
+        while j < len(uniq) and sum(dfl[: j + 1]) <= _FIRST_ROUND_POSTINGS:
             j += 1
         top_terms = [i for i in np.argsort(-bound, kind="stable")[:3] if i >= j]
         while True:
-            seed, pre = self._accumulate([(uniq[i], float(mult[i])) for i in range(j)], allowed)
+            seed, pre = self._accumulate([(uniq[i], ml[i]) for i in range(j)], allowed)
             whole = seed.shape[0] <= _SEED_EXACT  # every paragraph with one of these terms
             if not whole:
                 for i in top_terms:
-                    pre += self._lookup_weights(uniq[i], seed) * mult[i]
+                    pre += self._lookup_weights(uniq[i], seed) * ml[i]
                 seed = np.sort(seed[np.argpartition(-pre, _SEED_EXACT)[:_SEED_EXACT]])
             seed_scores = self._exact(ids, seed)
             positive = seed_scores[seed_scores > 0]
@@ -584,30 +586,37 @@ class BM25Scorer:
         #    the candidates; leave out as many postings as possible (greedy knapsack by postings per
         #    unit of bound, against MaxScore's smallest-bounds-first; the better of the two)
         limit = theta * (1 - _BOUND_MARGIN)
-        by_bound = np.argsort(bound, kind="stable")
-        prefix = by_bound[: int((np.cumsum(bound[by_bound]) < limit).sum())].tolist()
+        prefix: list[int] = []
+        total = 0.0
+        for i in sorted(range(len(uniq)), key=lambda i: bl[i]):
+            if total + bl[i] >= limit:
+                break
+            prefix.append(i)
+            total += bl[i]
         greedy: list[int] = []
         total = 0.0
-        for i in sorted(range(len(uniq)), key=lambda i: -df[i] / bound[i] if bound[i] > 0 else -np.inf):
-            if total + bound[i] < limit:
+        for i in sorted(range(len(uniq)), key=lambda i: -dfl[i] / bl[i] if bl[i] > 0 else -math.inf):
+            if total + bl[i] < limit:
                 greedy.append(i)
-                total += float(bound[i])
-        non = max(prefix, greedy, key=lambda sel: int(df[sel].sum()) if sel else 0)
-        non.sort(key=lambda i: float(bound[i]))
-        ess = [i for i in range(len(uniq)) if i not in set(non)]
-        if df[ess].sum() > _DENSE_SHARE * self.size:
+                total += bl[i]
+        non = max(prefix, greedy, key=lambda sel: sum(dfl[i] for i in sel))
+        non.sort(key=lambda i: bl[i])
+        left_out = set(non)
+        ess = [i for i in range(len(uniq)) if i not in left_out]
+        if sum(dfl[i] for i in ess) > _DENSE_SHARE * self.size:
             return None
-        cand, partial = self._accumulate([(uniq[i], float(mult[i])) for i in ess], allowed)
+        cand, partial = self._accumulate([(uniq[i], ml[i]) for i in ess], allowed)
         if cand.shape[0] > k:  # partial scores are lower bounds too
             theta = max(theta, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN))
         # 3. non-essential terms, largest bound first, dropping hopeless candidates
-        rest = float(bound[non].sum()) if non else 0.0
+        rest = sum(bl[i] for i in non)
         floor = theta * (1 - _BOUND_MARGIN)
         for i in non[::-1]:
             keep = partial + rest >= floor
-            cand, partial = cand[keep], partial[keep]
-            partial += self._lookup_weights(uniq[i], cand) * mult[i]
-            rest -= float(bound[i])
+            if not keep.all():
+                cand, partial = cand[keep], partial[keep]
+            partial += self._lookup_weights(uniq[i], cand) * ml[i]
+            rest -= bl[i]
         cand = cand[partial >= floor]
         # 4. exact scores in query order
         scores = self._exact(ids, cand)
