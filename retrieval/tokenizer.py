@@ -149,7 +149,3 @@ def query_words(text: str) -> list[str]:
 def words(text: str) -> list[str]:
     """Plain segmentation (no sub-words, punctuation kept): for locating terms inside snippets."""
     return list(segmenter().cut(text, HMM=False))
-
-
-def dictionary_files() -> list[Path]:
-    return [Path(str(_DATA / n)) for n in ("places.txt", "domain.txt", "stopwords.txt")]
