@@ -26,10 +26,12 @@ import json
 import math
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
@@ -86,6 +88,20 @@ class Segment:
             return _EMPTY_DOCS, _EMPTY_TF
         lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
         return self.docs[lo:hi], self.tf[lo:hi]
+
+
+_KERNELS: ModuleType | None = None
+
+
+def _kernels() -> ModuleType:
+    """The compiled loops (retrieval/_kernels.py), imported on first use: importing numba takes
+    about half a second, which ingest workers (they import this module to tokenize) need not pay."""
+    global _KERNELS
+    if _KERNELS is None:
+        from retrieval import _kernels as kernels
+
+        _KERNELS = kernels
+    return _KERNELS
 
 
 _EMPTY_DOCS = np.zeros(0, dtype=np.int32)
@@ -454,6 +470,7 @@ class BM25Scorer:
             raise ValueError(
                 f"{directory}: doc_len.npy has {self.size} paragraphs, not {params['paragraphs']}"
             )
+        _kernels()  # a served index: load the compiled loops now rather than in the first question
         return self
 
     # -- internals ------------------------------------------------------------------------------
@@ -470,8 +487,7 @@ class BM25Scorer:
         for seg in self._segments:
             docs, tf = seg.postings(tid)
             if docs.shape[0]:
-                q_freq = tf.astype(np.int64)
-                out.append((docs, idf * (q_freq * (self.k1 + 1) / (q_freq + self._norm[docs]))))
+                out.append((docs, _kernels().posting_weights(docs, tf, self._norm, float(idf), self.k1 + 1)))
         return out
 
     def _posting_weights(self, tid: int) -> list[tuple[npt.NDArray[np.int32], FloatArray]]:
@@ -509,8 +525,10 @@ class BM25Scorer:
         if tid not in self._dense:  # binary search in its postings, weights computed once per term
             out = np.zeros(cand.shape[0], dtype=np.float64)
             for docs, w in self._posting_weights(tid):
-                _fill(docs, w, cand, out)
+                _kernels().fill(docs, w, cand, out)
             return out
+        if cand.shape[0] == 0 or cand[-1] < self._dense_n:  # all in the dense column: one compiled pass
+            return _kernels().dense_weights(self._dense[tid], cand, self._norm, float(self._idf[tid]), self.k1 + 1)
         q_freq = self._tf(tid, cand)
         nz = np.flatnonzero(q_freq)
         w = np.zeros(cand.shape[0], dtype=np.float64)  # absent: rank-bm25 adds idf * 0.0, i.e. nothing
@@ -612,10 +630,14 @@ class BM25Scorer:
         rest = sum(bl[i] for i in non)
         floor = theta * (1 - _BOUND_MARGIN)
         for i in non[::-1]:
-            keep = partial + rest >= floor
-            if not keep.all():
-                cand, partial = cand[keep], partial[keep]
-            partial += self._lookup_weights(uniq[i], cand) * ml[i]
+            cand, partial = _kernels().prune(cand, partial, rest, floor)
+            tid = uniq[i]
+            if tid in self._dense and (cand.shape[0] == 0 or cand[-1] < self._dense_n):
+                _kernels().add_dense(
+                    self._dense[tid], cand, partial, self._norm, float(self._idf[tid]), self.k1 + 1, ml[i]
+                )
+            else:
+                partial += self._lookup_weights(tid, cand) * ml[i]
             rest -= bl[i]
         cand = cand[partial >= floor]
         # 4. exact scores in query order
@@ -642,11 +664,21 @@ class BM25Scorer:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         if len(docs_parts) == 1:  # a copy: callers add to it, and it may be a cached array
             return docs_parts[0].astype(np.int64), w_parts[0].copy()
-        all_docs = np.concatenate(docs_parts)
-        order = np.argsort(all_docs, kind="stable")
-        all_docs, all_w = all_docs[order], np.concatenate(w_parts)[order]
-        first = np.flatnonzero(np.concatenate(([True], all_docs[1:] != all_docs[:-1])))
-        return all_docs[first].astype(np.int64), np.add.reduceat(all_w, first)
+        bits, prefix = self._scratch()
+        return _kernels().union_sum_bits(np.concatenate(docs_parts), np.concatenate(w_parts), bits, prefix)
+
+    def _scratch(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+        """This thread's work arrays for `union_sum_bits`: a bit per paragraph (kept zeroed), a count per word."""
+        got: tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]] | None = getattr(_SCRATCH, "arrays", None)
+        words = (self.size >> 6) + 1
+        if got is None or got[0].shape[0] < words:
+            got = (np.zeros(words, dtype=np.uint64), np.zeros(words, dtype=np.int64))
+            _SCRATCH.arrays = got
+        return got
+
+
+_SCRATCH = threading.local()
+
 
 def _fill_tf(seg: Segment, tid: int, cand: npt.NDArray[np.int64], out: npt.NDArray[np.int64]) -> None:
     """Write the segment's tf of `tid` into out[i] where cand[i] is one of its paragraphs."""
