@@ -323,8 +323,6 @@ def issues_in(entries: Sequence[LogEntry], source: IssueSource) -> list[DigestIs
     return out
 
 
-from bot.schedule import cron_trigger, crontab_days, next_run  # noqa: E402,F401  (re-exported)
-
 # ----------------------------------------------------------------------------- delivery
 
 

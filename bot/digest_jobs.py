@@ -20,8 +20,9 @@ from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot import render
 from bot.config import Settings
-from bot.digest import Digester, Pacer, cron_trigger, next_run
+from bot.digest import Digester, Pacer
 from bot.render import Reply
+from bot.schedule import cron_trigger, next_run
 from bot.service import ChatService
 
 log = logging.getLogger(__name__)

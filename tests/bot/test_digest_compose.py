@@ -15,9 +15,9 @@ from bot.digest import (
     compose,
     issues_in,
     lead,
-    next_run,
     utf16_len,
 )
+from bot.schedule import next_run
 from retrieval.model import Article, Issue, Paragraph
 
 
@@ -152,9 +152,7 @@ def test_long_digest_is_split_between_articles_under_the_limit() -> None:
 
 
 def test_one_article_per_message_worst_case_still_fits() -> None:
-    huge = Issue(
-        id="h", articles=(art("h", 0, "题" * 5000, "句" * 5000, subtitle="副" * 5000, kicker="k" * 500),)
-    )
+    huge = Issue(id="h", articles=(art("h", 0, "题" * 5000, "句" * 5000, subtitle="副" * 5000, kicker="k" * 500),))
     parts = compose([DigestIssue(huge)], limit=TELEGRAM_LIMIT)
     assert len(parts) == 1 and utf16_len(parts[0]) <= TELEGRAM_LIMIT
 
@@ -196,9 +194,7 @@ def test_issue_list_from_the_ingest_log() -> None:
         ("0 8 * * sat", datetime(2024, 3, 1, 1, 0, tzinfo=UTC), datetime(2024, 3, 2, 8, 0)),
     ],
 )
-def test_schedule_fires_in_the_configured_time_zone(
-    cron: str, now_utc: datetime, expected_local: datetime
-) -> None:
+def test_schedule_fires_in_the_configured_time_zone(cron: str, now_utc: datetime, expected_local: datetime) -> None:
     tz = ZoneInfo("Asia/Shanghai")
     fire = next_run(cron, tz, now_utc)
     assert fire is not None
