@@ -28,6 +28,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.render import highlight, utf16_len
+from retrieval.answer import sentences
 from retrieval.model import Article, Issue
 
 log = logging.getLogger(__name__)
@@ -44,24 +46,13 @@ _LEAD_MAX = 90
 _SENTENCE_MAX = 160
 
 # A sentence ends at Chinese or Western terminal punctuation, closing quotes/brackets included.
-_SENTENCE = re.compile(r"[^。!?!?;;\n]*[。!?!?;;]+[”’\"」』))]*|[^。!?!?;;\n]+")
 # 本报平凉讯(通讯员宋晓玲) — the dateline's source tag says nothing a reader of a lead needs.
 _DATELINE = re.compile(r"^\s*本报[^,,。\s]{0,12}?讯\s*(?:[((][^))]{0,40}[))])?\s*")
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it: emoji outside the BMP take two units."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _trim(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences, keeping their punctuation."""
-    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
 def lead(article: Article) -> str:
@@ -117,18 +108,6 @@ def _spans(text: str, keywords: Sequence[str]) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
-
-
-def _highlight(text: str, spans: Sequence[tuple[int, int]], tag: str = "b") -> str:
-    """HTML-escape text, wrapping the spans in `tag`; escaping piecewise keeps tags and entities intact."""
-    out: list[str] = []
-    pos = 0
-    for s, e in spans:
-        out.append(html.escape(text[pos:s]))
-        out.append(f"<{tag}>{html.escape(text[s:e])}</{tag}>")
-        pos = e
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
 
 
 def _article_text(article: Article) -> str:
@@ -195,7 +174,7 @@ def _article_block(article: Article, keywords: Sequence[str]) -> str | None:
     headline = _trim(article.headline, _HEADLINE_MAX)
     mark = "📷 " if article.photo else "▪ "
     # Inside the bold headline a keyword is underlined: bold within bold would not show.
-    first = f"{mark}<b>{_highlight(headline, _spans(headline, keywords), 'u')}</b>"
+    first = f"{mark}<b>{highlight(headline, _spans(headline, keywords), 'u')}</b>"
     if article.kicker:
         first = f"{mark}<i>{html.escape(_trim(article.kicker, 40))}</i> · " + first[len(mark) :]
     if article.continuation:
@@ -203,11 +182,11 @@ def _article_block(article: Article, keywords: Sequence[str]) -> str | None:
     lines = [first]
     if article.subtitle:
         sub = _trim(article.subtitle.lstrip("—").strip(), _SUBTITLE_MAX)
-        lines.append(f"  ——{_highlight(sub, _spans(sub, keywords))}")
+        lines.append(f"  ——{highlight(sub, _spans(sub, keywords))}")
     if keywords:
         sent, spans = matching_sentence(article, keywords)
         if sent:
-            lines.append(f"  {_highlight(sent, spans)}")
+            lines.append(f"  {highlight(sent, spans)}")
     else:
         text = lead(article)
         if text:

@@ -96,8 +96,8 @@ def _checked(data: str) -> str:
 # -- answers -------------------------------------------------------------------------------------
 
 
-def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """Escape `text` and bold the [start, end) spans (overlaps merged, out-of-range ignored)."""
+def highlight(text: str, spans: Iterable[tuple[int, int]], tag: str = "b") -> str:
+    """Escape `text` and wrap the [start, end) spans in `tag` (overlaps merged, out-of-range ignored)."""
     merged: list[list[int]] = []
     for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
         if start >= end:
@@ -110,7 +110,7 @@ def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
     pos = 0
     for start, end in merged:
         out.append(esc(text[pos:start]))
-        out.append(f"<b>{esc(text[start:end])}</b>")
+        out.append(f"<{tag}>{esc(text[start:end])}</{tag}>")
         pos = end
     out.append(esc(text[pos:]))
     return "".join(out)
@@ -359,10 +359,7 @@ def subscribed_html(keywords: Sequence[str]) -> str:
     if keywords:
         words = "、".join(esc(k) for k in keywords)
         return f"✅ 已订阅:新一期报纸中提到 <b>{words}</b> 的文章会推送给您。\n取消订阅:/unsubscribe"
-    return (
-        "✅ 已订阅:每有新一期报纸,都会推送摘要给您。\n"
-        "只看某些主题:/subscribe 关键词1 关键词2\n取消订阅:/unsubscribe"
-    )
+    return "✅ 已订阅:每有新一期报纸,都会推送摘要给您。\n只看某些主题:/subscribe 关键词1 关键词2\n取消订阅:/unsubscribe"
 
 
 def subscriptions_html(keywords: Sequence[str] | None) -> str:
