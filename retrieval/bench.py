@@ -246,11 +246,7 @@ def phase_ingest(corpus: Path, data: Path) -> dict[str, Any]:
 
 def phase_serve(corpus: Path, data: Path, questions: list[str], add_paragraphs: int, seed: int) -> dict[str, Any]:
     from retrieval.engine import Engine
-
-    try:
-        from retrieval.query import analyze
-    except ImportError:  # before question analysis moved out of search.py
-        from retrieval.search import analyze  # type: ignore[attr-defined,no-redef]
+    from retrieval.query import analyze
 
     rss0 = _rss_mb()
     cold, (engine, report) = _timed(lambda: Engine.open(corpus, data))

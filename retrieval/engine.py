@@ -92,8 +92,8 @@ class Engine:
         query = analyze(question[:MAX_QUESTION])
         if index.scorer is None:
             return Answer(question=question, found=False, message="语料库是空的: 还没有导入任何报纸。")
-        ranked = rerank(query, candidates(index, query, issues=issues, pool=max(POOL, offset + k)))
         weights = term_weights(index, query.tokens + query.words) if query.tokens else {}
+        ranked = rerank(query, candidates(index, query, weights, issues=issues, pool=max(POOL, offset + k)))
         return build_answer(question, query, ranked, weights, k=k, offset=offset)
 
     def reload(self) -> ReloadReport:

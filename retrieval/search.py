@@ -67,15 +67,20 @@ def entities_ok(query: Query, article: Article) -> bool:
     return all(p in text for p in query.places) and all(y in text for y in query.years)
 
 
-def candidates(index: Index, query: Query, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
-    """Ranked paragraphs that pass the coverage and entity checks, best first."""
+def candidates(
+    index: Index,
+    query: Query,
+    weights: dict[str, float],
+    issues: frozenset[str] | None = None,
+    pool: int = POOL,
+) -> list[Candidate]:
+    """Ranked paragraphs that pass the coverage and entity checks, best first; `weights` from term_weights."""
     if index.scorer is None or not query.tokens:
         return []
     allowed = None
     if issues is not None:
         allowed = index.paragraph_mask(issues)
     ranked = index.scorer.top_k(query.tokens, pool, allowed=allowed)
-    weights = term_weights(index, query.tokens + query.words)
     out: list[Candidate] = []
     for doc, score in ranked:
         p = index.paragraphs[doc]
