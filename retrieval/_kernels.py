@@ -78,29 +78,35 @@ def posting_weights(docs, tf, norm, idf, k1p1):
 
 
 @njit(cache=True, nogil=True)
-def prune(cand, partial, rest, floor):
-    """The candidates (and their partial scores) with partial + rest ≥ floor, as new arrays."""
-    m = cand.shape[0]
-    out_c = np.empty(m, dtype=np.int64)
-    out_p = np.empty(m, dtype=np.float64)
+def add_dense_prune(col, cand, partial, norm, idf, k1p1, mult, rest, floor):
+    """Add a term's weight (× mult, from its dense tf column) to each candidate's partial score and
+    keep, compacted in place, the candidates with partial + rest ≥ floor; returns how many."""
     n = 0
-    for i in range(m):
-        if partial[i] + rest >= floor:
-            out_c[n] = cand[i]
-            out_p[n] = partial[i]
-            n += 1
-    return out_c[:n].copy(), out_p[:n].copy()
-
-
-@njit(cache=True, nogil=True)
-def add_dense(col, cand, partial, norm, idf, k1p1, mult):
-    """partial[i] += (weight of the term in cand[i]) * mult, the weight from its dense tf column."""
     for i in range(cand.shape[0]):
         d = cand[i]
+        p = partial[i]
         q = col[d]
         if q != 0:
             qf = np.float64(q)
-            partial[i] += idf * (qf * k1p1 / (qf + norm[d])) * mult
+            p += idf * (qf * k1p1 / (qf + norm[d])) * mult
+        if p + rest >= floor:
+            cand[n] = d
+            partial[n] = p
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def add_prune(cand, partial, w, mult, rest, floor):
+    """`add_dense_prune` with the weights already looked up (w[i] for cand[i])."""
+    n = 0
+    for i in range(cand.shape[0]):
+        p = partial[i] + w[i] * mult
+        if p + rest >= floor:
+            cand[n] = cand[i]
+            partial[n] = p
+            n += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -112,10 +118,11 @@ def _popcount(x):
 
 
 @njit(cache=True, nogil=True)
-def union_sum_bits(docs, w, bits, prefix):
+def union_sum_bits(docs, w, bits, prefix, rest, floor):
     """Distinct docs of the concatenated posting lists, ascending, with the sum of their weights
-    (lists added in order). `bits` (uint64, a bit per paragraph, all zero, left all zero) and
-    `prefix` (int64, one per word) are work arrays: small enough to stay in cache."""
+    (lists added in order), keeping only those whose sum + rest ≥ floor. `bits` (uint64, a bit per
+    paragraph, all zero, left all zero) and `prefix` (int64, one per word) are work arrays: small
+    enough to stay in cache."""
     total = docs.shape[0]
     one = np.uint64(1)
     lo = np.int64(bits.shape[0])
@@ -140,14 +147,18 @@ def union_sum_bits(docs, w, bits, prefix):
         below = bits[wd] & ((one << np.uint64(d & 63)) - one)
         out_w[prefix[wd] + _popcount(below)] += w[p]
     n = 0
+    r = 0
     for wd in range(lo, hi + 1):
         x = bits[wd]
         if x != 0:
             base = wd << 6
             while x != 0:
                 low = x & (~x + one)
-                out_d[n] = base + _popcount(low - one)
-                n += 1
+                if out_w[r] + rest >= floor:
+                    out_d[n] = base + _popcount(low - one)
+                    out_w[n] = out_w[r]
+                    n += 1
+                r += 1
                 x ^= low
             bits[wd] = 0
-    return out_d, out_w
+    return out_d[:n], out_w[:n]

@@ -176,9 +176,7 @@ class BM25Scorer:
             raise ValueError("BM25 needs at least one paragraph")
         voc = vocab if isinstance(vocab, dict) else {t: i for i, t in enumerate(vocab)}
         self = cls.__new__(cls)
-        self._init_from_ids(
-            np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon
-        )
+        self._init_from_ids(np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon)
         return self
 
     def _init_from_ids(
@@ -350,9 +348,7 @@ class BM25Scorer:
         """The same scorer with all segments merged into one (O(postings); for a full save, not per add)."""
         if len(self._segments) == 1:
             return self
-        terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in self._segments]).astype(
-            np.int64
-        )
+        terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in self._segments]).astype(np.int64)
         docs = np.concatenate([s.docs for s in self._segments]).astype(np.int64)
         tf = np.concatenate([s.tf.astype(np.uint32) for s in self._segments])
         mat = sparse.csr_matrix((tf, (terms, docs)), shape=(len(self._vocab), self.size))
@@ -446,9 +442,7 @@ class BM25Scorer:
             fields = ("terms", "indptr", "docs", "tf")
             # plain ndarray views of the maps: np.memmap's indexing costs microseconds per call
             arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode).view(np.ndarray) for f in fields}
-            segments.append(
-                Segment(name=name.removeprefix("segment-"), first_doc=first, n_docs=count, **arrays)
-            )
+            segments.append(Segment(name=name.removeprefix("segment-"), first_doc=first, n_docs=count, **arrays))
         text = (directory / "vocab.txt").read_text(encoding="utf-8")
         terms = text.split("\n")[: params["terms"]] if params["terms"] else []
         vocab = {t: i for i, t in enumerate(terms)}
@@ -467,9 +461,7 @@ class BM25Scorer:
             segments,
         )
         if self.size != params["paragraphs"]:
-            raise ValueError(
-                f"{directory}: doc_len.npy has {self.size} paragraphs, not {params['paragraphs']}"
-            )
+            raise ValueError(f"{directory}: doc_len.npy has {self.size} paragraphs, not {params['paragraphs']}")
         _kernels()  # a served index: load the compiled loops now rather than in the first question
         return self
 
@@ -583,6 +575,7 @@ class BM25Scorer:
         top_terms = [i for i in np.argsort(-bound, kind="stable")[:3] if i >= j]
         while True:
             seed, pre = self._accumulate([(uniq[i], ml[i]) for i in range(j)], allowed)
+            seed_union = (j, seed, pre.copy())  # often exactly the essential terms' union (step 2)
             whole = seed.shape[0] <= _SEED_EXACT  # every paragraph with one of these terms
             if not whole:
                 for i in top_terms:
@@ -623,34 +616,48 @@ class BM25Scorer:
         ess = [i for i in range(len(uniq)) if i not in left_out]
         if sum(dfl[i] for i in ess) > _DENSE_SHARE * self.size:
             return None
-        cand, partial = self._accumulate([(uniq[i], ml[i]) for i in ess], allowed)
-        if cand.shape[0] > k:  # partial scores are lower bounds too
-            theta = max(theta, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN))
-        # 3. non-essential terms, largest bound first, dropping hopeless candidates
+        # the essential terms' paragraphs, with their partial scores; already here, those whose
+        # partial score plus every left-out bound cannot reach θ are dropped
         rest = sum(bl[i] for i in non)
-        floor = theta * (1 - _BOUND_MARGIN)
-        for i in non[::-1]:
-            cand, partial = _kernels().prune(cand, partial, rest, floor)
+        floor = limit
+        if ess == list(range(seed_union[0])):  # the rarest terms again: filter their union
+            keep = seed_union[2] + rest >= floor
+            cand, partial = seed_union[1][keep], seed_union[2][keep]
+        else:
+            cand, partial = self._accumulate([(uniq[i], ml[i]) for i in ess], allowed, rest, floor)
+        if cand.shape[0] > k:  # partial scores are lower bounds too
+            floor = max(floor, float(np.partition(partial, -k)[-k]) * (1 - _BOUND_MARGIN) ** 2)
+        # 3. non-essential terms, largest bound first; each is added and, in the same pass, the
+        #    candidates that can no longer reach θ are dropped
+        kern = _kernels()
+        for pos in range(len(non) - 1, -1, -1):
+            i = non[pos]
+            rest = sum(bl[x] for x in non[:pos])  # the bounds of the terms still to add
             tid = uniq[i]
             if tid in self._dense and (cand.shape[0] == 0 or cand[-1] < self._dense_n):
-                _kernels().add_dense(
-                    self._dense[tid], cand, partial, self._norm, float(self._idf[tid]), self.k1 + 1, ml[i]
+                n = kern.add_dense_prune(
+                    self._dense[tid], cand, partial, self._norm, float(self._idf[tid]), self.k1 + 1, ml[i], rest, floor
                 )
             else:
-                partial += self._lookup_weights(tid, cand) * ml[i]
-            rest -= bl[i]
-        cand = cand[partial >= floor]
+                n = kern.add_prune(cand, partial, self._lookup_weights(tid, cand), ml[i], rest, floor)
+            cand, partial = cand[:n], partial[:n]
+        if not non:
+            cand = cand[partial >= floor]
         # 4. exact scores in query order
         scores = self._exact(ids, cand)
         keep = scores > 0
         return cand[keep], scores[keep]
 
     def _accumulate(
-        self, terms: list[tuple[int, float]], allowed: npt.NDArray[np.bool_] | None
+        self,
+        terms: list[tuple[int, float]],
+        allowed: npt.NDArray[np.bool_] | None,
+        rest: float = 0.0,
+        floor: float = -math.inf,
     ) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Paragraphs holding any of the (term, multiplicity) pairs, ascending, with the sum of those
-        terms' weights (in no particular order: a bound, not a final score). The posting lists are
-        sorted runs: a stable sort of their concatenation is a merge (timsort), then sums per doc."""
+        terms' weights (in no particular order: a bound, not a final score); only those whose sum +
+        rest reaches floor. Owned arrays: callers add to them in place."""
         docs_parts: list[np.ndarray] = []
         w_parts: list[FloatArray] = []
         for tid, m in terms:
@@ -663,9 +670,13 @@ class BM25Scorer:
         if not docs_parts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         if len(docs_parts) == 1:  # a copy: callers add to it, and it may be a cached array
-            return docs_parts[0].astype(np.int64), w_parts[0].copy()
+            docs, w = docs_parts[0], w_parts[0]
+            if floor > -math.inf:
+                keep = w + rest >= floor
+                return docs[keep].astype(np.int64), w[keep]
+            return docs.astype(np.int64), w.copy()
         bits, prefix = self._scratch()
-        return _kernels().union_sum_bits(np.concatenate(docs_parts), np.concatenate(w_parts), bits, prefix)
+        return _kernels().union_sum_bits(np.concatenate(docs_parts), np.concatenate(w_parts), bits, prefix, rest, floor)
 
     def _scratch(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
         """This thread's work arrays for `union_sum_bits`: a bit per paragraph (kept zeroed), a count per word."""
