@@ -58,10 +58,10 @@ def analyze(question: str) -> Query:
     )
 
 
-def matched_weight(query: Query, weights: dict[str, float], text: str) -> float:
+def matched_weight(query: Query, weights: dict[str, float], text: str, *, normalized: bool = False) -> float:
     """Weight of the question's words present in text; a word absent but for a part of it
     (武威市政协 → 市政协) earns that part's share. Sub-words never count twice."""
-    t = normalize(text)
+    t = text if normalized else normalize(text)
     total = 0.0
     for word in query.words:
         if word in t:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from retrieval.index import Index, context_text
+from retrieval.index import Index
 from retrieval.model import Article, Paragraph
 from retrieval.query import Query, matched_weight
 from retrieval.shapes import answer_shape, holds_answer
@@ -56,15 +56,20 @@ def term_weights(index: Index, tokens: tuple[str, ...]) -> dict[str, float]:
 
 
 def coverage(query: Query, weights: dict[str, float], text: str) -> float:
+    """`text` normalised (tokenizer.normalize)."""
     total = sum(weights.get(w, 0.0) for w in query.words)
-    return matched_weight(query, weights, text) / total if total > 0 else 0.0
+    return matched_weight(query, weights, text, normalized=True) / total if total > 0 else 0.0
 
 
-def entities_ok(query: Query, article: Article) -> bool:
-    if not query.places and not query.years:
+def entities_ok(query: Query, article: Article, local: str = "") -> bool:
+    """Every place and year named in the question is in the article; `local` (normalised text around
+    the paragraph, part of the article) is looked at first, so the whole article is rarely normalised."""
+    named = [*query.places, *query.years]
+    missing = [e for e in named if e not in local]
+    if not missing:
         return True
     text = article_text(article)
-    return all(p in text for p in query.places) and all(y in text for y in query.years)
+    return all(e in text for e in missing)
 
 
 def candidates(
@@ -85,23 +90,25 @@ def candidates(
     for doc, score in ranked:
         p = index.paragraphs[doc]
         art = index.article(p)
-        local = normalize(context_text(art, p) + " " + p.text)
+        # normalised once each: the headings, the paragraph, and both with the section heading
+        heads = normalize(" ".join(x for x in (art.headline, art.subtitle, art.kicker) if x))
+        text = normalize(p.text)
+        local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
         cov = coverage(query, weights, local)
-        if cov < MIN_COVERAGE or not holds_answer(query, p.text) or not entities_ok(query, art):
+        if cov < MIN_COVERAGE or not holds_answer(query, p.text) or not entities_ok(query, art, local):
             continue
-        factor = _entity_factor(query, local) * _specific_factor(query, weights, art, p)
+        factor = _entity_factor(query, local) * _specific_factor(query, weights, heads, text)
         out.append(Candidate(doc, score, cov, p, art, factor))
     return out
 
 
-def _specific_factor(query: Query, weights: dict[str, float], art: Article, p: Paragraph) -> float:
-    """Words the headline does not already supply (the detail asked about) should be in the paragraph."""
-    heads = normalize(" ".join(x for x in (art.headline, art.subtitle, art.kicker) if x))
+def _specific_factor(query: Query, weights: dict[str, float], heads: str, text: str) -> float:
+    """Words the headline does not already supply (the detail asked about) should be in the paragraph.
+    `heads` and `text`: the normalised headings and paragraph."""
     specific = [w for w in query.words if w not in heads]
     total = sum(weights.get(w, 0.0) for w in specific)
     if total <= 0:
         return 1.0
-    text = normalize(p.text)
     return SPECIFIC_BASE + (1 - SPECIFIC_BASE) * sum(weights.get(w, 0.0) for w in specific if w in text) / total
 
 
