@@ -74,6 +74,61 @@ def issue_tokens(issue: Issue) -> list[list[str]]:
     return out
 
 
+class TokenPool:
+    """Distinct token strings of one ingest, each stored once: the tokens of a first ingest arrive
+    from the workers as millions of separate Python strings (~10 GB at a million paragraphs)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.strings: list[str] = []
+
+    def pack(self, tokens: Sequence[Sequence[str]]) -> PackedTokens:
+        ids, strings = self.ids, self.strings
+        flat: list[int] = []
+        lens = np.empty(len(tokens), dtype=np.int32)
+        for i, toks in enumerate(tokens):
+            for t in toks:
+                tid = ids.get(t)
+                if tid is None:
+                    tid = ids[t] = len(strings)
+                    strings.append(t)
+                flat.append(tid)
+            lens[i] = len(toks)
+        return PackedTokens(np.asarray(flat, dtype=np.int32), lens, strings)
+
+
+class PackedTokens(Sequence[tuple[str, ...]]):
+    """One issue's paragraph tokens as int32 ids into a TokenPool: 4 bytes a token."""
+
+    def __init__(self, ids: npt.NDArray[np.int32], lens: npt.NDArray[np.int32], strings: list[str]) -> None:
+        self.ids, self.lens, self.strings = ids, lens, strings
+        self.ends = np.cumsum(lens, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.lens.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[str, ...]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[str, ...] | Sequence[tuple[str, ...]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        end = int(self.ends[i])
+        strings = self.strings
+        return tuple(strings[t] for t in self.ids[end - int(self.lens[i]) : end].tolist())
+
+    def encode(self, vocab: dict[str, int]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        """`scorer.encode_tokens(self, vocab)` without rebuilding the strings: new terms get the next
+        ids in first-appearance order, as there."""
+        uniq, first, inverse = np.unique(self.ids, return_index=True, return_inverse=True)
+        mapped = np.empty(uniq.shape[0], dtype=np.int32)  # int32: a million paragraphs are ~130M tokens
+        setdefault, strings = vocab.setdefault, self.strings
+        for j in np.argsort(first, kind="stable").tolist():
+            mapped[j] = setdefault(strings[int(uniq[j])], len(vocab))
+        return mapped[inverse.reshape(-1)], self.lens.astype(np.int64)
+
+
 class IndexedIssue:
     """An indexed issue: id, hash and counts at hand; the parsed issue held, or its articles read on
     demand from the snapshot (a million parsed paragraphs take ~12 s to unpickle and ~1.3 GB to hold)."""
@@ -83,7 +138,7 @@ class IndexedIssue:
     def __init__(
         self,
         issue: Issue | None,
-        tokens: tuple[tuple[str, ...], ...] = (),
+        tokens: Sequence[Sequence[str]] = (),
         *,
         meta: tuple[str, str, str, int, int] | None = None,  # id, sha256, source, articles, paragraphs
         chunk: _Chunk | None = None,
@@ -130,6 +185,15 @@ class IndexedIssue:
         if self._issue is not None:
             return IndexedIssue(self._issue)
         return IndexedIssue(None, meta=self._meta(), chunk=self._chunk, row0=self._row0)
+
+    def packed(self, pool: TokenPool) -> IndexedIssue:
+        """With its tokens packed into the pool: what a scan holds while it waits for the rest."""
+        if not self.tokens or isinstance(self.tokens, PackedTokens):
+            return self
+        tokens = pool.pack(self.tokens)
+        if self._issue is not None:
+            return IndexedIssue(self._issue, tokens)
+        return IndexedIssue(None, tokens, meta=self._meta(), chunk=self._chunk, row0=self._row0)
 
     def _meta(self) -> tuple[str, str, str, int, int]:
         return self.id, self.sha256, self.source, self.articles, self.paragraphs
@@ -229,7 +293,7 @@ class Index:
         lens: list[np.ndarray] = []
         for ii in ordered.values():
             toks = ii.tokens if ii.tokens or tokens_of is None else tokens_of(ii)
-            a, n = bm25.encode_tokens(toks, vocab)
+            a, n = toks.encode(vocab) if isinstance(toks, PackedTokens) else bm25.encode_tokens(toks, vocab)
             ids.append(a)
             lens.append(n)
         lean = {k: ii.lean() for k, ii in ordered.items()}
@@ -565,6 +629,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     waiting: list[tuple[str, str]] = []  # (issue id, file name) in job order
     refused_at: dict[str, tuple[str, str]] = {}  # issue id or file name → refusal, kept in file order
     order: list[str] = []
+    token_pool = TokenPool()
     for file in corpus_files(corpus_dir):
         name = file.name
         issue_id = os.path.splitext(name)[0]
@@ -596,6 +661,8 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
         sha = hashlib.sha256(data).hexdigest()
         stats[issue_id] = sig
         ii = prev if prev is not None and prev.sha256 == sha else store.load_issue(issue_id, sha)
+        if ii is not None:
+            ii = ii.packed(token_pool)
         order.append(issue_id)
         slots[issue_id] = ii
         if ii is None:
@@ -608,7 +675,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
             kept = old.get(issue_id) or (store.load_issue(issue_id, known[issue_id]) if issue_id in known else None)
             slots[issue_id] = kept
         else:
-            slots[issue_id] = res
+            slots[issue_id] = res.packed(token_pool)  # as each arrives: tokens never pile up as strings
     issues: dict[str, IndexedIssue] = {}
     added: list[str] = []
     changed: list[str] = []
@@ -645,7 +712,7 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     return ScanResult(index, added, changed, removed, unchanged, refused, time.perf_counter() - start)
 
 
-def _cached_tokens(store: IndexStore, ii: IndexedIssue) -> tuple[tuple[str, ...], ...]:
+def _cached_tokens(store: IndexStore, ii: IndexedIssue) -> Sequence[Sequence[str]]:
     """Tokens of an issue held without them: from the token cache, re-tokenized only if it is gone."""
     cached = store.load_issue(ii.id, ii.sha256)
     if cached is not None:

@@ -109,8 +109,8 @@ _EMPTY_TF = np.zeros(0, dtype=np.uint16)
 
 
 def _segment_from_ids(
-    term_ids: npt.NDArray[np.int64],
-    doc_ids: npt.NDArray[np.int64],
+    term_ids: IntArray,
+    doc_ids: IntArray,
     vocab_size: int,
     n_docs: int,
     first_doc: int = 0,
@@ -176,12 +176,14 @@ class BM25Scorer:
             raise ValueError("BM25 needs at least one paragraph")
         voc = vocab if isinstance(vocab, dict) else {t: i for i, t in enumerate(vocab)}
         self = cls.__new__(cls)
-        self._init_from_ids(np.asarray(term_ids, dtype=np.int64), np.asarray(doc_lens), dict(voc), k1, b, epsilon)
+        small = len(voc) < 2**31 and len(doc_lens) < 2**31  # int32 ids: half the memory of a big build
+        ids: IntArray = np.asarray(term_ids).astype(np.int32 if small else np.int64, copy=False)
+        self._init_from_ids(ids, np.asarray(doc_lens), dict(voc), k1, b, epsilon)
         return self
 
     def _init_from_ids(
         self,
-        term_ids: npt.NDArray[np.int64],
+        term_ids: IntArray,
         doc_lens: IntArray,
         vocab: dict[str, int],
         k1: float,
@@ -192,7 +194,7 @@ class BM25Scorer:
         doc_len = np.asarray(doc_lens, dtype=np.int32)
         if int(doc_len.sum()) != term_ids.shape[0]:
             raise ValueError("doc_lens do not add up to the number of term ids")
-        doc_ids = np.repeat(np.arange(n, dtype=np.int64), doc_len)
+        doc_ids = np.repeat(np.arange(n, dtype=term_ids.dtype), doc_len)
         seg, df, max_tf, present = _segment_from_ids(term_ids, doc_ids, len(vocab), n)
         min_dl = np.full(len(vocab), np.iinfo(np.int32).max, dtype=np.int64)
         if present.size:

@@ -117,3 +117,23 @@ def test_questions_during_reload_are_answered_from_the_old_index(corpus: Path, t
     worker.join()
     assert all(answers)
     assert engine.generation == generation + 1
+
+
+def test_tokens_packed_during_a_scan_build_the_same_index_as_plain_tokens(corpus: Path) -> None:
+    """A scan packs each issue's tokens into one pool of strings as it arrives; the index built from
+    them must be the one built from the token lists themselves (same term ids, same scores)."""
+    from retrieval.index import Index, IndexedIssue, PackedTokens, TokenPool, index_issue
+    from retrieval.parse import parse_bytes
+
+    plain = [index_issue(parse_bytes(p.name, p.read_bytes())) for p in sorted(corpus.glob("*.txt"))]
+    pool = TokenPool()
+    packed = [ii.packed(pool) for ii in reversed(plain)]  # arrival order differs from index order
+    assert all(isinstance(ii.tokens, PackedTokens) for ii in packed)
+    assert [list(ii.tokens) for ii in packed] == [list(ii.tokens) for ii in reversed(plain)]
+    a, b = Index.build(plain), Index.build(packed)
+    assert a.scorer is not None and b.scorer is not None
+    assert a.scorer._vocab == b.scorer._vocab and list(a.scorer._vocab) == list(b.scorer._vocab)
+    for question in (["酒泉", "项目", "落地"], ["政协", "委员", "提案"], ["兰州", "协商"]):
+        assert a.scorer.top_k(question, 10) == b.scorer.top_k(question, 10)
+        assert (a.scorer.get_scores(question) == b.scorer.get_scores(question)).all()
+    assert isinstance(packed[0], IndexedIssue) and not b.issues[packed[0].id].tokens  # not kept once encoded
