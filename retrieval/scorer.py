@@ -46,8 +46,9 @@ FORMAT_VERSION = 1
 IntArray = npt.NDArray[np.integer]
 FloatArray = npt.NDArray[np.float64]
 
-# Pruning stops paying once the essential postings are a sizeable share of the corpus.
-_DENSE_SHARE = 0.3
+# Pruning stops paying once the essential postings outnumber the paragraphs (scoring every paragraph
+# is then no more work). At 0.3 of them, 3% of questions fell back: ask p99 65 ms at 1M, 12 ms now.
+_DENSE_SHARE = 1.0
 # Posting entries scored in the first MaxScore round before the threshold is known.
 _FIRST_ROUND_POSTINGS = 20_000
 # Bounds are summed in floating point; a relative margin keeps them safe against rounding.
