@@ -51,9 +51,7 @@ from retrieval.tokenizer import fingerprint, segmenter, tokenize
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-# 1: one pickle per segment; 2: issues pickled one by one; 3: articles marshalled; 4: each paragraph
-# marshalled on its own inside its article's record
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 3  # 1: one pickle per segment; 2: issues pickled one by one; 3: articles marshalled
 CORPUS_SUFFIXES = (".txt",)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
 
@@ -178,15 +176,7 @@ class IndexedIssue:
         chunk = self._chunk
         at = self._par0 + local
         row = bisect.bisect_right(chunk.par_starts_list, at) - 1
-        return chunk.paragraph(row, at - chunk.par_starts_list[row])
-
-    def heads(self, index: int) -> tuple[str, str | None, str | None]:
-        """Headline, subtitle and kicker of its index-th article, without reading its paragraphs."""
-        if self._issue is not None:
-            a = self._issue.articles[index]
-            return a.headline, a.subtitle, a.kicker
-        assert self._chunk is not None
-        return self._chunk.heads(self._row0 + index)
+        return chunk.article(row).paragraphs[at - chunk.par_starts_list[row]]
 
     def lean(self) -> IndexedIssue:
         """Without its tokens: once encoded into the scorer they live in the token cache only."""
@@ -253,19 +243,10 @@ _ARTICLE_FIELDS = [f.name for f in dataclasses.fields(Article) if f.name != "par
 _PARAGRAPH_FIELDS = [f.name for f in dataclasses.fields(Paragraph)]
 
 
-_HEADS = tuple(_ARTICLE_FIELDS.index(f) for f in ("headline", "subtitle", "kicker"))
-
-
 def _article_record(a: Article) -> bytes:
-    """An article as marshalled plain tuples (~10x faster to read back than a pickle of dataclasses),
-    each paragraph marshalled on its own: a question checks one paragraph of each of 50 articles."""
-    paras = tuple(marshal.dumps(tuple(getattr(p, f) for f in _PARAGRAPH_FIELDS)) for p in a.paragraphs)
+    """An article as marshalled plain tuples: ~10x faster to read back than a pickle of dataclasses."""
+    paras = tuple(tuple(getattr(p, f) for f in _PARAGRAPH_FIELDS) for p in a.paragraphs)
     return marshal.dumps((tuple(getattr(a, f) for f in _ARTICLE_FIELDS), paras))
-
-
-def _paragraph_fields(record: bytes | tuple) -> tuple:
-    """A paragraph's fields from its record (layout 4) or the plain tuple of layout 3."""
-    return record if isinstance(record, tuple) else marshal.loads(record)
 
 
 class _Chunk:
@@ -281,25 +262,12 @@ class _Chunk:
         self.par_starts_list: list[int] = self.par_starts.tolist()
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)  # closed with the last index that reads it
-        # raw records of recently read articles, and the articles built from them
-        self.record = functools.lru_cache(maxsize=8192)(self._record)
-        self.article = functools.lru_cache(maxsize=2048)(self._article)
-
-    def _record(self, row: int) -> tuple[tuple, tuple]:
-        return marshal.loads(os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])))
+        self.article = functools.lru_cache(maxsize=8192)(self._article)
 
     def _article(self, row: int) -> Article:
-        fields, paras = self.record(row)
+        fields, paras = marshal.loads(os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])))
         kw = dict(zip(_ARTICLE_FIELDS, fields, strict=True))
-        return Article(**kw, paragraphs=tuple(Paragraph(*_paragraph_fields(p)) for p in paras))
-
-    def paragraph(self, row: int, i: int) -> Paragraph:
-        """The i-th paragraph of an article, without building the others."""
-        return Paragraph(*_paragraph_fields(self.record(row)[1][i]))
-
-    def heads(self, row: int) -> tuple[str, str | None, str | None]:
-        fields = self.record(row)[0]
-        return fields[_HEADS[0]], fields[_HEADS[1]], fields[_HEADS[2]]
+        return Article(**kw, paragraphs=tuple(Paragraph(*p) for p in paras))
 
 
 @dataclass
@@ -351,10 +319,6 @@ class Index:
 
     def article(self, p: Paragraph) -> Article:
         return self.issues[p.issue].article(p.article)
-
-    def heads(self, p: Paragraph) -> tuple[str, str | None, str | None]:
-        """Headline, subtitle and kicker of the paragraph's article (cheaper than the article)."""
-        return self.issues[p.issue].heads(p.article)
 
     def paragraph_mask(self, issue_ids: frozenset[str] | set[str]) -> npt.NDArray[np.bool_]:
         """Bool per paragraph (doc id): whether it belongs to one of these issues."""
@@ -561,19 +525,13 @@ class IndexStore:
         return Index(issues=issues, scorer=scorer, paragraphs=table)
 
     def _migrate_snapshot(self, meta: dict) -> Index | None:
-        """A snapshot in an earlier layout (see SNAPSHOT_VERSION): read it once and rewrite it in
-        today's layout."""
+        """A snapshot in an earlier layout (1: one pickle of all issues per segment; 2: issues pickled
+        one by one): read it once and rewrite it in today's layout."""
         snap = self.snapshot_dir
         try:
             scorer = bm25.BM25Scorer.load(snap / "bm25")
             loaded: list[Issue] = []
-            if meta.get("snapshot") == 3 and meta.get("fields") == _snapshot_fields():
-                files = {c: _Chunk(snap / c) for c in meta["chunks"]}
-                for iid, sha, source, articles, _p, chunk, row0 in meta["issues"]:
-                    arts = tuple(files[chunk].article(row0 + a) for a in range(articles))
-                    loaded.append(Issue(iid, arts, sha, source))
-                listed = [[row[0], row[1]] for row in meta["issues"]]
-            elif meta.get("snapshot") == 2:
+            if meta.get("snapshot") == 2:
                 maps = {c: (snap / c).read_bytes() for c in meta["chunks"]}
                 for _iid, _sha, _src, _a, _p, offset, length, chunk in meta["issues"]:
                     loaded.append(pickle.loads(maps[chunk][offset : offset + length]))

@@ -9,10 +9,8 @@ BM25 ranks; two checks then keep unrelated paragraphs from being cited (DESIGN.m
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from retrieval.index import Index
 from retrieval.model import Article, Paragraph
@@ -32,13 +30,8 @@ class Candidate:
     score: float
     coverage: float
     paragraph: Paragraph
-    index: Index = field(repr=False, compare=False)
+    article: Article
     entity_factor: float = 1.0
-
-    @property
-    def article(self) -> Article:
-        """Read when shown: of 50 checked candidates an answer shows three."""
-        return self.index.article(self.paragraph)
 
 
 def article_text(article: Article) -> str:
@@ -68,14 +61,14 @@ def coverage(query: Query, weights: dict[str, float], text: str) -> float:
     return matched_weight(query, weights, text, normalized=True) / total if total > 0 else 0.0
 
 
-def entities_ok(query: Query, article: Callable[[], Article], local: str = "") -> bool:
+def entities_ok(query: Query, article: Article, local: str = "") -> bool:
     """Every place and year named in the question is in the article; `local` (normalised text around
-    the paragraph, part of the article) is looked at first, so the article is rarely read whole."""
+    the paragraph, part of the article) is looked at first, so the whole article is rarely normalised."""
     named = [*query.places, *query.years]
     missing = [e for e in named if e not in local]
     if not missing:
         return True
-    text = article_text(article())
+    text = article_text(article)
     return all(e in text for e in missing)
 
 
@@ -96,17 +89,16 @@ def candidates(
     out: list[Candidate] = []
     for doc, score in ranked:
         p = index.paragraphs[doc]
+        art = index.article(p)
         # normalised once each: the headings, the paragraph, and both with the section heading
-        heads = normalize(" ".join(x for x in index.heads(p) if x))
+        heads = normalize(" ".join(x for x in (art.headline, art.subtitle, art.kicker) if x))
         text = normalize(p.text)
         local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
         cov = coverage(query, weights, local)
-        if cov < MIN_COVERAGE or not holds_answer(query, p.text):
-            continue
-        if not entities_ok(query, functools.partial(index.article, p), local):
+        if cov < MIN_COVERAGE or not holds_answer(query, p.text) or not entities_ok(query, art, local):
             continue
         factor = _entity_factor(query, local) * _specific_factor(query, weights, heads, text)
-        out.append(Candidate(doc, score, cov, p, index, factor))
+        out.append(Candidate(doc, score, cov, p, art, factor))
     return out
 
 

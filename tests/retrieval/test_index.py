@@ -4,7 +4,6 @@ skipped, what worked keeps serving."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -138,47 +137,3 @@ def test_tokens_packed_during_a_scan_build_the_same_index_as_plain_tokens(corpus
         assert a.scorer.top_k(question, 10) == b.scorer.top_k(question, 10)
         assert (a.scorer.get_scores(question) == b.scorer.get_scores(question)).all()
     assert isinstance(packed[0], IndexedIssue) and not b.issues[packed[0].id].tokens  # not kept once encoded
-
-
-def test_a_snapshot_in_the_previous_layout_is_converted_once_and_answers_the_same(
-    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import marshal
-
-    import numpy as np
-
-    data = tmp_path / "data"
-    engine, _ = Engine.open(corpus, data)
-    question = "酒泉市政协2023年落地了几个项目"
-    before = engine.ask(question, k=5)
-    snap = data / "index" / "snapshot"
-    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
-    for chunk in meta["chunks"]:  # layout 3: an article's paragraphs as plain tuples in its record
-        idx_path = snap / (chunk.removesuffix(".bin") + ".idx.npy")
-        blob = (snap / chunk).read_bytes()
-        records, rows, offset = [], [], 0
-        for off, length, count in np.load(idx_path).tolist():
-            fields, paras = marshal.loads(blob[off : off + length])
-            record = marshal.dumps((fields, tuple(marshal.loads(p) for p in paras)))
-            records.append(record)
-            rows.append((offset, len(record), count))
-            offset += len(record)
-        (snap / chunk).write_bytes(b"".join(records))
-        np.save(idx_path, np.asarray(rows, dtype=np.int64))
-    meta["snapshot"] = 3
-    (snap / "snapshot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-
-    shutil.rmtree(data / "index" / "issues")  # no token cache: only converting the snapshot avoids tokenizing
-    _no_tokenizing(monkeypatch)
-    converted, report = Engine.open(corpus, data)
-    assert not report.changed_anything and report.unchanged == 5
-    rewritten = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
-    assert rewritten["snapshot"] == retrieval.index.SNAPSHOT_VERSION
-    after = converted.ask(question, k=5)
-    assert after.found and after.short_answer == before.short_answer
-    assert [(h.citation, h.snippet) for h in after.hits] == [(h.citation, h.snippet) for h in before.hits]
-    restarted, _ = Engine.open(corpus, data)  # served from the rewritten snapshot, articles read on demand
-    again = restarted.ask(question, k=5)
-    assert [(h.citation, h.snippet) for h in again.hits] == [(h.citation, h.snippet) for h in before.hits]
-    art = restarted.article(before.hits[0].citation.issue, before.hits[0].citation.article)
-    assert art is not None and art.paragraphs[before.hits[0].citation.paragraph - 1] == before.hits[0].paragraph
