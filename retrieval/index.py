@@ -56,10 +56,13 @@ CORPUS_SUFFIXES = (".txt",)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
 
 
+def headings(article: Article) -> str:
+    return " ".join(p for p in (article.headline, article.subtitle, article.kicker) if p)
+
+
 def context_text(article: Article, paragraph: Paragraph) -> str:
-    """What a paragraph is about but rarely says: its article's headline, subtitle, kicker and section."""
-    parts = [article.headline, article.subtitle, article.kicker, paragraph.section]
-    return " ".join(p for p in parts if p)
+    """What a paragraph is about but rarely says: its article's headings and its section heading."""
+    return " ".join(p for p in (headings(article), paragraph.section) if p)
 
 
 def issue_tokens(issue: Issue) -> list[list[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from retrieval.index import Index
+from retrieval.index import Index, headings
 from retrieval.model import Article, Paragraph
 from retrieval.query import Query, matched_weight
 from retrieval.shapes import answer_shape, holds_answer
@@ -90,8 +90,8 @@ def candidates(
     for doc, score in ranked:
         p = index.paragraphs[doc]
         art = index.article(p)
-        # normalised once each: the headings, the paragraph, and both with the section heading
-        heads = normalize(" ".join(x for x in (art.headline, art.subtitle, art.kicker) if x))
+        # normalised once each: the headings and the paragraph; local = context_text + the paragraph
+        heads = normalize(headings(art))
         text = normalize(p.text)
         local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
         cov = coverage(query, weights, local)
