@@ -193,10 +193,8 @@ class IndexedIssue:
         """With its tokens packed into the pool: what a scan holds while it waits for the rest."""
         if not self.tokens or isinstance(self.tokens, PackedTokens):
             return self
-        tokens = pool.pack(self.tokens)
-        if self._issue is not None:
-            return IndexedIssue(self._issue, tokens)
-        return IndexedIssue(None, tokens, meta=self._meta(), chunk=self._chunk, row0=self._row0)
+        assert self._issue is not None  # tokens come with a freshly parsed or token-cached issue
+        return IndexedIssue(self._issue, pool.pack(self.tokens))
 
     def _meta(self) -> tuple[str, str, str, int, int]:
         return self.id, self.sha256, self.source, self.articles, self.paragraphs

@@ -61,7 +61,7 @@ def coverage(query: Query, weights: dict[str, float], text: str) -> float:
     return matched_weight(query, weights, text, normalized=True) / total if total > 0 else 0.0
 
 
-def entities_ok(query: Query, article: Article, local: str = "") -> bool:
+def entities_ok(query: Query, article: Article, local: str) -> bool:
     """Every place and year named in the question is in the article; `local` (normalised text around
     the paragraph, part of the article) is looked at first, so the whole article is rarely normalised."""
     named = [*query.places, *query.years]
