@@ -66,7 +66,9 @@ def reference(corpus: list[list[str]]) -> BM25Okapi:
     return BM25Okapi(corpus)
 
 
-@pytest.mark.parametrize("dense_share", [0.0, 0.15, 1.0], ids=["dense", "default", "always-prune"])
+@pytest.mark.parametrize(
+    "dense_share", [0.0, 0.15, 1.0, 1e9], ids=["dense", "fallback-at-15%", "default", "always-prune"]
+)
 def test_top10_matches_rank_bm25_on_200_random_queries(
     corpus: list[list[str]], reference: BM25Okapi, dense_share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
