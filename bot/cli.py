@@ -39,17 +39,49 @@ def _service(args: argparse.Namespace):
     return service, report
 
 
+def foreign_data_dir(corpus: Path) -> Path:
+    """A data folder of a foreign corpus's own (~/.cache/zxbot/corpora/<name>-<hash>): evaluating or
+    fitting on another corpus never touches the bot's own index and ingest log, whose rows become
+    digests for subscribers."""
+    import hashlib
+    import os
+
+    absolute = str(Path(corpus).resolve())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zxbot" / "corpora"
+    return base / f"{Path(absolute).name}-{hashlib.sha1(absolute.encode()).hexdigest()[:10]}"
+
+
+def _engine(args: argparse.Namespace):
+    """The answer engine for read-only commands: over `--corpus` (with `--data`, or a data folder of
+    that corpus's own) without the bot's store, else the bot's service as configured."""
+    if getattr(args, "corpus", None):
+        from retrieval.engine import Engine
+
+        corpus = Path(args.corpus)
+        if not corpus.is_dir():
+            raise SystemExit(f"{args.command}: no such corpus folder: {corpus}")
+        engine, _ = Engine.open(corpus, Path(args.data) if args.data else foreign_data_dir(corpus))
+        return engine, None
+    service, _ = _service(args)
+    return service.engine, service
+
+
 def answer_to_json(answer: Answer) -> dict:
     """The `ask --json` contract (DESIGN.md §4)."""
     return {
         "question": answer.question,
         "found": answer.found,
+        "tier": answer.tier,
+        "confidence": round(answer.confidence, 4),
         "answer": answer.short_answer,
+        **({"readings": list(answer.readings)} if answer.readings else {}),
         "hits": [
             {
                 "rank": h.rank,
                 "score": round(h.score, 4),
                 "issue": h.citation.issue,
+                "date": h.citation.date,
+                "page": h.citation.page,
                 "article": h.citation.headline,
                 "paragraph": h.citation.paragraph,
                 "snippet": h.snippet,
@@ -74,9 +106,11 @@ def _marked(text: str, spans: Sequence[tuple[int, int]], color: bool) -> str:
 
 def format_answer(answer: Answer, color: bool = False) -> str:
     """Readable terminal form: short answer, then each snippet with its citation."""
-    if not answer.found:
+    if not answer.hits:
         return answer.message or "没有找到答案。"
-    lines = []
+    lines = [f"({'; '.join(answer.readings)})"] if answer.readings else []
+    if answer.tier != "answer" and answer.message:
+        lines.append(answer.message)
     if answer.short_answer:
         lines.append(f"{_BOLD if color else ''}答: {answer.short_answer}{_RESET if color else ''}")
     for h in answer.hits:
@@ -107,11 +141,12 @@ def format_report(report: ReloadReport) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    service, _ = _service(args)
+    engine, service = _engine(args)
     try:
-        answer = service.engine.ask(" ".join(args.question), k=args.k)
+        answer = engine.ask(" ".join(args.question), k=args.k)
     finally:
-        service.close()
+        if service is not None:
+            service.close()
     if args.json:
         print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
     else:
@@ -127,11 +162,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
-    service, _ = _service(args)
+    engine, service = _engine(args)
     try:
-        result = evaluate(service.engine, cases)
+        result = evaluate(engine, cases)
     finally:
-        service.close()
+        if service is not None:
+            service.close()
     if args.verbose:
         for line in result.failures:
             print(line, file=sys.stderr)
@@ -163,6 +199,41 @@ def cmd_reload(args: argparse.Namespace) -> int:
     service.close()
     print(format_report(report))
     return 1 if report.refused and not report.issues else 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit the judge on labelled questions over one or more corpora; prints the cross-validated figures."""
+    from retrieval import fit
+
+    root = Path(__file__).resolve().parent.parent
+    corpora = []
+    for c in args.corpus or [str(root / "seeds")]:
+        path = Path(c)
+        if not path.is_dir():
+            print(f"fit: no such corpus folder: {path}", file=sys.stderr)
+            return 2
+        corpora.append((path.name, path, foreign_data_dir(path)))
+    sets = [Path(s) for s in args.sets] if args.sets else [p for p in _default_sets(root) if p.exists()]
+    command = "python -m bot fit " + " ".join(
+        [*(f"--corpus {p.name}" for _, p, _ in corpora), "--sets", *(p.name for p in sets)]
+    )
+    judge, report = fit.run(corpora, sets, command)
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    if args.write:
+        fit.write(judge, report)
+        print(f"written: {fit._PATH}", file=sys.stderr)
+    return 0
+
+
+def _default_sets(root: Path) -> list[Path]:
+    """Every labelled set the project has for fitting (archive-dev is left out: it measures the fit)."""
+    shared = root.parent / "shared" / "qa"
+    return [
+        shared / "dev.jsonl",
+        root / "tests" / "data" / "qa_extra.jsonl",
+        root / "tests" / "data" / "qa_holdout.jsonl",
+        shared / "archive-train.jsonl",
+    ]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -230,6 +301,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (cmd_bench, "archive-scale benchmark (synthetic 10k/100k/1M paragraphs); see docs/benchmarks.md"),
     "bench-chat": (cmd_bench_chat, "chat latency: simulated users asking through a fake Bot API server"),
     "speed": (cmd_speed, "warm ask latency and start-to-first-answer on the configured corpus"),
+    "fit": (cmd_fit, "fit the answer/abstain judge on labelled questions (cross-validated); --write saves it"),
 }
 
 
@@ -244,6 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name in ("ask", "eval", "ingest", "reload", "speed"):
             p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
+        if name in ("ask", "eval"):
+            p.add_argument(
+                "--data",
+                metavar="DIR",
+                help="data folder for --corpus (default: one of that corpus's own; never the bot's)",
+            )
+        if name == "fit":
+            p.add_argument("--corpus", action="append", metavar="DIR", help="a corpus folder (repeat; default seeds)")
+            p.add_argument(
+                "--sets", nargs="+", metavar="FILE", help="labelled JSONL sets (default: all but archive-dev)"
+            )
+            p.add_argument("--write", action="store_true", help="save the fitted judge to retrieval/data/judge.json")
         if name == "ask":
             p.add_argument("question", nargs="+", help="the question, in Chinese")
             p.add_argument("--json", action="store_true", help="print the JSON contract instead of text")

@@ -8,13 +8,18 @@ the best snippet holds one; it is always shown with its citation.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from retrieval.index import context_text
+from retrieval.judge import RELATED_COVERAGE, Scored
+from retrieval.measure import COUNTED
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
-from retrieval.search import Candidate
-from retrieval.shapes import COUNTED, DATE, ROLES, WHERE, answer_shape, asked_roles, has_unit_count, name_after_role
+from retrieval.shapes import DATE, ROLES, WHERE, answer_shape, asked_roles, has_unit_count, name_after_role
 from retrieval.tokenizer import normalize
+
+NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
+RELATED = "没有找到确切的答案, 以下报道可能相关。"
 
 SNIPPET_MAX = 160
 _SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
@@ -89,7 +94,7 @@ def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str |
     if query.kind == "count":
         return _count_answer(query, weights, snippet)
     if query.kind == "who":
-        return name_after_role(snippet, asked_roles(query) or list(ROLES))
+        return name_after_role(snippet, asked_roles(query) or list(ROLES), query)
     if query.kind == "when":
         m = DATE.search(snippet)
         return m.group(0) if m else None
@@ -127,26 +132,26 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
 def build_answer(
     question: str,
     query: Query,
-    ranked: list[Candidate],
+    ranked: Sequence[Scored],
     weights: dict[str, float],
+    tier: str,
+    confidence: float,
     k: int = 3,
     offset: int = 0,
 ) -> Answer:
+    """The reply for one tier: answer (short answer + cited snippets), related (cited snippets, no
+    short answer, said to be possibly related) or none (a message only)."""
     if not query.tokens:
         return Answer(
             question=question,
             found=False,
             message="请提一个具体的问题, 例如 “酒泉市政协2023年落地了几个项目?”",
         )
-    if not ranked:
-        return Answer(
-            question=question,
-            found=False,
-            terms=query.tokens,
-            message="没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。",
-        )
+    shown = [s.candidate for s in ranked if s.candidate.coverage >= RELATED_COVERAGE] if tier != "none" else []
+    if not shown:
+        return Answer(question=question, found=False, terms=query.tokens, message=NOTHING, confidence=confidence)
     hits: list[Hit] = []
-    for rank, cand in enumerate(ranked[offset : offset + k], start=offset + 1):
+    for rank, cand in enumerate(shown[offset : offset + k], start=offset + 1):
         snippet = best_snippet(
             query, weights, cand.paragraph.text, context_text(cand.article, cand.paragraph), cand.article.photo
         )
@@ -161,19 +166,28 @@ def build_answer(
                     headline=cand.article.title,
                     paragraph=cand.paragraph.n,
                     kicker=cand.article.kicker,
+                    date=cand.date,
+                    page=cand.page,
                 ),
                 snippet=snippet,
                 highlights=highlights(snippet, query.tokens),
             )
         )
-    short = short_answer(query, weights, hits[0].snippet) if hits and offset == 0 else None
+    confident = tier == "answer"
+    short = short_answer(query, weights, hits[0].snippet) if hits and offset == 0 and confident else None
+    message = None if hits else "没有更多结果了。"
+    if not confident and hits:
+        message = RELATED
     return Answer(
         question=question,
-        found=bool(hits),
+        found=confident and bool(hits),
         short_answer=short,
         hits=tuple(hits),
         terms=query.tokens,
         offset=offset,
-        total=len(ranked),
-        message=None if hits else "没有更多结果了。",
+        total=len(shown),
+        message=message,
+        tier=tier if hits or offset else "none",
+        confidence=confidence,
+        readings=query.readings,
     )

@@ -13,12 +13,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from retrieval import judge as judging
 from retrieval.answer import build_answer
 from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ScanResult, scan
 from retrieval.model import Answer, Article, Issue, Paragraph
 from retrieval.parse import BadIssueFile, parse_bytes
-from retrieval.query import analyze
-from retrieval.search import POOL, candidates, rerank, term_weights
+from retrieval.query import Query, analyze
+from retrieval.search import POOL, Candidate, absent_share, candidates, term_weights
 
 MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
 
@@ -58,6 +59,16 @@ class ReloadReport:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """A question read against one index snapshot, with its BM25 candidates and their features."""
+
+    query: Query
+    weights: dict[str, float]
+    absent: float
+    candidates: list[Candidate]
+
+
+@dataclass(frozen=True)
 class CorpusStats:
     issues: int
     articles: int
@@ -90,12 +101,26 @@ class Engine:
     def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer:
         """Answer a question with up to k hits starting at rank offset+1, optionally only from `issues`."""
         index = self._index  # one snapshot for the whole question, even if a reload swaps meanwhile
-        query = analyze(question[:MAX_QUESTION])
         if index.scorer is None:
             return Answer(question=question, found=False, message="语料库是空的: 还没有导入任何报纸。")
-        weights = term_weights(index, query.tokens + query.words) if query.tokens else {}
-        ranked = rerank(query, candidates(index, query, weights, issues=issues, pool=max(POOL, offset + k)))
-        return build_answer(question, query, ranked, weights, k=k, offset=offset)
+        pool = self.pool(question, issues=issues, size=max(POOL, offset + k), index=index)
+        judge = judging.load()
+        ranked = judge.order(pool.candidates)
+        confidence = judge.confidence(pool.query, ranked, pool.absent)
+        tier = judge.tier(confidence, ranked)
+        return build_answer(question, pool.query, ranked, pool.weights, tier, confidence, k=k, offset=offset)
+
+    def pool(
+        self, question: str, issues: frozenset[str] | None = None, size: int = POOL, index: Index | None = None
+    ) -> Pool:
+        """The question read (relative dates against the newest issue) and its candidates with features."""
+        index = index or self._index
+        query = analyze(question[:MAX_QUESTION], today=index.newest)
+        if index.scorer is None or not query.tokens:
+            return Pool(query, {}, 1.0, [])
+        weights = term_weights(index, query.tokens + query.words)
+        cands = candidates(index, query, weights, issues=issues, pool=size)
+        return Pool(query, weights, absent_share(index, query), cands)
 
     def reload(self) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index."""

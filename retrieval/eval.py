@@ -1,8 +1,9 @@
 """Answer-quality evaluation: the `eval FILE.jsonl` contract of DESIGN.md §4.
 
 A hit counts when one of the expected answer substrings is inside its paragraph text,
-compared with whitespace removed. recall@k, mrr and snippet@1 are over answerable lines;
-abstain is the share of unanswerable lines answered with found=false.
+compared with whitespace removed. recall@k, mrr and snippet@1 count hits of any tier over
+answerable lines; answered@1 also needs the confident tier. abstain / false_answer are over
+unanswerable lines; precision is over every line given the confident tier.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class EvalResult:
     hit3: int = 0
     rr: float = 0.0
     snippet1: int = 0
+    answered1: int = 0
     abstained: int = 0
+    confident: int = 0  # lines given tier answer
+    confident_right: int = 0  # ... whose rank-1 hit is correct
     failures: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
@@ -45,9 +49,12 @@ class EvalResult:
             "recall@3": self.hit3 / n,
             "mrr": self.rr / n,
             "snippet@1": self.snippet1 / n,
+            "answered@1": self.answered1 / n,
         }
         if self.unanswerable:
             out["abstain"] = self.abstained / self.unanswerable
+            out["false_answer"] = 1 - out["abstain"]
+        out["precision"] = self.confident_right / self.confident if self.confident else 1.0
         return out
 
 
@@ -71,40 +78,53 @@ def load_cases(path: Path) -> list[Case]:
     return cases
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
     return "".join(text.split())
+
+
+def correct_ranks(case: Case, answer: Answer) -> list[int]:
+    """Ranks of the hits whose paragraph holds one of the expected answers."""
+    wanted = [squash(a) for a in case.answers if a.strip()]
+    return [h.rank for h in answer.hits if any(w in squash(h.paragraph.text) for w in wanted)]
 
 
 def evaluate(engine: Asker, cases: list[Case], k: int = 3) -> EvalResult:
     result = EvalResult()
     for case in cases:
         answer = engine.ask(case.question, k=k)
+        confident = answer.tier == "answer"
+        result.confident += confident
+        top = answer.hits[0] if answer.hits else None
         if case.unanswerable:
             result.unanswerable += 1
-            if not answer.found:
+            if not confident:
                 result.abstained += 1
             else:
-                result.failures.append(f"answered unanswerable: {case.question} → {answer.hits[0].snippet[:40]}")
+                result.failures.append(f"answered unanswerable: {case.question} → {top.snippet[:40] if top else ''}")
             continue
         result.answerable += 1
-        wanted = [_squash(a) for a in case.answers if a.strip()]
-        ranks = [h.rank for h in answer.hits if any(w in _squash(h.paragraph.text) for w in wanted)]
+        ranks = correct_ranks(case, answer)
         first = min(ranks) if ranks else None
         if first == 1:
             result.hit1 += 1
+            if confident:
+                result.answered1 += 1
+                result.confident_right += 1
         if first is not None and first <= 3:
             result.hit3 += 1
         if first is not None:
             result.rr += 1 / first
-        top = answer.hits[0] if answer.hits else None
-        shown = _squash((top.snippet if top else "") + (answer.short_answer or ""))
+        wanted = [squash(a) for a in case.answers if a.strip()]
+        shown = squash((top.snippet if top else "") + (answer.short_answer or ""))
         if top is not None and any(w in shown for w in wanted):
             result.snippet1 += 1
         elif first == 1:
             result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
         if first != 1:
             got = answer.hits[0].snippet[:50] if answer.hits else answer.message
-            result.failures.append(f"rank {first}: {case.question} → {got}")
+            result.failures.append(f"rank {first} ({answer.tier}): {case.question} → {got}")
+        elif not confident:
+            result.failures.append(f"right but {answer.tier}: {case.question}")
     return result
 
 

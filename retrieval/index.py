@@ -30,7 +30,6 @@ import logging
 import marshal
 import multiprocessing
 import os
-import pickle
 import shutil
 import time
 import weakref
@@ -51,7 +50,7 @@ from retrieval.tokenizer import fingerprint, segmenter, tokenize
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SNAPSHOT_VERSION = 3  # 1: one pickle per segment; 2: issues pickled one by one; 3: articles marshalled
+SNAPSHOT_VERSION = 4  # an older snapshot is rebuilt from the token cache, never migrated
 CORPUS_SUFFIXES = (".txt",)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
 
@@ -60,9 +59,15 @@ def headings(article: Article) -> str:
     return " ".join(p for p in (article.headline, article.subtitle, article.kicker) if p)
 
 
+def article_context(article: Article) -> str:
+    """What every paragraph of an article is about: headings, the dateline's place (本报平凉讯) and the
+    opening sentence's subject (平凉市政协), so a detail paragraph is not outranked by the opening."""
+    return " ".join(p for p in (headings(article), article.place, article.subject) if p)
+
+
 def context_text(article: Article, paragraph: Paragraph) -> str:
-    """What a paragraph is about but rarely says: its article's headings and its section heading."""
-    return " ".join(p for p in (headings(article), paragraph.section) if p)
+    """What a paragraph is about but rarely says: its article's context and its section heading."""
+    return " ".join(p for p in (article_context(article), paragraph.section) if p)
 
 
 def issue_tokens(issue: Issue) -> list[list[str]]:
@@ -132,26 +137,52 @@ class PackedTokens(Sequence[tuple[str, ...]]):
         return mapped[inverse.reshape(-1)], self.lens.astype(np.int64)
 
 
+Meta = tuple[
+    str, str, str, int, int, "str | None", "str | None"
+]  # id, sha256, source, articles, paragraphs, date, page
+
+
 class IndexedIssue:
     """An indexed issue: id, hash and counts at hand; the parsed issue held, or its articles read on
     demand from the snapshot (a million parsed paragraphs take ~12 s to unpickle and ~1.3 GB to hold)."""
 
-    __slots__ = ("_chunk", "_issue", "_par0", "_row0", "articles", "id", "paragraphs", "sha256", "source", "tokens")
+    __slots__ = (
+        "_chunk",
+        "_issue",
+        "_par0",
+        "_row0",
+        "articles",
+        "date",
+        "id",
+        "page",
+        "paragraphs",
+        "sha256",
+        "source",
+        "tokens",
+    )
 
     def __init__(
         self,
         issue: Issue | None,
         tokens: Sequence[Sequence[str]] = (),
         *,
-        meta: tuple[str, str, str, int, int] | None = None,  # id, sha256, source, articles, paragraphs
+        meta: Meta | None = None,
         chunk: _Chunk | None = None,
         row0: int = 0,  # the chunk row of its first article
     ) -> None:
         if issue is not None:
-            meta = (issue.id, issue.sha256, issue.source, len(issue.articles), issue.paragraph_count)
+            meta = (
+                issue.id,
+                issue.sha256,
+                issue.source,
+                len(issue.articles),
+                issue.paragraph_count,
+                issue.date,
+                issue.page,
+            )
         elif meta is None or chunk is None:
             raise ValueError("an IndexedIssue needs the issue or its metadata and snapshot chunk")
-        self.id, self.sha256, self.source, self.articles, self.paragraphs = meta
+        self.id, self.sha256, self.source, self.articles, self.paragraphs, self.date, self.page = meta
         self._issue, self._chunk, self._row0, self.tokens = issue, chunk, row0, tokens
         self._par0 = int(chunk.par_starts[row0]) if chunk is not None else 0
 
@@ -159,7 +190,8 @@ class IndexedIssue:
     def issue(self) -> Issue:
         if self._issue is not None:
             return self._issue
-        return Issue(self.id, tuple(self.article(a) for a in range(self.articles)), self.sha256, self.source)
+        articles = tuple(self.article(a) for a in range(self.articles))
+        return Issue(self.id, articles, self.sha256, self.source, self.date, self.page)
 
     def article(self, index: int) -> Article:
         if self._issue is not None:
@@ -196,8 +228,8 @@ class IndexedIssue:
         assert self._issue is not None  # tokens come with a freshly parsed or token-cached issue
         return IndexedIssue(self._issue, pool.pack(self.tokens))
 
-    def _meta(self) -> tuple[str, str, str, int, int]:
-        return self.id, self.sha256, self.source, self.articles, self.paragraphs
+    def _meta(self) -> Meta:
+        return self.id, self.sha256, self.source, self.articles, self.paragraphs, self.date, self.page
 
 
 class ParagraphTable(Sequence[Paragraph]):
@@ -329,6 +361,11 @@ class Index:
     def article_count(self) -> int:
         return sum(ii.articles for ii in self.issues.values())
 
+    @functools.cached_property
+    def newest(self) -> str | None:
+        """The newest issue's date: what 今年, 去年 and 最近 in a question are read against."""
+        return max((ii.date for ii in self.issues.values() if ii.date), default=None)
+
 
 @dataclass(frozen=True)
 class ScanResult:
@@ -405,6 +442,8 @@ class IndexStore:
                     "sha256": ii.sha256,
                     "articles": ii.articles,
                     "paragraphs": ii.paragraphs,
+                    "date": ii.date,
+                    "page": ii.page,
                     **({"size": stats[iid][0], "mtime_ns": stats[iid][1]} if iid in stats else {}),
                 }
                 for iid, ii in index.issues.items()
@@ -468,7 +507,7 @@ class IndexStore:
             lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
             part = order[lo:hi]
             have = (snap / chunk).exists() and all(
-                (r := old.get(ii.id)) is not None and r[1] == ii.sha256 and r[5] == chunk for ii in part
+                (r := old.get(ii.id)) is not None and r[1] == ii.sha256 and r[7] == chunk for ii in part
             )
             if have:
                 rows.extend(old[ii.id] for ii in part)
@@ -492,7 +531,7 @@ class IndexStore:
             "fields": _snapshot_fields(),
             "chunks": chunks,
             "issues": rows,
-            "issue_columns": ["id", "sha256", "source", "articles", "paragraphs", "chunk", "first article row"],
+            "issue_columns": ["id", "sha256", "source", "articles", "paragraphs", "date", "page", "chunk", "first row"],
             "paragraphs": len(index.paragraphs),
         }
         self._write_json(snap / "snapshot.json", meta)
@@ -510,13 +549,12 @@ class IndexStore:
             if any(meta.get(k) != v for k, v in self._settings().items()):
                 return None
             if meta.get("snapshot") != SNAPSHOT_VERSION or meta.get("fields") != _snapshot_fields():
-                return self._migrate_snapshot(meta)
+                return None
             scorer = bm25.BM25Scorer.load(snap / "bm25")
             files = {c: _Chunk(snap / c) for c in meta["chunks"]}
             issues: dict[str, IndexedIssue] = {}
-            for iid, sha, source, articles, paragraphs, chunk, row0 in meta["issues"]:
-                m = (iid, sha, source, articles, paragraphs)
-                issues[iid] = IndexedIssue(None, meta=m, chunk=files[chunk], row0=row0)
+            for *m, chunk, row0 in meta["issues"]:
+                issues[m[0]] = IndexedIssue(None, meta=tuple(m), chunk=files[chunk], row0=row0)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.info("no usable index snapshot in %s (%s): rebuilding from the token cache", snap, exc)
             return None
@@ -524,35 +562,6 @@ class IndexStore:
         if len(table) != scorer.size:
             return None
         return Index(issues=issues, scorer=scorer, paragraphs=table)
-
-    def _migrate_snapshot(self, meta: dict) -> Index | None:
-        """A snapshot in an earlier layout (1: one pickle of all issues per segment; 2: issues pickled
-        one by one): read it once and rewrite it in today's layout."""
-        snap = self.snapshot_dir
-        try:
-            scorer = bm25.BM25Scorer.load(snap / "bm25")
-            loaded: list[Issue] = []
-            if meta.get("snapshot") == 2:
-                maps = {c: (snap / c).read_bytes() for c in meta["chunks"]}
-                for _iid, _sha, _src, _a, _p, offset, length, chunk in meta["issues"]:
-                    loaded.append(pickle.loads(maps[chunk][offset : offset + length]))
-                listed = [[row[0], row[1]] for row in meta["issues"]]
-            else:
-                for chunk in meta["chunks"]:
-                    loaded.extend(pickle.loads((snap / chunk).read_bytes()))
-                listed = meta["issues"]
-        except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, EOFError) as exc:
-            log.info("no usable index snapshot in %s (%s): rebuilding from the token cache", snap, exc)
-            return None
-        if [[i.id, i.sha256] for i in loaded] != listed:
-            return None
-        issues = {i.id: IndexedIssue(i) for i in loaded}
-        table = ParagraphTable(list(issues.values()))
-        if len(table) != scorer.size:
-            return None
-        index = Index(issues=issues, scorer=scorer, paragraphs=table)
-        self.save_snapshot(index)
-        return index
 
 
 def _snapshot_fields() -> list[list[str]]:

@@ -31,6 +31,9 @@ class Article:
     byline: str | None = None
     place: str | None = None  # from the dateline: 本报平凉讯 → 平凉
     date: str | None = None  # month/day as printed in the dateline: "2月18日"
+    subject: str | None = (
+        None  # who or what the opening sentence is about: 平凉市政协, 十四届全国政协第十次双周协商座谈会
+    )
     continuation: bool = False  # (接一版): the headline is on another page
     photo: bool = False  # photo news ("X 摄影报道")
     paragraphs: tuple[Paragraph, ...] = ()
@@ -49,6 +52,8 @@ class Issue:
     articles: tuple[Article, ...]
     sha256: str = ""
     source: str = ""  # file name it came from
+    date: str | None = None  # ISO date the issue was printed, from its file name or a date line at its top
+    page: str | None = None  # page (版) number, when the file name or date line gives it
 
     @property
     def paragraph_count(self) -> int:
@@ -62,11 +67,26 @@ class Citation:
     headline: str  # Article.title
     paragraph: int  # Paragraph.n
     kicker: str | None = None  # 岷县政协 above 召开党组理论学习中心组(扩大)会议: who the headline is about
+    date: str | None = None  # the issue's ISO date
+    page: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The issue as a reader finds it in the paper: 2024年1月6日 第1版, or its file id when undated."""
+        return printed(self.date, self.page) or self.issue
 
     def label(self) -> str:
         """What users see: many headlines ("召开…常委会会议") only make sense with their kicker."""
         title = f"{self.kicker} {self.headline}" if self.kicker and len(self.kicker) <= 12 else self.headline
-        return f"{title} · {self.issue} · ¶{self.paragraph}"
+        return f"{title} · {self.where} · ¶{self.paragraph}"
+
+
+def printed(date: str | None, page: str | None = None) -> str | None:
+    """2024-01-06, 1 → 2024年1月6日 第1版."""
+    if not date:
+        return None
+    y, m, d = (int(x) for x in date.split("-"))
+    return f"{y}年{m}月{d}日" + (f" 第{page}版" if page else "")
 
 
 @dataclass(frozen=True)
@@ -89,3 +109,6 @@ class Answer:
     terms: tuple[str, ...] = field(default=())  # the query terms used, for highlighting elsewhere
     offset: int = 0  # rank offset of the first hit (paging: 更多)
     total: int = 0  # how many hits cover the question at all (for paging)
+    tier: str = "none"  # answer (confident) | related (hits shown as possibly related) | none
+    confidence: float = 0.0  # the decision model's probability that the first hit answers the question
+    readings: tuple[str, ...] = ()  # how relative words were read: “今年”按2024年理解

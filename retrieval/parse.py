@@ -10,6 +10,7 @@ articles are section headings.
 from __future__ import annotations
 
 import codecs
+import datetime
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,58 @@ _DATE_LEAD = re.compile(r"^\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?,")
 _SPEECH = re.compile(r"(?:指出|强调|认为|表示|要求|提出|建议|说|称),")
 _ORG_SUFFIX = ("政协", "委员会", "县委", "市委", "州委", "区委", "省委", "人大", "政府")
 _BOLD = re.compile(r"^\*\*(.+?)\*\*$")
+# The opening sentence's subject runs up to where its predicate starts: a date, 在/于, or a verb.
+_SUBJECT = re.compile(
+    r"^(?P<s>[^,;:。!?“”《》()]{2,30}?)(?:\d{1,2}月|\d{1,2}日|近日|日前|近期|今天|昨天|今年|在|于|召开|举行|举办|开幕|"
+    r"闭幕|组织|开展|围绕|深入|坚持|认真|积极|按照|结合|聚焦|紧扣|着力|扎实|先后|带领|率|一行|赴|专题|主持|会见|出席)"
+)
+_OPENING_TIME = re.compile(r"^(?:(?:今天|昨天|今晚|昨晚|明天|近日|日前|近期|当地时间)?(?:\(\d{1,2}月\d{1,2}日\))?,?)")
+_NOT_SUBJECT = re.compile(r"^(?:为|据|按照|根据|随着|近年来|今年以来|记者|当地时间|截至|通过|在)")
+
+# ---------------------------------------------------------------- issue date and page
+
+# In a file name: 20240106, 2024-01-06 / 2024_1_6 / 2024.01.06, 2024年1月6日; page as _p1, -p2, 第3版.
+_NAME_DATE = re.compile(
+    r"(?<!\d)(?P<y>(?:19|20)\d{2})(?:(?P<m>\d{2})(?P<d>\d{2})|[-_.](?P<m2>\d{1,2})[-_.](?P<d2>\d{1,2})"
+    r"|年(?P<m3>\d{1,2})月(?P<d3>\d{1,2})日)(?!\d)"
+)
+_NAME_PAGE = re.compile(r"(?:(?<![a-z])p|第)(?P<page>\d{1,3})(?:版)?(?!\d)", re.IGNORECASE)
+# A date line at the top of a page: 2024年1月6日 星期六 第1版
+_DATE_LINE = re.compile(
+    r"^(?P<y>(?:19|20)\d{2})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*日\s*(?:(?:星期|周)[一二三四五六日天])?\s*"
+    r"(?:第\s*(?P<page>\d{1,3})\s*版)?\s*$"
+)
+
+
+def _iso(y: str, m: str | None, d: str | None) -> str | None:
+    try:
+        return datetime.date(int(y), int(m or 0), int(d or 0)).isoformat()
+    except ValueError:
+        return None
+
+
+def name_date(name: str) -> tuple[str | None, str | None]:
+    """(ISO date, page) printed in a file name such as xwlb_20240106_p1.txt; (None, None) when absent."""
+    stem = Path(name).stem
+    for m in _NAME_DATE.finditer(stem):
+        date = _iso(
+            m.group("y"), m.group("m") or m.group("m2") or m.group("m3"), m.group("d") or m.group("d2") or m.group("d3")
+        )
+        if date:
+            rest = stem[: m.start()] + " " + stem[m.end() :]
+            page = _NAME_PAGE.search(rest)
+            return date, (str(int(page.group("page"))) if page else None)
+    return None, None
+
+
+def _date_line(text: str) -> tuple[str | None, str | None, str]:
+    """A date line opening the page: (ISO date, page, the text without it)."""
+    head = text.lstrip("\ufeff\n ")
+    first, _, rest = head.partition("\n")
+    m = _DATE_LINE.match(first.strip())
+    if not m:
+        return None, None, text
+    return _iso(m.group("y"), m.group("m"), m.group("d")), m.group("page"), rest
 
 
 @dataclass
@@ -390,6 +443,9 @@ def _finish(issue_id: str, index: int, d: _Draft) -> Article:
     dm = _DATE.search(first[:60])
     if dm:
         date = dm.group(1)
+    opening = _OPENING_TIME.sub("", _DATE_LEAD.sub("", _DATELINE.sub("", first).lstrip(",")))
+    sm = _SUBJECT.match(opening)
+    subject = sm.group("s").strip() if sm and not _NOT_SUBJECT.match(sm.group("s")) else None
     headline = d.headline
     if not headline:
         headline = (first[:18] + "…") if len(first) > 18 else first
@@ -407,6 +463,7 @@ def _finish(issue_id: str, index: int, d: _Draft) -> Article:
         byline=byline,
         place=place,
         date=date,
+        subject=subject,
         continuation=d.continuation,
         photo=d.photo,
         paragraphs=paragraphs,
@@ -417,9 +474,19 @@ def _finish(issue_id: str, index: int, d: _Draft) -> Article:
 
 
 def parse_text(issue_id: str, text: str, *, sha256: str = "", source: str = "") -> Issue:
+    """The issue's date and page come from a date line at the top of the page, else its file name."""
+    line_date, line_page, text = _date_line(text)
+    file_date, file_page = name_date(source or issue_id)
     drafts = _articles(_blocks(_read_lines(text)))
     articles = tuple(_finish(issue_id, i, d) for i, d in enumerate(drafts))
-    return Issue(id=issue_id, articles=articles, sha256=sha256, source=source or issue_id)
+    return Issue(
+        id=issue_id,
+        articles=articles,
+        sha256=sha256,
+        source=source or issue_id,
+        date=line_date or file_date,
+        page=line_page or file_page,
+    )
 
 
 def parse_bytes(name: str, data: bytes) -> Issue:
@@ -444,6 +511,8 @@ def issue_to_dict(issue: Issue) -> dict:
     """The `parse --json` contract (DESIGN.md §4), plus place/date/photo fields."""
     return {
         "issue": issue.id,
+        "date": issue.date,
+        "page": issue.page,
         "articles": [
             {
                 "headline": a.headline,
@@ -453,6 +522,7 @@ def issue_to_dict(issue: Issue) -> dict:
                 "byline": a.byline,
                 "place": a.place,
                 "date": a.date,
+                "subject": a.subject,
                 "continuation": a.continuation,
                 "photo": a.photo,
                 "paragraphs": [{"n": p.n, "section": p.section, "text": p.text} for p in a.paragraphs],
@@ -479,8 +549,16 @@ def issue_from_dict(data: dict, *, sha256: str = "", source: str = "") -> Issue:
             byline=a.get("byline"),
             place=a.get("place"),
             date=a.get("date"),
+            subject=a.get("subject"),
             continuation=bool(a.get("continuation")),
             photo=bool(a.get("photo")),
         )
         articles.append(art)
-    return Issue(id=iid, articles=tuple(articles), sha256=sha256, source=source or iid)
+    return Issue(
+        id=iid,
+        articles=tuple(articles),
+        sha256=sha256,
+        source=source or iid,
+        date=data.get("date"),
+        page=data.get("page"),
+    )

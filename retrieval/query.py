@@ -1,27 +1,64 @@
-"""Pipeline stage: question → Query (terms, words, what kind of answer it wants, named entities)."""
+"""Pipeline stage: question → Query (terms, words, the kind of answer it wants, the places and
+periods it names, and how relative words were read).
+
+One reading per question: filler and politeness dropped, colloquial words mapped to the paper's,
+relative dates (今年, 去年, 上个月, 最近) read against the newest issue's date.
+"""
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
+import datetime
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 from opencc import OpenCC
 
+from retrieval.measure import COUNT_ASK
 from retrieval.tokenizer import normalize, places, query_words, tokenize
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
-_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?:年)")
-COUNT_ASK = re.compile(r"(?:多少|几)(?P<unit>场次|人次|批次|件次|[个名件条次家项位场株人户篇期元天年月批座所])?")
-_ASKING = re.compile(r"^(?:几|多少)\w?$")  # 几所, 多少次: the question's own measure word, not a term
+_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年(?:(\d{1,2})月(?!\d{1,2}日\S{0,2}至))?")
+_ORDINAL = re.compile(r"第?[一二三四五六七八九十百零〇两\d]+(?:次|届|期|批|轮)")
+_ASKING = re.compile(r"^(?:几|多少|多)\w?$")  # 几所, 多少次: the question's own measure word, not a term
+_NAME_ASK = re.compile(r"叫什么|什么名字|名称是什么|全称")
+_PERSON = re.compile(r"主席|书记|主任|组长|部长|局长|市长|县长|院长|总经理|教授|站长|委员|代表|人|者|员|谁")
 _KINDS = (
-    ("when", re.compile(r"何时|什么时[候间]|哪天|哪一天|几月几[日号]|哪年|哪一年|什么日子")),
-    ("who", re.compile(r"是谁|谁|哪位|什么人|叫什么|什么名字|姓名")),
-    ("where", re.compile(r"在哪(?![些个位])|哪里|哪儿|什么地方|何地|何处")),
+    ("when", re.compile(r"何时|什么时[候间]|哪天|哪一天|几月几[日号]|哪年|哪一年|什么日子|哪几天|几号")),
+    ("who", re.compile(r"是谁|谁|哪位|什么人|姓名")),
+    ("where", re.compile(r"在哪(?![些个位])|哪里|哪儿|什么地方|何地|何处|哪个(?:城市|省|市|县|地方)")),
     ("which", re.compile(r"哪些|哪几")),
     ("count", COUNT_ASK),
-    ("what", re.compile(r"什么|哪个|哪|怎样|如何")),
+    ("what", re.compile(r"什么|哪个|哪|怎样|如何|啥")),
 )
+# (word, how it shifts the newest issue's date): years back, months back, or a recent window in days
+_RELATIVE = (
+    ("前年", "year", 2),
+    ("去年", "year", 1),
+    ("今年", "year", 0),
+    ("上个月", "month", 1),
+    ("上月", "month", 1),
+    ("本月", "month", 0),
+    ("这个月", "month", 0),
+    ("最近", "recent", 92),
+    ("近期", "recent", 92),
+    ("近日", "recent", 31),
+)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A stretch of time the question names: 2023年 → 2023-01-01..2023-12-31."""
+
+    label: str  # as the reply shows it: 2023年, 2023年8月
+    start: str  # ISO dates, inclusive
+    end: str
+    year: str  # what the text of an article may print instead: "2023"
+    month: int | None = None
+    word: str | None = None  # the relative word it was read from: 今年
 
 
 @dataclass(frozen=True)
@@ -31,8 +68,16 @@ class Query:
     words: tuple[str, ...]  # top-level words only: one weight per concept in coverage and sentence choice
     kind: str | None  # when | who | where | count | which | what | None
     unit: str | None  # the measure word a count question asks for: 多少名 → 名
+    noun: str | None  # what is counted: 落地了几个项目 → 项目
+    head: str | None  # what is measured, before the ask: 总投资多少 → 总投资, 面积多大 → 面积
     places: frozenset[str]  # canonical short names: 酒泉市政协 → 酒泉
-    years: frozenset[str]
+    periods: tuple[Period, ...] = ()
+    readings: tuple[str, ...] = ()  # how relative words were read: 今年 → 2024年
+    ordinals: tuple[str, ...] = ()  # 第十九次, 十四届, 第三十届: which one of a series is asked about
+
+    @property
+    def years(self) -> frozenset[str]:
+        return frozenset(p.year for p in self.periods)
 
 
 @cache
@@ -40,21 +85,106 @@ def _to_simplified() -> OpenCC:
     return OpenCC("t2s")
 
 
-def analyze(question: str) -> Query:
-    """Normalise (NFKC, lower case, traditional → simplified characters, pasted tags dropped) and analyse."""
+def _data_lines(name: str) -> list[str]:
+    text = (resources.files("retrieval") / "data" / name).read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+@cache
+def filler() -> frozenset[str]:
+    return frozenset(w for ln in _data_lines("filler.txt") for w in ln.split())
+
+
+@cache
+def _colloquial() -> tuple[tuple[str, str], ...]:
+    pairs = [tuple(ln.split()[:2]) for ln in _data_lines("colloquial.txt")]
+    return tuple(sorted(((a, b) for a, b in pairs), key=lambda p: -len(p[0])))
+
+
+def _month_period(y: int, m: int, label: str) -> Period:
+    last = calendar.monthrange(y, m)[1]
+    return Period(label, f"{y:04d}-{m:02d}-01", f"{y:04d}-{m:02d}-{last:02d}", str(y), m)
+
+
+def _year_period(y: int, label: str) -> Period:
+    return Period(label, f"{y:04d}-01-01", f"{y:04d}-12-31", str(y))
+
+
+def periods(text: str, today: str | None) -> tuple[tuple[Period, ...], tuple[str, ...]]:
+    """Years and months the question names, and relative ones read against `today` (the newest issue's date)."""
+    out: list[Period] = []
+    for m in _YEAR.finditer(text):
+        y = int(m.group(1))
+        if m.group(2) and 1 <= int(m.group(2)) <= 12:
+            out.append(_month_period(y, int(m.group(2)), m.group(0)))
+        else:
+            out.append(_year_period(y, f"{y}年"))
+    readings: list[str] = []
+    if today:
+        now = datetime.date.fromisoformat(today)
+        for word, how, n in _RELATIVE:
+            if word not in text:
+                continue
+            if how == "year":
+                p = _year_period(now.year - n, f"{now.year - n}年")
+            elif how == "month":
+                y, m0 = divmod(now.year * 12 + now.month - 1 - n, 12)
+                p = _month_period(y, m0 + 1, f"{y}年{m0 + 1}月")
+            else:
+                start = now - datetime.timedelta(days=n)
+                p = Period(f"{start:%Y年%-m月%-d日}至{now:%Y年%-m月%-d日}", start.isoformat(), today, str(now.year))
+            p = dataclasses.replace(p, word=word)
+            out.append(p)
+            readings.append(f"“{word}”按{p.label}理解")
+            text = text.replace(word, "")
+    return tuple(dict.fromkeys(out)), tuple(readings)
+
+
+def _kind(text: str) -> str | None:
+    m = _NAME_ASK.search(text)
+    if m and not _PERSON.search(text[max(0, m.start() - 4) : m.start()]):
+        return "what"  # 文件全称叫什么: the name of a thing, not a person
+    return next((name for name, rx in _KINDS if rx.search(text)), None)
+
+
+def clean(question: str) -> str:
+    """NFKC, lower case, traditional → simplified, pasted tags dropped, colloquial words mapped."""
     text = _TAG.sub(" ", _to_simplified().convert(normalize(question))).strip()
-    tokens = tuple(dict.fromkeys(t for t in tokenize(text) if not _ASKING.match(t)))
-    kind = next((name for name, rx in _KINDS if rx.search(text)), None)
+    for spoken, written in _colloquial():
+        text = text.replace(spoken, written)
+    return text
+
+
+def analyze(question: str, today: str | None = None) -> Query:
+    """`today`: the newest issue's ISO date, against which relative dates are read."""
+    text = clean(question)
+    drop = filler()
+    keep = lambda t: not _ASKING.match(t) and t not in drop  # noqa: E731
+    tokens = tuple(dict.fromkeys(t for t in tokenize(text) if keep(t)))
+    kind = _kind(text)
     m = COUNT_ASK.search(text) if kind == "count" else None
+    unit = m.group("unit") if m and m.groupdict().get("unit") else None
+    noun = head = None
+    if m and m.end() < len(text) and "\u4e00" <= text[m.end()] <= "\u9fff":
+        after = [w for w in query_words(text[m.end() :]) if keep(w)]
+        noun = after[0] if after and len(after[0]) >= 2 else None
+    if m and m.start() > 0:
+        before = [w for w in query_words(text[: m.start()]) if keep(w) and w not in ("有", "是", "了", "达", "为")]
+        head = before[-1] if before and len(before[-1]) >= 2 else None
+    found_periods, readings = periods(text, today)
     place_names = places()
     return Query(
         text=text,
         tokens=tokens,
-        words=tuple(dict.fromkeys(w for w in query_words(text) if not _ASKING.match(w))),
+        words=tuple(dict.fromkeys(w for w in query_words(text) if keep(w))),
         kind=kind,
-        unit=m.group("unit") if m else None,
+        unit=unit,
+        noun=noun,
+        head=head,
         places=frozenset(place_names[t] for t in tokens if t in place_names),
-        years=frozenset(_YEAR.findall(text)),
+        periods=found_periods,
+        readings=readings,
+        ordinals=tuple(dict.fromkeys(_ORDINAL.findall(text))),
     )
 
 

@@ -1,10 +1,16 @@
-"""Pipeline stage: question → query terms → ranked candidate paragraphs that really cover it.
+"""Pipeline stage: question → BM25 candidates → the measured features the judge ranks and decides on.
 
-BM25 ranks; two checks then keep unrelated paragraphs from being cited (DESIGN.md §3,
-"when nothing covers the question well, say so"):
-- coverage: the share of the question's word weight (idf) present in the paragraph and its context;
-- entities: a place or a year named in the question must appear in the cited article;
-- shape: a count question needs a counted number, a 谁 question about an office a name after it.
+BM25 (exactly rank-bm25's scores) brings the POOL best paragraphs; for each, features say how
+well it covers the question and whether what the question names is really its subject:
+- coverage: share of the question's word weight (idf) in the paragraph with its article context,
+  and in the paragraph alone; words no paragraph has (filler, paraphrase) weigh nothing;
+- specific: how much of what the headline does not already say the paragraph says;
+- shape: the paragraph holds the kind of answer asked for, and bound to the thing asked
+  (the number with the asked measure word and noun; the office with its exact title);
+- places and periods: named in the paragraph, its headings, dateline, opening subject or the
+  issue's date (local), only elsewhere in the article (far), or nowhere (missing).
+No hand-set gate throws a candidate away: retrieval/judge.py weighs these features with
+weights fitted by `python -m bot fit`.
 """
 
 from __future__ import annotations
@@ -12,47 +18,77 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from retrieval.index import Index, headings
+from retrieval.index import Index, article_context, headings
 from retrieval.model import Article, Paragraph
-from retrieval.query import Query, matched_weight
-from retrieval.shapes import answer_shape, holds_answer
+from retrieval.query import Period, Query, matched_weight
+from retrieval.shapes import answer_shape, bound, bound_head, holds_answer
 from retrieval.tokenizer import normalize
 
-MIN_COVERAGE = 0.5  # share of the question's word weight a cited paragraph (with context) must hold
-POOL = 50  # candidates re-checked after BM25
-SPECIFIC_BASE = 0.8  # chosen among 0.6–0.9 on the extra and holdout sets (dev: 1.0 throughout)
-OFF_PARAGRAPH = 0.9  # rerank factor when a named place/year is only elsewhere in the article
+POOL = 50  # candidates looked at after BM25 (raw BM25 brings the answer into its top 50 for ~97% of questions)
+
+FEATURES = (
+    "bm25_rel",  # score / best score of the pool
+    "bm25_rank",  # log(1 + BM25 rank) / log(1 + POOL)
+    "coverage",  # question weight in paragraph + context
+    "para_coverage",  # question weight in the paragraph alone
+    "specific",  # weight of words the headings lack that the paragraph has
+    "holds",  # the paragraph holds the kind of answer asked for
+    "shape",  # the answer shape is visible (a date for 何时, a counted number for 几...)
+    "bound",  # ... and tied to the thing asked
+    "bound_head",  # the thing measured (总投资, 面积) printed with a number after it
+    "phrase",  # share of the question's adjacent word pairs printed together in paragraph + context
+    "ordinal_missing",  # share of 第N次 / N届 the question names missing from paragraph + context
+    "place_missing",
+    "place_far",
+    "time_missing",
+    "time_far",
+    "opening",  # first paragraph of its article
+    "missing_max",  # the heaviest question word absent from paragraph + context, as a share of the question
+)
 
 
 @dataclass(frozen=True)
 class Candidate:
     doc: int
-    score: float
-    coverage: float
+    score: float  # rank-bm25's score, as reported
     paragraph: Paragraph
     article: Article
-    entity_factor: float = 1.0
+    date: str | None  # the issue's date and page
+    page: str | None
+    features: tuple[float, ...]
+    coverage: float
+
+    def feature(self, name: str) -> float:
+        return self.features[FEATURES.index(name)]
 
 
 def article_text(article: Article) -> str:
     body = "".join(p.text for p in article.paragraphs)
-    return normalize(" ".join(x for x in (article.headline, article.subtitle, article.kicker, body) if x))
+    return normalize(" ".join(x for x in (article_context(article), body) if x))
 
 
 def term_weights(index: Index, tokens: tuple[str, ...]) -> dict[str, float]:
+    """idf per question token. A word no paragraph has weighs what its heaviest known part weighs
+    (陇南市政协 → 陇南), or nothing (filler, a paraphrase, a word jieba's HMM made up from the
+    question): how much of the question the corpus lacks is a feature of the decision instead."""
     assert index.scorer is not None
-    # A word no paragraph has: a Latin-script one (GDP, NBA) is a concept the corpus lacks and weighs
-    # like the rarest term; a Chinese one is as often a paraphrase (搞, 上门) or a word jieba's HMM made
-    # up from the question (2023年开了 → 年开) as an absent concept (天气), and weighs like a typical term.
-    rarest = math.log((index.scorer.size + 0.5) / 0.5)
     out: dict[str, float] = {}
     for t in tokens:
         idf = index.scorer.idf(t)
-        if idf is None:
-            out[t] = rarest if t.isascii() else index.scorer.average_idf
-        else:
-            out[t] = max(idf, 0.0)
+        out[t] = 0.0 if idf is None else max(idf, 0.0)
+    for t in tokens:
+        if index.scorer.idf(t) is None:
+            out[t] = max((out[p] for p in tokens if p != t and p in t and index.scorer.idf(p) is not None), default=0.0)
     return out
+
+
+def absent_share(index: Index, query: Query) -> float:
+    """Share of the question's words (with no known part) the corpus has never printed."""
+    if not query.words or index.scorer is None:
+        return 1.0
+    known = lambda w: index.scorer.idf(w) is not None  # noqa: E731
+    absent = [w for w in query.words if not known(w) and not any(t in w and known(t) for t in query.tokens if t != w)]
+    return len(absent) / len(query.words)
 
 
 def coverage(query: Query, weights: dict[str, float], text: str) -> float:
@@ -61,15 +97,37 @@ def coverage(query: Query, weights: dict[str, float], text: str) -> float:
     return matched_weight(query, weights, text, normalized=True) / total if total > 0 else 0.0
 
 
-def entities_ok(query: Query, article: Article, local: str) -> bool:
-    """Every place and year named in the question is in the article; `local` (normalised text around
-    the paragraph, part of the article) is looked at first, so the whole article is rarely normalised."""
-    named = [*query.places, *query.years]
-    missing = [e for e in named if e not in local]
-    if not missing:
+def _in_period(p: Period, date: str | None, text: str) -> bool:
+    if date and p.start <= date <= p.end:
         return True
-    text = article_text(article)
-    return all(e in text for e in missing)
+    if p.word and not date and p.word in text:  # 今年 in an undated issue that itself says 今年
+        return True
+    return p.year in text and (p.month is None or f"{p.month}月" in text)
+
+
+def _entity_shares(query: Query, article: Article, local: str, date: str | None) -> tuple[float, float, float, float]:
+    """(place missing, place far, time missing, time far) as shares of what the question names."""
+    whole: str | None = None
+
+    def shares(items: list, here, anywhere) -> tuple[float, float]:
+        nonlocal whole
+        if not items:
+            return 0.0, 0.0
+        missing = far = 0
+        for e in items:
+            if here(e):
+                continue
+            if whole is None:
+                whole = article_text(article)
+            if anywhere(e, whole):
+                far += 1
+            else:
+                missing += 1
+        return missing / len(items), far / len(items)
+
+    pm, pf = shares(sorted(query.places), lambda e: e in local, lambda e, t: e in t)
+    tm, tf = shares(list(query.periods), lambda p: _in_period(p, date, local), lambda p, t: _in_period(p, None, t))
+    return pm, pf, tm, tf
 
 
 def candidates(
@@ -79,47 +137,62 @@ def candidates(
     issues: frozenset[str] | None = None,
     pool: int = POOL,
 ) -> list[Candidate]:
-    """Ranked paragraphs that pass the coverage and entity checks, best first; `weights` from term_weights."""
+    """The BM25 pool with its features, in BM25 order; `weights` from term_weights."""
     if index.scorer is None or not query.tokens:
         return []
-    allowed = None
-    if issues is not None:
-        allowed = index.paragraph_mask(issues)
+    allowed = index.paragraph_mask(issues) if issues is not None else None
     ranked = index.scorer.top_k(query.tokens, pool, allowed=allowed)
+    if not ranked:
+        return []
+    best = ranked[0][1] or 1.0
     out: list[Candidate] = []
-    for doc, score in ranked:
+    for rank, (doc, score) in enumerate(ranked):
         p = index.paragraphs[doc]
         art = index.article(p)
-        # normalised once each: the headings and the paragraph; local = context_text + the paragraph
-        heads = normalize(headings(art))
+        ii = index.issues[p.issue]
+        heads = normalize(article_context(art))
         text = normalize(p.text)
         local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
         cov = coverage(query, weights, local)
-        if cov < MIN_COVERAGE or not holds_answer(query, p.text) or not entities_ok(query, art, local):
-            continue
-        factor = _entity_factor(query, local) * _specific_factor(query, weights, heads, text)
-        out.append(Candidate(doc, score, cov, p, art, factor))
+        shares = _entity_shares(query, art, local, ii.date)
+        features = (
+            score / best,
+            math.log1p(rank) / math.log1p(POOL),
+            cov,
+            coverage(query, weights, text),
+            _specific(query, weights, normalize(headings(art)), text),
+            float(holds_answer(query, p.text)),
+            float(answer_shape(query, p.text) > 1.0),
+            float(bound(query, p.text)),
+            float(bound_head(query, p.text)),
+            _phrase(query, local),
+            sum(o not in local for o in query.ordinals) / len(query.ordinals) if query.ordinals else 0.0,
+            *shares,
+            float(p.n == 1),
+            _missing_max(query, weights, local),
+        )
+        out.append(Candidate(doc, score, p, art, ii.date, ii.page, features, cov))
     return out
 
 
-def _specific_factor(query: Query, weights: dict[str, float], heads: str, text: str) -> float:
-    """Words the headline does not already supply (the detail asked about) should be in the paragraph.
-    `heads` and `text`: the normalised headings and paragraph."""
+def _missing_max(query: Query, weights: dict[str, float], text: str) -> float:
+    total = sum(weights.get(w, 0.0) for w in query.words)
+    if total <= 0:
+        return 0.0
+    return max((weights.get(w, 0.0) for w in query.words if w not in text), default=0.0) / total
+
+
+def _phrase(query: Query, text: str) -> float:
+    """Proximity: how many of the question's adjacent word pairs the text prints side by side."""
+    pairs = [a + b for a, b in zip(query.words, query.words[1:], strict=False)]
+    return sum(p in text for p in pairs) / len(pairs) if pairs else 0.0
+
+
+def _specific(query: Query, weights: dict[str, float], heads: str, text: str) -> float:
+    """Share of the weight of words the headline does not already supply (the detail asked about)
+    that the paragraph holds; 1.0 when the headline says it all. Both texts normalised."""
     specific = [w for w in query.words if w not in heads]
     total = sum(weights.get(w, 0.0) for w in specific)
     if total <= 0:
         return 1.0
-    return SPECIFIC_BASE + (1 - SPECIFIC_BASE) * sum(weights.get(w, 0.0) for w in specific if w in text) / total
-
-
-def _entity_factor(query: Query, local: str) -> float:
-    named = [*query.places, *query.years]
-    return 1.0 if all(e in local for e in named) else OFF_PARAGRAPH
-
-
-def rerank(query: Query, ranked: list[Candidate]) -> list[Candidate]:
-    """Order by BM25 × how well the paragraph holds the kind of answer asked for (a number with the
-    asked-for measure word, a date, a named office-holder) × whether the named place and year are
-    in the paragraph or its headings × how much of what the headline does not say the paragraph
-    says. Scores shown stay rank-bm25's."""
-    return sorted(ranked, key=lambda c: -c.score * c.entity_factor * answer_shape(query, c.paragraph.text))
+    return sum(weights.get(w, 0.0) for w in specific if w in text) / total

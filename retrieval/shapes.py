@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM
 from retrieval.query import Query
 
-NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
-COUNTED = re.compile(
-    NUM + r"(?:余|多)?(?:万|亿)?(?:场次|人次|批次|件次|公顷|小时|[个名件条次家项位场株人户篇期元批座所倍天周年])"
-)
+WHEN = re.compile(r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天")
 DATE = re.compile(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
 WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
 NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
-ROLES = ("主席", "副主席", "书记", "主任", "组长", "部长", "局长", "市长", "县长", "院长", "总经理", "教授", "站长")
+ROLES = (
+    "主席", "副主席", "书记", "总书记", "主任", "组长", "部长", "局长", "市长", "县长", "州长", "区长", "省长", "院长",
+    "总经理", "董事长", "教授", "站长", "总理", "副总理", "委员长", "秘书长", "会长", "厅长", "校长", "发言人",
+)  # fmt: skip
 _NAME_AFTER_ROLE = re.compile(
     r"(?:、[\u4e00-\u9fff]{1,6}?(?:长|主任|书记|主席))?"  # 书记、常务副院长藺海鲲: one more title first
     r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|教授|、|,|。)"
@@ -33,6 +34,7 @@ _SURNAMES = set(
     "祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇"
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
+_NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
 
@@ -45,9 +47,28 @@ def asked_roles(query: Query) -> list[str]:
     return [r for r in ROLES if r in query.text]
 
 
-def name_after_role(text: str, roles: list[str]) -> str | None:
-    """The name printed with an office: 主席王晓玲主持 → 王晓玲; 由主席王毅为组长 → 王毅."""
-    for end in sorted(m.end() for r in roles for m in re.finditer(r, text)):
+def _office_starts(text: str, roles: list[str], query: Query | None) -> list[int]:
+    """Where the asked office is printed as itself: 主席 not inside 副主席, and not a former holder
+    (原副主席) unless the question says 副 / 原."""
+    ends = []
+    for r in roles:
+        for m in re.finditer(r, text):
+            if query is not None:
+                before = text[max(0, m.start() - 8) : m.start()]
+                if not r.startswith("副") and before.endswith("副") and "副" + r not in query.text:
+                    continue
+                if re.search(r"原|前任", before.split("、")[-1].split(",")[-1]) and not re.search(
+                    "原|前任", query.text
+                ):
+                    continue
+            ends.append(m.end())
+    return sorted(ends)
+
+
+def name_after_role(text: str, roles: list[str], query: Query | None = None) -> str | None:
+    """The name printed with an office: 主席王晓玲主持 → 王晓玲; 由主席王毅为组长 → 王毅. With the
+    question at hand, only the office as asked counts (see _office_starts)."""
+    for end in _office_starts(text, roles, query):
         m = _NAME_AFTER_ROLE.match(text[end:])
         if m and m.group(1)[0] in _SURNAMES:
             return m.group(1)
@@ -68,10 +89,33 @@ def holds_answer(query: Query, text: str) -> bool:
     if query.kind == "count":
         if query.unit in _DURATIONS:  # 几天 has no synonym to hide behind: the number of days must be there
             return has_unit_count(query, text)
-        return bool(COUNTED.search(text))
+        return bool(COUNTED.search(text)) or bool(re.search(r"\d", text))
     if query.kind == "who":
-        return name_after_role(text, asked_roles(query) or list(ROLES)) is not None
+        return name_after_role(text, asked_roles(query) or list(ROLES), query) is not None
+    if query.kind == "when":
+        return bool(WHEN.search(text))
     return True
+
+
+def bound_head(query: Query, text: str) -> bool:
+    """The thing measured is printed with a number right after it: 总投资159.4亿元, 面积达4557平方公里."""
+    if not query.head:
+        return False
+    return any(_NUM_SOON.match(text, m.end()) for m in re.finditer(re.escape(query.head), text))
+
+
+def bound(query: Query, text: str) -> bool:
+    """The answer is tied to the thing asked: a number with the asked measure word and, when the
+    question names what is counted, that noun right after it (已落地4个项目, not 八项规定); an office
+    holder under the exact title asked (副主席 ≠ 主席, 原 = former)."""
+    if query.kind == "count":
+        if not query.unit:
+            return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(text))
+        rx = _UNIT_NUM(query.unit)
+        return any(not query.noun or query.noun in text[m.end() : m.end() + 8] for m in rx.finditer(text))
+    if query.kind == "who":
+        return name_after_role(text, asked_roles(query) or list(ROLES), query) is not None
+    return False
 
 
 def answer_shape(query: Query, text: str) -> float:
@@ -82,7 +126,7 @@ def answer_shape(query: Query, text: str) -> float:
         if has_unit_count(query, text):
             factor *= 1.25
     elif (query.kind == "when" and DATE.search(text)) or (
-        query.kind == "who" and name_after_role(text, asked_roles(query) or list(ROLES))
+        query.kind == "who" and name_after_role(text, asked_roles(query) or list(ROLES), query)
     ):
         factor *= 1.25
     elif query.kind == "what" and NAMED.search(text):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import jieba
 
-TOKENIZER_VERSION = "2"  # bump when the rules below change: cached tokens are then recomputed
+TOKENIZER_VERSION = "3"  # bump when these rules, the parse or the indexed context change: tokens are recomputed
 
 _DATA = resources.files("retrieval") / "data"
 _PUNCT_OR_SPACE = re.compile(r"^[\W_]+$", re.UNICODE)

@@ -1,0 +1,25 @@
+"""Measure words (量词) and units: one table for reading a question (多少亩) and for finding its answer (15万亩).
+
+From the common lists of Chinese classifiers and SI/market units, longest first so 平方公里 wins over 公里.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TABLE = """
+场次 人次 批次 件次 架次 车次 班次 户次 万人次 亿人次
+公顷 公里 千米 平方公里 平方千米 平方米 立方米 万立方米 亿立方米
+千瓦时 万千瓦时 亿千瓦时 千瓦 万千瓦 兆瓦 吉瓦 千伏 伏 标准箱 万标箱
+亿元 万元 美元 元 吨 万吨 亿吨 亩 万亩 米 厘米 毫米 斤 公斤 千克 克
+小时 分钟 秒 岁 倍 周 周年 天 年 月 日
+个 名 件 条 次 家 项 位 场 株 人 户 篇 期 批 座 所 只 头 列 辆 艘 架 台 套 口 处 棵 本 部 间 张 份 块 种 类 级 届
+轮 趟 组 支 队 度 个百分点 百分点 %
+"""
+UNITS: tuple[str, ...] = tuple(sorted(set(_TABLE.split()), key=lambda u: (-len(u), u)))
+UNIT_RX = "|".join(re.escape(u) for u in UNITS)
+# 几/多少 + unit, and the size questions 多长/多大/多高/多远/多久/多深/多重 (answered by a number with a unit)
+COUNT_ASK = re.compile(r"(?:多少|几)(?P<unit>" + UNIT_RX + r")?|多[长大高远久深重宽]|第几|百分之几|占比")
+NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
+COUNTED = re.compile(NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
+ARABIC_COUNTED = re.compile(r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
