@@ -15,7 +15,7 @@ from retrieval.judge import RELATED_COVERAGE, Scored
 from retrieval.measure import COUNTED
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
-from retrieval.shapes import DATE, ROLES, WHERE, answer_shape, asked_roles, has_unit_count, name_after_role
+from retrieval.shapes import DATE, WHERE, answer_shape, has_unit_count, who_answer
 from retrieval.tokenizer import normalize
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
@@ -94,7 +94,7 @@ def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str |
     if query.kind == "count":
         return _count_answer(query, weights, snippet)
     if query.kind == "who":
-        return name_after_role(snippet, asked_roles(query) or list(ROLES), query)
+        return who_answer(query, snippet)
     if query.kind == "when":
         m = DATE.search(snippet)
         return m.group(0) if m else None

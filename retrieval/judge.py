@@ -34,6 +34,7 @@ DECISION_FEATURES = (
     "absent",  # share of the question's words the corpus never printed
     "holds",
     "bound",
+    "unbound",  # the question's kind has a shape to bind (count, who, which, where) and the first hit lacks it
     "place_missing",
     "place_far",
     "time_missing",
@@ -181,6 +182,7 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float) -> 
         absent,
         f("holds"),
         f("bound"),
+        float(query.kind in ("count", "who", "which", "where") and not f("bound")),
         f("place_missing"),
         f("place_far"),
         f("time_missing"),

@@ -17,7 +17,7 @@ from importlib import resources
 
 from opencc import OpenCC
 
-from retrieval.measure import COUNT_ASK
+from retrieval.measure import COUNT_ASK, UNITS
 from retrieval.tokenizer import normalize, places, query_words, tokenize
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
@@ -68,8 +68,8 @@ class Query:
     words: tuple[str, ...]  # top-level words only: one weight per concept in coverage and sentence choice
     kind: str | None  # when | who | where | count | which | what | None
     unit: str | None  # the measure word a count question asks for: 多少名 → 名
-    noun: str | None  # what is counted: 落地了几个项目 → 项目
-    head: str | None  # what is measured, before the ask: 总投资多少 → 总投资, 面积多大 → 面积
+    noun: str | None  # what is asked for, after the ask: 落地了几个项目 → 项目, 哪几所学校 → 学校
+    head: str | None  # what is asked about, before the ask: 总投资多少 → 投资, 主题是什么 → 主题
     places: frozenset[str]  # canonical short names: 酒泉市政协 → 酒泉
     periods: tuple[Period, ...] = ()
     readings: tuple[str, ...] = ()  # how relative words were read: 今年 → 2024年
@@ -140,11 +140,16 @@ def periods(text: str, today: str | None) -> tuple[tuple[Period, ...], tuple[str
     return tuple(dict.fromkeys(out)), tuple(readings)
 
 
-def _kind(text: str) -> str | None:
+def _kind(text: str) -> tuple[str | None, re.Match[str] | None]:
+    """What the question asks for, and where it asks it."""
     m = _NAME_ASK.search(text)
-    if m and not _PERSON.search(text[max(0, m.start() - 4) : m.start()]):
-        return "what"  # 文件全称叫什么: the name of a thing, not a person
-    return next((name for name, rx in _KINDS if rx.search(text)), None)
+    if m:  # 主席叫什么名字 asks for a person; 文件全称叫什么 for the name of a thing
+        return ("who" if _PERSON.search(text[max(0, m.start() - 4) : m.start()]) else "what"), m
+    for name, rx in _KINDS:
+        m = rx.search(text)
+        if m:
+            return name, m
+    return None, None
 
 
 def clean(question: str) -> str:
@@ -161,12 +166,13 @@ def analyze(question: str, today: str | None = None) -> Query:
     drop = filler()
     keep = lambda t: not _ASKING.match(t) and t not in drop  # noqa: E731
     tokens = tuple(dict.fromkeys(t for t in tokenize(text) if keep(t)))
-    kind = _kind(text)
-    m = COUNT_ASK.search(text) if kind == "count" else None
-    unit = m.group("unit") if m and m.groupdict().get("unit") else None
+    kind, m = _kind(text)
+    unit = m.group("unit") if m and kind == "count" and m.groupdict().get("unit") else None
     noun = head = None
     if m and m.end() < len(text) and "\u4e00" <= text[m.end()] <= "\u9fff":
         after = [w for w in query_words(text[m.end() :]) if keep(w)]
+        while after and len(after[0]) == 1 and after[0] in UNITS:  # 哪几所学校: past the measure word
+            after = after[1:]
         noun = after[0] if after and len(after[0]) >= 2 else None
     if m and m.start() > 0:
         before = [w for w in query_words(text[: m.start()]) if keep(w) and w not in ("有", "是", "了", "达", "为")]

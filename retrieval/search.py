@@ -44,6 +44,7 @@ FEATURES = (
     "time_far",
     "opening",  # first paragraph of its article
     "missing_max",  # the heaviest question word absent from paragraph + context, as a share of the question
+    "head_in_paragraph",  # what is asked about (主题, 投资, 会期) is in the paragraph itself
 )
 
 
@@ -100,7 +101,7 @@ def coverage(query: Query, weights: dict[str, float], text: str) -> float:
 def _in_period(p: Period, date: str | None, text: str) -> bool:
     if date and p.start <= date <= p.end:
         return True
-    if p.word and not date and p.word in text:  # 今年 in an undated issue that itself says 今年
+    if p.word and not date:  # 今年 read against the newest issue says nothing about an undated one
         return True
     return p.year in text and (p.month is None or f"{p.month}月" in text)
 
@@ -170,6 +171,7 @@ def candidates(
             *shares,
             float(p.n == 1),
             _missing_max(query, weights, local),
+            float(bool(query.head) and query.head in text),
         )
         out.append(Candidate(doc, score, p, art, ii.date, ii.page, features, cov))
     return out

@@ -22,7 +22,8 @@ ROLES = (
 )  # fmt: skip
 _NAME_AFTER_ROLE = re.compile(
     r"(?:、[\u4e00-\u9fff]{1,6}?(?:长|主任|书记|主席))?"  # 书记、常务副院长藺海鲲: one more title first
-    r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|教授|、|,|。)"
+    r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|教授|应邀|作|介绍|率|一行|会见|"
+    r"就|对|到|通过|、|,|。)"
 )
 _NAME_BEFORE_ROLE = re.compile(r"([\u4e00-\u9fff]{2,3})(?:为|任|担任)(?:组长|主任|站长|召集人|负责人)")
 # The most common Chinese surnames (百家姓, by frequency): a name after 主席 must start with one,
@@ -65,6 +66,13 @@ def _office_starts(text: str, roles: list[str], query: Query | None) -> list[int
     return sorted(ends)
 
 
+def who_answer(query: Query, text: str) -> str | None:
+    """The name a 谁 question asks for: after the office it names, exactly as named; with no office
+    named, after any office."""
+    asked = asked_roles(query)
+    return name_after_role(text, asked, query) if asked else name_after_role(text, list(ROLES))
+
+
 def name_after_role(text: str, roles: list[str], query: Query | None = None) -> str | None:
     """The name printed with an office: 主席王晓玲主持 → 王晓玲; 由主席王毅为组长 → 王毅. With the
     question at hand, only the office as asked counts (see _office_starts)."""
@@ -91,7 +99,7 @@ def holds_answer(query: Query, text: str) -> bool:
             return has_unit_count(query, text)
         return bool(COUNTED.search(text)) or bool(re.search(r"\d", text))
     if query.kind == "who":
-        return name_after_role(text, asked_roles(query) or list(ROLES), query) is not None
+        return who_answer(query, text) is not None
     if query.kind == "when":
         return bool(WHEN.search(text))
     return True
@@ -114,7 +122,13 @@ def bound(query: Query, text: str) -> bool:
         rx = _UNIT_NUM(query.unit)
         return any(not query.noun or query.noun in text[m.end() : m.end() + 8] for m in rx.finditer(text))
     if query.kind == "who":
-        return name_after_role(text, asked_roles(query) or list(ROLES), query) is not None
+        return who_answer(query, text) is not None
+    if query.kind == "which" and query.noun:
+        ends = re.escape(query.noun[-1] + (query.noun[0] if len(query.noun) == 2 else ""))
+        item = rf"[\u4e00-\u9fff]{{1,12}}[{ends}]"
+        return bool(re.search(item + "、" + item, text))
+    if query.kind == "where":
+        return bool(WHERE.search(text))
     return False
 
 
@@ -126,7 +140,7 @@ def answer_shape(query: Query, text: str) -> float:
         if has_unit_count(query, text):
             factor *= 1.25
     elif (query.kind == "when" and DATE.search(text)) or (
-        query.kind == "who" and name_after_role(text, asked_roles(query) or list(ROLES), query)
+        query.kind == "who" and who_answer(query, text)
     ):
         factor *= 1.25
     elif query.kind == "what" and NAMED.search(text):
