@@ -27,21 +27,17 @@ from retrieval.search import FEATURES, Candidate
 # Below a third of the question's weight a paragraph is not "related", it merely shares a word.
 RELATED_COVERAGE = 1 / 3
 DECISION_FEATURES = (
-    "top",  # the first candidate's rank logit
-    "margin",  # its lead over the best candidate of another article
+    "margin",  # the first candidate's lead (rank logit) over the best candidate of another article
+    "share",  # its softmax share of the pool under the rank model
     "coverage",
     "para_coverage",
     "absent",  # share of the question's words the corpus never printed
     "holds",
-    "bound",
     "unbound",  # the question's kind has a shape to bind (count, who, which, where) and the first hit lacks it
     "place_missing",
-    "place_far",
     "time_missing",
-    "time_far",
-    "bound_head",
-    "phrase",
     "ordinal_missing",
+    "org_missing",
     "missing_max",
     "words",  # log(1 + number of question words)
     "no_kind",  # no question word: a keyword-style question
@@ -174,22 +170,20 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float) -> 
         top.logit - 10.0,
     )
     f = c.feature
+    logits = np.asarray([s.logit for s in ranked])
+    share = 1.0 / float(np.exp(logits - top.logit).sum())
     return (
-        top.logit,
         top.logit - other,
+        share,
         f("coverage"),
         f("para_coverage"),
         absent,
         f("holds"),
-        f("bound"),
         float(query.kind in ("count", "who", "which", "where") and not f("bound")),
         f("place_missing"),
-        f("place_far"),
         f("time_missing"),
-        f("time_far"),
-        f("bound_head"),
-        f("phrase"),
         f("ordinal_missing"),
+        f("org_missing"),
         f("missing_max"),
         math.log1p(len(query.words)),
         float(query.kind is None),

@@ -74,6 +74,7 @@ class Query:
     periods: tuple[Period, ...] = ()
     readings: tuple[str, ...] = ()  # how relative words were read: 今年 → 2024年
     ordinals: tuple[str, ...] = ()  # 第十九次, 十四届, 第三十届: which one of a series is asked about
+    full: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # 常委会 → (常务委员会,)
 
     @property
     def years(self) -> frozenset[str]:
@@ -93,6 +94,16 @@ def _data_lines(name: str) -> list[str]:
 @cache
 def filler() -> frozenset[str]:
     return frozenset(w for ln in _data_lines("filler.txt") for w in ln.split())
+
+
+@cache
+def variants() -> dict[str, tuple[str, ...]]:
+    """Abbreviation → how the paper prints it in full (常委会 → 常务委员会)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for ln in _data_lines("variants.txt"):
+        short, *full = ln.split()
+        out[normalize(short)] = tuple(full)
+    return out
 
 
 @cache
@@ -165,7 +176,10 @@ def analyze(question: str, today: str | None = None) -> Query:
     text = clean(question)
     drop = filler()
     keep = lambda t: not _ASKING.match(t) and t not in drop  # noqa: E731
-    tokens = tuple(dict.fromkeys(t for t in tokenize(text) if keep(t)))
+    words = tuple(dict.fromkeys(w for w in query_words(text) if keep(w)))
+    full = {w: variants()[w] for w in words if w in variants()}
+    extra = [t for forms in full.values() for f in forms for t in query_words(f)]
+    tokens = tuple(dict.fromkeys(t for t in [*tokenize(text), *extra] if keep(t)))
     kind, m = _kind(text)
     unit = m.group("unit") if m and kind == "count" and m.groupdict().get("unit") else None
     noun = head = None
@@ -182,7 +196,8 @@ def analyze(question: str, today: str | None = None) -> Query:
     return Query(
         text=text,
         tokens=tokens,
-        words=tuple(dict.fromkeys(w for w in query_words(text) if keep(w))),
+        words=words,
+        full=full,
         kind=kind,
         unit=unit,
         noun=noun,
@@ -200,7 +215,7 @@ def matched_weight(query: Query, weights: dict[str, float], text: str, *, normal
     t = text if normalized else normalize(text)
     total = 0.0
     for word in query.words:
-        if word in t:
+        if word in t or any(f in t for f in query.full.get(word, ())):
             total += weights.get(word, 0.0)
             continue
         parts = [p for p in query.tokens if p != word and p in word and p in t]

@@ -24,6 +24,7 @@ from retrieval.query import Period, Query, matched_weight
 from retrieval.shapes import answer_shape, bound, bound_head, holds_answer
 from retrieval.tokenizer import normalize
 
+_BODIES = ("政协", "委员会", "常委会", "人大", "政府")
 POOL = 50  # candidates looked at after BM25 (raw BM25 brings the answer into its top 50 for ~97% of questions)
 
 FEATURES = (
@@ -45,6 +46,9 @@ FEATURES = (
     "opening",  # first paragraph of its article
     "missing_max",  # the heaviest question word absent from paragraph + context, as a share of the question
     "head_in_paragraph",  # what is asked about (主题, 投资, 会期) is in the paragraph itself
+    "article_coverage",  # question weight in the whole article
+    "article_best",  # best bm25_rel of a paragraph of the same article in the pool
+    "org_missing",  # share of the bodies the question names (甘肃省政协, 全国政协) absent from the article
 )
 
 
@@ -147,6 +151,9 @@ def candidates(
         return []
     best = ranked[0][1] or 1.0
     out: list[Candidate] = []
+    article_best: dict[tuple[str, int], float] = {}
+    article_cov: dict[tuple[str, int], float] = {}
+    rows = []
     for rank, (doc, score) in enumerate(ranked):
         p = index.paragraphs[doc]
         art = index.article(p)
@@ -156,6 +163,10 @@ def candidates(
         local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
         cov = coverage(query, weights, local)
         shares = _entity_shares(query, art, local, ii.date)
+        key = (p.issue, p.article)
+        article_best[key] = max(article_best.get(key, 0.0), score / best)
+        if key not in article_cov:
+            article_cov[key] = coverage(query, weights, article_text(art))
         features = (
             score / best,
             math.log1p(rank) / math.log1p(POOL),
@@ -173,7 +184,12 @@ def candidates(
             _missing_max(query, weights, local),
             float(bool(query.head) and query.head in text),
         )
-        out.append(Candidate(doc, score, p, art, ii.date, ii.page, features, cov))
+        rows.append((doc, score, p, art, ii, features, cov, key))
+    orgs = [w for w in query.words if w.endswith(_BODIES) and len(w) > 2]
+    for doc, score, p, art, ii, features, cov, key in rows:
+        org_missing = sum(o not in article_text(art) for o in orgs) / len(orgs) if orgs else 0.0
+        whole = (article_cov[key], article_best[key], org_missing)
+        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *whole), cov))
     return out
 
 

@@ -112,6 +112,15 @@ def bound_head(query: Query, text: str) -> bool:
     return any(_NUM_SOON.match(text, m.end()) for m in re.finditer(re.escape(query.head), text))
 
 
+def _names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
+    """The counted noun printed with the number, after it (4个项目) or before it in the same clause
+    (议事平台1263个)."""
+    if not noun:
+        return True
+    before = re.split(r"[,;。:]", text[max(0, m.start() - 14) : m.start()])[-1]
+    return noun in text[m.end() : m.end() + 8] or noun in before
+
+
 def bound(query: Query, text: str) -> bool:
     """The answer is tied to the thing asked: a number with the asked measure word and, when the
     question names what is counted, that noun right after it (已落地4个项目, not 八项规定); an office
@@ -119,8 +128,7 @@ def bound(query: Query, text: str) -> bool:
     if query.kind == "count":
         if not query.unit:
             return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(text))
-        rx = _UNIT_NUM(query.unit)
-        return any(not query.noun or query.noun in text[m.end() : m.end() + 8] for m in rx.finditer(text))
+        return any(_names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
     if query.kind == "who":
         return who_answer(query, text) is not None
     if query.kind == "which" and query.noun:
