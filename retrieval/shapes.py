@@ -35,6 +35,7 @@ _SURNAMES = set(
     "祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇"
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
+_ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
@@ -126,6 +127,8 @@ def bound(query: Query, text: str) -> bool:
     question names what is counted, that noun right after it (已落地4个项目, not 八项规定); an office
     holder under the exact title asked (副主席 ≠ 主席, 原 = former)."""
     if query.kind == "count":
+        if not query.unit and query.noun:  # 多少委员: any number printed with that noun
+            return any(_names_counted(query.noun, text, m) for m in _ANY_NUM.finditer(text))
         if not query.unit:
             return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(text))
         return any(_names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
