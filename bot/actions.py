@@ -29,7 +29,7 @@ def _page(svc: ChatService, answer: Answer, query_id: int | None, version: int) 
     shown = answer.offset + len(answer.hits)
     k = svc.settings.chat.results_per_page
     has_more = shown < answer.total if answer.total else len(answer.hits) == k
-    if answer.found and answer.hits and has_more and query_id is not None:
+    if answer.hits and has_more and query_id is not None:
         more = MoreRef(query_id, shown, version)
     return render.answer_replies(answer, svc.issue_key, more)
 
@@ -50,7 +50,7 @@ def press(svc: ChatService, data: str) -> ButtonResult:
     try:
         if isinstance(ref, MoreRef):
             asked = svc.more(ref.query_id, ref.offset, ref.version)
-            if not asked.answer.found or not asked.answer.hits:
+            if not asked.answer.hits:
                 return ButtonResult(notice="没有更多结果了。")
             return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.version))
         assert isinstance(ref, SourceRef)

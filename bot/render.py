@@ -133,9 +133,13 @@ def answer_replies(
 
     `key_for` maps an issue id to its short callback key; `more` is set when a next page exists.
     """
-    if not answer.found or not answer.hits:
+    if not answer.hits:
         return [Reply(not_found_html(answer))]
     head: list[str] = []
+    if answer.readings and answer.offset == 0:
+        head.append(f"<i>({esc(';'.join(answer.readings))})</i>")
+    if answer.tier != "answer" and answer.offset == 0:
+        head.append(f"🔎 {esc(answer.message or '没有找到确切的答案, 以下报道可能相关。')}")
     if answer.short_answer and answer.offset == 0:
         top = answer.hits[0].citation.label()
         head.append(f"<b>答:</b>{esc(answer.short_answer)}\n<i>出处:{esc(top)}</i>")

@@ -22,10 +22,12 @@ def config(corpus: Path, tmp_path: Path) -> str:
 def test_ask_json_contract(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "--json", "--config", config, "酒泉市政协2023年落地了几个项目"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"question", "found", "answer", "hits"}
-    assert out["found"] is True and "4个项目" in out["answer"]
+    assert set(out) >= {"question", "found", "tier", "confidence", "answer", "hits"}
+    assert out["found"] is True and out["tier"] == "answer" and "4个项目" in out["answer"]
+    assert 0.5 < out["confidence"] <= 1.0
     hit = out["hits"][0]
-    assert set(hit) == {"rank", "score", "issue", "article", "paragraph", "snippet", "text"}
+    assert set(hit) == {"rank", "score", "issue", "date", "page", "article", "paragraph", "snippet", "text"}
+    assert hit["date"] is None  # the seeds' file names carry no date
     assert hit["rank"] == 1 and hit["issue"] == "004_d3292c7a9a19adbb"
     assert hit["article"] == "勇毅前行谋发展 团结奋斗谱新篇 — 酒泉市政协2023年工作综述"
     assert isinstance(hit["paragraph"], int) and hit["snippet"] in hit["text"]
@@ -34,8 +36,38 @@ def test_ask_json_contract(config: str, capsys: pytest.CaptureFixture[str]) -> N
 def test_ask_json_unanswerable(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     main(["ask", "--json", "--config", config, "今天天气怎么样"])
     out = json.loads(capsys.readouterr().out)
-    assert out["found"] is False and out["answer"] is None and out["hits"] == []
+    assert out["found"] is False and out["tier"] == "none" and out["answer"] is None and out["hits"] == []
 
+
+def test_ask_json_related_tier_shows_hits_without_an_answer(config: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["ask", "--json", "--config", config, "北京市政协主席是谁"])  # no such article: 北京 is nowhere
+    out = json.loads(capsys.readouterr().out)
+    assert out["found"] is False and out["tier"] in ("related", "none") and out["answer"] is None
+    assert out["confidence"] < 0.5
+    assert out["hits"] == [] or out["tier"] == "related"
+
+
+def test_ask_json_gives_the_issue_date_from_the_file_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "dated"
+    corpus.mkdir()
+    source = next(SEEDS.glob("004_*.txt"))
+    (corpus / "gszx_20240106_p3.txt").write_bytes(source.read_bytes())
+    main(["ask", "--json", "--corpus", str(corpus), "--data", str(tmp_path / "d"), "酒泉市政协落地了几个项目"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["hits"][0]["date"] == "2024-01-06" and out["hits"][0]["page"] == "3"
+
+
+def test_relative_dates_are_read_against_the_newest_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "dated"
+    corpus.mkdir()
+    source = next(SEEDS.glob("004_*.txt"))
+    (corpus / "gszx_20240106_p1.txt").write_bytes(source.read_bytes())
+    main(["ask", "--json", "--corpus", str(corpus), "--data", str(tmp_path / "d"), "酒泉市政协今年落地了几个项目"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["readings"] == ["“今年”按2024年理解"]
+    assert out["found"] is True
 
 def test_ask_plain_text_cites_sources(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     main(["ask", "--config", config, "陇西县政协主席是谁"])
@@ -56,9 +88,29 @@ def test_eval_prints_the_metrics_as_name_value_lines(
     cases.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
     assert main(["eval", "--config", config, str(cases)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [ln.split(":")[0] for ln in lines] == ["recall@1", "recall@3", "mrr", "snippet@1", "abstain"]
+    keys = ["recall@1", "recall@3", "mrr", "snippet@1", "answered@1", "abstain", "false_answer", "precision"]
+    assert [ln.split(":")[0] for ln in lines] == keys
     values = {ln.split(": ")[0]: float(ln.split(": ")[1]) for ln in lines}
-    assert values == {"recall@1": 1.0, "recall@3": 1.0, "mrr": 1.0, "snippet@1": 1.0, "abstain": 1.0}
+    assert values == dict.fromkeys(keys, 1.0) | {"false_answer": 0.0}
+
+
+def test_eval_on_a_foreign_corpus_never_touches_the_bots_data(
+    config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["reload", "--config", config])  # the bot's own data folder, with its ingest log
+    bot_data = tmp_path / "data"
+    before = {p: p.stat().st_mtime_ns for p in bot_data.rglob("*") if p.is_file()}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "gszx_20240106_p1.txt").write_bytes(next(SEEDS.glob("004_*.txt")).read_bytes())
+    cases = tmp_path / "qa.jsonl"
+    row = {"question": "酒泉市政协2023年落地了几个项目", "answers": ["落地4个项目"], "source": "gszx_20240106_p1.txt"}
+    cases.write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
+    assert main(["eval", "--config", config, "--corpus", str(other), "--data", str(tmp_path / "eval"), str(cases)]) == 0
+    assert "recall@1: 1.0000" in capsys.readouterr().out
+    after = {p: p.stat().st_mtime_ns for p in bot_data.rglob("*") if p.is_file()}
+    assert after == before
+    assert (tmp_path / "eval" / "index").is_dir()
 
 
 def test_eval_counts_misses(config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
