@@ -58,8 +58,8 @@ def press(svc: ChatService, data: str) -> ButtonResult:
     except Stale:
         return ButtonResult(notice=render.STALE_TEXT)
     if source.paragraph is None:
-        return ButtonResult(render.article_replies(source.article))
-    return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key))
+        return ButtonResult(render.article_replies(source.article, source.where))
+    return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key, source.where))
 
 
 def reload(svc: ChatService) -> list[Reply]:

@@ -259,21 +259,22 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from retrieval.eval import load_cases
 
     started = time.perf_counter()
-    service, _ = _service(args)
+    engine, service = _engine(args)
     try:
-        first = service.engine.ask("酒泉市政协2023年落地了几个项目")
+        first = engine.ask("酒泉市政协2023年落地了几个项目")
         cold = _since_process_start(started)
         questions = [c.question for c in load_cases(Path(args.questions))] if args.questions else [first.question]
         for q in questions:  # warm-up: jieba's lazy parts, caches
-            service.engine.ask(q)
+            engine.ask(q)
         times = []
         for _ in range(args.rounds):
             for q in questions:
                 t = time.perf_counter()
-                service.engine.ask(q)
+                engine.ask(q)
                 times.append((time.perf_counter() - t) * 1000)
     finally:
-        service.close()
+        if service is not None:
+            service.close()
     times.sort()
     p = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731
     print(f"process start → first answer: {cold:.2f} s")
@@ -316,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name in ("ask", "eval", "ingest", "reload", "speed"):
             p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
-        if name in ("ask", "eval"):
+        if name in ("ask", "eval", "speed"):
             p.add_argument(
                 "--data",
                 metavar="DIR",

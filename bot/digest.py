@@ -30,7 +30,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.render import highlight, utf16_len
 from retrieval.answer import sentences
-from retrieval.model import Article, Issue
+from retrieval.model import Article, Issue, printed
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ def matching_sentence(article: Article, keywords: Sequence[str]) -> tuple[str, l
 
 
 def issue_label(issue: Issue) -> str:
-    """How the digest names an issue: its file stem, as citations do."""
-    return issue.id
+    """How the digest names an issue, as citations do: its date and page (2024年1月6日 第1版), else its file id."""
+    return printed(issue.date, issue.page) or issue.id
 
 
 def _article_block(article: Article, keywords: Sequence[str]) -> str | None:

@@ -192,16 +192,17 @@ def not_found_html(answer: Answer) -> str:
 # -- sources (原文) ------------------------------------------------------------------------------
 
 
-def _article_head(article: Article) -> str:
+def _article_head(article: Article, where: str) -> str:
     meta = [m for m in (article.kicker, article.column, article.byline, article.date) if m]
     line = f"<b>{esc(article.title)}</b>"
-    details = " · ".join([article.issue, *meta])
+    details = " · ".join([where, *meta])
     return f"{line}\n<i>{esc(details)}</i>"
 
 
-def paragraph_replies(article: Article, paragraph: Paragraph, key: str) -> list[Reply]:
-    """One paragraph under its headline, with a button for the whole article."""
-    head = _article_head(article)
+def paragraph_replies(article: Article, paragraph: Paragraph, key: str, where: str = "") -> list[Reply]:
+    """One paragraph under its headline, with a button for the whole article. `where`: the issue's
+    date and page as printed (Citation.where), the file id when undated."""
+    head = _article_head(article, where or article.issue)
     if paragraph.section:
         head += f"\n【{esc(paragraph.section)}】"
     chunks = _split_text(paragraph.text, _BUDGET - utf16_len(head) - 20)
@@ -214,7 +215,7 @@ def paragraph_replies(article: Article, paragraph: Paragraph, key: str) -> list[
     return replies
 
 
-def article_replies(article: Article) -> list[Reply]:
+def article_replies(article: Article, where: str = "") -> list[Reply]:
     """The whole article, split between paragraphs (and inside a paragraph only if it alone is too long)."""
     pieces: list[str] = []
     section: str | None = None
@@ -226,7 +227,7 @@ def article_replies(article: Article) -> list[Reply]:
             pieces.append((f"¶{p.n} " if j == 0 else "") + esc(chunk))
     if not pieces:
         pieces.append("<i>(本文没有正文段落)</i>")
-    return [Reply(text) for text in _pack([_article_head(article), *pieces])]
+    return [Reply(text) for text in _pack([_article_head(article, where or article.issue), *pieces])]
 
 
 def _pack(pieces: Sequence[str], budget: int = _BUDGET) -> list[str]:

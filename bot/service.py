@@ -52,6 +52,7 @@ class Source:
 
     article: Article
     paragraph: Paragraph | None  # None: the whole article was asked for
+    where: str = ""  # the issue as the paper prints it: 2024年1月6日 第1版, or its file id
 
 
 class Stale(LookupError):
@@ -144,11 +145,11 @@ class ChatService:
         if n is None:
             if fingerprint(art.title) != fp:
                 raise Stale(key)
-            return Source(art, None)
+            return Source(art, None, self.engine.where(issue))
         para = self.engine.paragraph(issue, article, n)
         if para is None or fingerprint(para.text) != fp:
             raise Stale(key)
-        return Source(art, para)
+        return Source(art, para, self.engine.where(issue))
 
     # -- corpus administration ----------------------------------------------------------------
 

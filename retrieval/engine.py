@@ -16,7 +16,7 @@ from pathlib import Path
 from retrieval import judge as judging
 from retrieval.answer import build_answer
 from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ScanResult, scan
-from retrieval.model import Answer, Article, Issue, Paragraph
+from retrieval.model import Answer, Article, Issue, Paragraph, printed
 from retrieval.parse import BadIssueFile, parse_bytes
 from retrieval.query import Query, analyze
 from retrieval.search import POOL, Candidate, absent_share, candidates, term_weights
@@ -169,6 +169,11 @@ class Engine:
     def issue(self, issue_id: str) -> Issue | None:
         ii = self._index.issues.get(issue_id)
         return ii.issue if ii else None
+
+    def where(self, issue_id: str) -> str:
+        """The issue as a reader finds it in the paper: 2024年1月6日 第1版, or its file id when undated."""
+        ii = self._index.issues.get(issue_id)
+        return (printed(ii.date, ii.page) if ii else None) or issue_id
 
     def article(self, issue_id: str, index: int) -> Article | None:
         issue = self.issue(issue_id)

@@ -182,7 +182,7 @@ def candidates(
             *shares,
             float(p.n == 1),
             _missing_max(query, weights, local),
-            float(bool(query.head) and query.head in text),
+            float(query.head is not None and query.head in text),
         )
         rows.append((doc, score, p, art, ii, features, cov, key))
     orgs = [w for w in query.words if w.endswith(_BODIES) and len(w) > 2]

@@ -159,3 +159,11 @@ def test_a_photo_caption_is_shown_whole(seed_engine: Engine) -> None:
     top = seed_engine.ask("徽县政协下沉委员在高桥镇调研指导").hits[0]
     assert top.snippet == top.paragraph.text
     assert "委员们先后到镇便民服务中心" in top.snippet
+
+
+def test_citations_name_the_issue_by_its_date_when_it_has_one() -> None:
+    from retrieval.model import Citation
+
+    dated = Citation("xwlb_20240106_p1", 0, "标题", 3, date="2024-01-06", page="1")
+    assert dated.label() == "标题 · 2024年1月6日 第1版 · ¶3"
+    assert Citation("004_d3292c7a9a19adbb", 0, "标题", 3).label() == "标题 · 004_d3292c7a9a19adbb · ¶3"

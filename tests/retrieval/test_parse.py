@@ -126,3 +126,31 @@ def test_bad_files_are_refused_with_a_reason_naming_the_file(data: bytes, reason
         parse_bytes("broken_issue.txt", data)
     assert "broken_issue.txt" in str(exc.value)
     assert reason in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "date", "page"),
+    [
+        ("xwlb_20240106_p1.txt", "2024-01-06", "1"),
+        ("2024-01-06.txt", "2024-01-06", None),
+        ("gszx_2024_1_6-p2.txt", "2024-01-06", "2"),
+        ("甘肃政协报2024年1月6日第3版.txt", "2024-01-06", "3"),
+        ("004_d3292c7a9a19adbb.txt", None, None),  # a hash is not a date
+        ("x_20241301.txt", None, None),  # month 13
+    ],
+)
+def test_issue_date_and_page_from_the_file_name(name: str, date: str | None, page: str | None) -> None:
+    issue = parse_bytes(name, SAMPLE.encode("utf-8"))
+    assert (issue.date, issue.page) == (date, page)
+    assert (issue_to_dict(issue)["date"], issue_to_dict(issue)["page"]) == (date, page)
+
+
+def test_a_date_line_at_the_top_of_the_page_dates_the_issue_and_is_not_a_headline() -> None:
+    issue = parse_bytes("any.txt", ("2024年1月6日 星期六 第2版\n\n" + SAMPLE).encode("utf-8"))
+    assert (issue.date, issue.page) == ("2024-01-06", "2")
+    assert issue.articles[0].headline == "守正创新谱新篇"
+
+
+def test_the_opening_sentence_names_the_articles_subject() -> None:
+    text = "召开常委会会议\n\n本报平凉讯(通讯员宋晓玲)2月18日,平凉市政协召开五届五次常委会会议。\n"
+    assert parse_bytes("a.txt", text.encode("utf-8")).articles[0].subject == "平凉市政协"
