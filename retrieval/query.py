@@ -209,17 +209,45 @@ def analyze(question: str, today: str | None = None) -> Query:
     )
 
 
+def word_parts(query: Query) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Per question word: the forms that count as it (itself, how the paper prints it in full) and
+    its sub-words, longest first (武威市政协 → 武威市, 市政协, 武威...)."""
+    return [
+        (
+            w,
+            (w, *query.full.get(w, ())),
+            tuple(sorted((p for p in query.tokens if p != w and p in w), key=len, reverse=True)),
+        )
+        for w in query.words
+    ]
+
+
 def matched_weight(query: Query, weights: dict[str, float], text: str, *, normalized: bool = False) -> float:
     """Weight of the question's words present in text; a word absent but for a part of it
     (武威市政协 → 市政协) earns that part's share. Sub-words never count twice."""
-    t = text if normalized else normalize(text)
-    total = 0.0
-    for word in query.words:
-        if word in t or any(f in t for f in query.full.get(word, ())):
-            total += weights.get(word, 0.0)
-            continue
-        parts = [p for p in query.tokens if p != word and p in word and p in t]
-        if parts:
-            best = max(parts, key=len)
-            total += weights.get(best, 0.0) * len(best) / len(word)
-    return total
+    return Matcher(query, weights).weight(text if normalized else normalize(text))
+
+
+class Matcher:
+    """matched_weight for one question and many texts: the words' forms and parts worked out once."""
+
+    def __init__(self, query: Query, weights: dict[str, float]) -> None:
+        self.words = [(forms, parts, weights.get(w, 0.0), len(w)) for w, forms, parts in word_parts(query)]
+        self.weights = weights
+        self.total = sum(w for _, _, w, _ in self.words)
+
+    def weight(self, t: str) -> float:
+        """`t` normalised."""
+        total = 0.0
+        for forms, parts, weight, size in self.words:
+            if any(f in t for f in forms):
+                total += weight
+                continue
+            for p in parts:
+                if p in t:
+                    total += self.weights.get(p, 0.0) * len(p) / size
+                    break
+        return total
+
+    def coverage(self, t: str) -> float:
+        return self.weight(t) / self.total if self.total > 0 else 0.0

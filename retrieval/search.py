@@ -16,11 +16,12 @@ weights fitted by `python -m bot fit`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from retrieval.index import Index, article_context, headings
 from retrieval.model import Article, Paragraph
-from retrieval.query import Period, Query, matched_weight
+from retrieval.query import Matcher, Period, Query
 from retrieval.shapes import answer_shape, bound, bound_head, holds_answer
 from retrieval.tokenizer import normalize
 
@@ -98,8 +99,7 @@ def absent_share(index: Index, query: Query) -> float:
 
 def coverage(query: Query, weights: dict[str, float], text: str) -> float:
     """`text` normalised (tokenizer.normalize)."""
-    total = sum(weights.get(w, 0.0) for w in query.words)
-    return matched_weight(query, weights, text, normalized=True) / total if total > 0 else 0.0
+    return Matcher(query, weights).coverage(text)
 
 
 def _in_period(p: Period, date: str | None, text: str) -> bool:
@@ -110,21 +110,20 @@ def _in_period(p: Period, date: str | None, text: str) -> bool:
     return p.year in text and (p.month is None or f"{p.month}月" in text)
 
 
-def _entity_shares(query: Query, article: Article, local: str, date: str | None) -> tuple[float, float, float, float]:
-    """(place missing, place far, time missing, time far) as shares of what the question names."""
-    whole: str | None = None
+def _entity_shares(
+    query: Query, whole_text: Callable[[], str], local: str, date: str | None
+) -> tuple[float, float, float, float]:
+    """(place missing, place far, time missing, time far) as shares of what the question names;
+    `whole_text` gives the normalised article, looked at only when the local text lacks something."""
 
     def shares(items: list, here, anywhere) -> tuple[float, float]:
-        nonlocal whole
         if not items:
             return 0.0, 0.0
         missing = far = 0
         for e in items:
             if here(e):
                 continue
-            if whole is None:
-                whole = article_text(article)
-            if anywhere(e, whole):
+            if anywhere(e, whole_text()):
                 far += 1
             else:
                 missing += 1
@@ -151,66 +150,58 @@ def candidates(
         return []
     best = ranked[0][1] or 1.0
     out: list[Candidate] = []
+    matcher = Matcher(query, weights)
+    by_weight = sorted(((weights.get(w, 0.0), w) for w in query.words), reverse=True)
+    pairs = [a + b for a, b in zip(query.words, query.words[1:], strict=False)]
     article_best: dict[tuple[str, int], float] = {}
-    article_cov: dict[tuple[str, int], float] = {}
+    wholes: dict[tuple[str, int], str] = {}
+    heads_of: dict[tuple[str, int], tuple[str, list[tuple[str, float]], float]] = {}
     rows = []
     for rank, (doc, score) in enumerate(ranked):
         p = index.paragraphs[doc]
         art = index.article(p)
         ii = index.issues[p.issue]
-        heads = normalize(article_context(art))
+        key = (p.issue, p.article)
+        if key not in heads_of:
+            headlines = normalize(headings(art))
+            specific = [(w, weights.get(w, 0.0)) for w in query.words if w not in headlines]
+            heads_of[key] = (normalize(article_context(art)), specific, sum(x for _, x in specific))
+        heads, specific, specific_total = heads_of[key]
         text = normalize(p.text)
         local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
-        cov = coverage(query, weights, local)
-        shares = _entity_shares(query, art, local, ii.date)
-        key = (p.issue, p.article)
+        cov = matcher.coverage(local)
+
+        def whole(art: Article = art, key: tuple[str, int] = key) -> str:
+            if key not in wholes:
+                wholes[key] = article_text(art)
+            return wholes[key]
+
+        shares = _entity_shares(query, whole, local, ii.date)
         article_best[key] = max(article_best.get(key, 0.0), score / best)
-        if key not in article_cov:
-            article_cov[key] = coverage(query, weights, article_text(art))
         features = (
             score / best,
             math.log1p(rank) / math.log1p(POOL),
             cov,
-            coverage(query, weights, text),
-            _specific(query, weights, normalize(headings(art)), text),
+            matcher.coverage(text),
+            sum(x for w, x in specific if w in text) / specific_total if specific_total > 0 else 1.0,
             float(holds_answer(query, p.text)),
             float(answer_shape(query, p.text) > 1.0),
             float(bound(query, p.text)),
             float(bound_head(query, p.text)),
-            _phrase(query, local),
+            sum(p in local for p in pairs) / len(pairs) if pairs else 0.0,
             sum(o not in local for o in query.ordinals) / len(query.ordinals) if query.ordinals else 0.0,
             *shares,
             float(p.n == 1),
-            _missing_max(query, weights, local),
+            next((x for x, w in by_weight if w not in local), 0.0) / matcher.total if matcher.total > 0 else 0.0,
             float(query.head is not None and query.head in text),
         )
-        rows.append((doc, score, p, art, ii, features, cov, key))
+        rows.append((doc, score, p, art, ii, features, cov, key, whole))
     orgs = [w for w in query.words if w.endswith(_BODIES) and len(w) > 2]
-    for doc, score, p, art, ii, features, cov, key in rows:
-        org_missing = sum(o not in article_text(art) for o in orgs) / len(orgs) if orgs else 0.0
-        whole = (article_cov[key], article_best[key], org_missing)
-        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *whole), cov))
+    article_cov: dict[tuple[str, int], float] = {}
+    for doc, score, p, art, ii, features, cov, key, whole_text in rows:
+        if key not in article_cov:
+            article_cov[key] = matcher.coverage(whole_text())
+        org_missing = sum(o not in whole_text() for o in orgs) / len(orgs) if orgs else 0.0
+        per_article = (article_cov[key], article_best[key], org_missing)
+        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *per_article), cov))
     return out
-
-
-def _missing_max(query: Query, weights: dict[str, float], text: str) -> float:
-    total = sum(weights.get(w, 0.0) for w in query.words)
-    if total <= 0:
-        return 0.0
-    return max((weights.get(w, 0.0) for w in query.words if w not in text), default=0.0) / total
-
-
-def _phrase(query: Query, text: str) -> float:
-    """Proximity: how many of the question's adjacent word pairs the text prints side by side."""
-    pairs = [a + b for a, b in zip(query.words, query.words[1:], strict=False)]
-    return sum(p in text for p in pairs) / len(pairs) if pairs else 0.0
-
-
-def _specific(query: Query, weights: dict[str, float], heads: str, text: str) -> float:
-    """Share of the weight of words the headline does not already supply (the detail asked about)
-    that the paragraph holds; 1.0 when the headline says it all. Both texts normalised."""
-    specific = [w for w in query.words if w not in heads]
-    total = sum(weights.get(w, 0.0) for w in specific)
-    if total <= 0:
-        return 1.0
-    return sum(weights.get(w, 0.0) for w in specific if w in text) / total
