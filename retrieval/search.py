@@ -39,7 +39,7 @@ FEATURES = (
     "bound",  # ... and tied to the thing asked
     "bound_head",  # the thing measured (总投资, 面积) printed with a number after it
     "phrase",  # share of the question's adjacent word pairs printed together in paragraph + context
-    "ordinal_missing",  # share of 第N次 / N届 the question names missing from paragraph + context
+    "ordinal_missing",  # share of 第N次 / N届 the question names missing from the article
     "place_missing",
     "place_far",
     "time_missing",
@@ -189,7 +189,7 @@ def candidates(
             float(bound(query, p.text)),
             float(bound_head(query, p.text)),
             sum(p in local for p in pairs) / len(pairs) if pairs else 0.0,
-            sum(o not in local for o in query.ordinals) / len(query.ordinals) if query.ordinals else 0.0,
+            _ordinal_missing(query, local, whole),
             *shares,
             float(p.n == 1),
             next((x for x, w in by_weight if w not in local), 0.0) / matcher.total if matcher.total > 0 else 0.0,
@@ -205,3 +205,10 @@ def candidates(
         per_article = (article_cov[key], article_best[key], org_missing)
         out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *per_article), cov))
     return out
+
+
+def _ordinal_missing(query: Query, local: str, whole: Callable[[], str]) -> float:
+    """Share of the ordinals the question names (第十九次, 十四届) that the article does not print."""
+    if not query.ordinals:
+        return 0.0
+    return sum(o not in local and o not in whole() for o in query.ordinals) / len(query.ordinals)
