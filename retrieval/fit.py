@@ -67,7 +67,15 @@ def collect(engine: Engine, cases: Sequence[Case], set_name: str, corpus: str) -
         )
         out.append(
             Example(
-                set_name, corpus, case.question, case.unanswerable, pool.query, pool.absent, pool.candidates, pool.size, labels
+                set_name,
+                corpus,
+                case.question,
+                case.unanswerable,
+                pool.query,
+                pool.absent,
+                pool.candidates,
+                pool.size,
+                labels,
             )
         )
     return out

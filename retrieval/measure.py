@@ -14,7 +14,7 @@ _TABLE = """
 亿元 万元 美元 元 吨 万吨 亿吨 亩 万亩 米 厘米 毫米 斤 公斤 千克 克
 小时 分钟 秒 岁 倍 周 周年 天 年 月 日
 个 名 件 条 次 家 项 位 场 株 人 户 篇 期 批 座 所 只 头 列 辆 艘 架 台 套 口 处 棵 本 部 间 张 份 块 种 类 级 届
-轮 趟 组 支 队 度 个百分点 百分点 %
+轮 趟 组 支 队 度 章 节 款 个百分点 百分点 %
 """
 UNITS: tuple[str, ...] = tuple(sorted(set(_TABLE.split()), key=lambda u: (-len(u), u)))
 UNIT_RX = "|".join(re.escape(u) for u in UNITS)

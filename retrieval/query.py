@@ -22,7 +22,21 @@ from retrieval.tokenizer import normalize, places, query_words, tokenize
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年(?:(\d{1,2})月(?!\d{1,2}日\S{0,2}至))?")
-_ORDINAL = re.compile(r"第?[一二三四五六七八九十百零〇两\d]+(?:次|届|期|批|轮)")
+_NUMERAL = "一二三四五六七八九十百零〇两0123456789"
+# 十四届三次, 第十九次, 第三十届: a run of ordinals names one item of a series
+_ORDINALS = re.compile(rf"(?:第?[{_NUMERAL}]+(?:次|届|期|批|轮))+")
+_ORDINAL = re.compile(rf"第?([{_NUMERAL}]+(?:次|届|期|批|轮))")
+
+
+@cache
+def _ordinal_rx(parts: tuple[str, ...]) -> re.Pattern[str]:
+    """十四届三次 also as printed in full: 第十四届全国委员会第三次; never 三次 inside 第二十三次."""
+    body = r"[^。;]{0,12}?".join(rf"(?<![{_NUMERAL}])第?{re.escape(p)}" for p in parts)
+    return re.compile(body)
+
+
+def ordinal_in(parts: tuple[str, ...], text: str) -> bool:
+    return bool(_ordinal_rx(parts).search(text))
 _ASKING = re.compile(r"^(?:几|多少|多)\w?$")  # 几所, 多少次: the question's own measure word, not a term
 _NAME_ASK = re.compile(r"叫什么|什么名字|名称是什么|全称")
 _PERSON = re.compile(r"主席|书记|主任|组长|部长|局长|市长|县长|院长|总经理|教授|站长|委员|代表|人|者|员|谁")
@@ -73,8 +87,9 @@ class Query:
     places: frozenset[str]  # canonical short names: 酒泉市政协 → 酒泉
     periods: tuple[Period, ...] = ()
     readings: tuple[str, ...] = ()  # how relative words were read: 今年 → 2024年
-    ordinals: tuple[str, ...] = ()  # 第十九次, 十四届, 第三十届: which one of a series is asked about
+    ordinals: tuple[tuple[str, ...], ...] = ()  # 十四届三次 → (十四届, 三次): which one of a series is asked about
     full: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # 常委会 → (常务委员会,)
+    near_ask: str = ""  # the question's text around its question word: 哪位副主席, 主席是谁
 
     @property
     def years(self) -> frozenset[str]:
@@ -198,6 +213,7 @@ def analyze(question: str, today: str | None = None) -> Query:
         tokens=tokens,
         words=words,
         full=full,
+        near_ask=text[max(0, m.start() - 6) : m.end() + 8] if m else "",
         kind=kind,
         unit=unit,
         noun=noun,
@@ -205,7 +221,7 @@ def analyze(question: str, today: str | None = None) -> Query:
         places=frozenset(place_names[t] for t in tokens if t in place_names),
         periods=found_periods,
         readings=readings,
-        ordinals=tuple(dict.fromkeys(_ORDINAL.findall(text))),
+        ordinals=tuple(dict.fromkeys(tuple(_ORDINAL.findall(m.group(0))) for m in _ORDINALS.finditer(text))),
     )
 
 

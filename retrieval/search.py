@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from retrieval.index import Index, article_context, headings
 from retrieval.model import Article, Paragraph
-from retrieval.query import Matcher, Period, Query
+from retrieval.query import Matcher, Period, Query, ordinal_in
 from retrieval.shapes import answer_shape, bound, bound_head, holds_answer
 from retrieval.tokenizer import normalize
 
@@ -211,4 +211,4 @@ def _ordinal_missing(query: Query, local: str, whole: Callable[[], str]) -> floa
     """Share of the ordinals the question names (第十九次, 十四届) that the article does not print."""
     if not query.ordinals:
         return 0.0
-    return sum(o not in local and o not in whole() for o in query.ordinals) / len(query.ordinals)
+    return sum(not ordinal_in(o, local) and not ordinal_in(o, whole()) for o in query.ordinals) / len(query.ordinals)

@@ -19,12 +19,14 @@ NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
 ROLES = (
     "主席", "副主席", "书记", "总书记", "主任", "组长", "部长", "局长", "市长", "县长", "州长", "区长", "省长", "院长",
     "总经理", "董事长", "教授", "站长", "总理", "副总理", "委员长", "秘书长", "会长", "厅长", "校长", "发言人",
+    "院士", "主委", "委员", "常委", "代表", "研究员", "总工程师", "馆长", "社长", "司令员", "政委", "大使",
 )  # fmt: skip
 _NAME_AFTER_ROLE = re.compile(
     r"(?:、[\u4e00-\u9fff]{1,6}?(?:长|主任|书记|主席))?"  # 书记、常务副院长藺海鲲: one more title first
     r"([\u4e00-\u9fff]{2,3}?)(?:主持|出席|在|带队|表示|指出|强调|参加|召开|讲话|说|为|和|等|同志|教授|应邀|作|介绍|率|一行|会见|"
     r"就|对|到|通过|、|,|。)"
 )
+_APPOINTED = re.compile(r"(?<![\u4e00-\u9fff])([\u4e00-\u9fff]{2,3})同志(?:任|担任|当选为?)([^,;。]{1,24})")
 _NAME_BEFORE_ROLE = re.compile(r"([\u4e00-\u9fff]{2,3})(?:为|任|担任)(?:组长|主任|站长|召集人|负责人)")
 # The most common Chinese surnames (百家姓, by frequency): a name after 主席 must start with one,
 # so "由主席负总责" yields no name.
@@ -46,7 +48,9 @@ def has_unit_count(query: Query, text: str) -> bool:
 
 
 def asked_roles(query: Query) -> list[str]:
-    return [r for r in ROLES if r in query.text]
+    """The offices a 谁 question asks about: those named next to its question word (主席是谁, 哪位
+    副主席), not every office it mentions (主席会议…是谁作的报告)."""
+    return [r for r in ROLES if r in query.near_ask]
 
 
 def _office_starts(text: str, roles: list[str], query: Query | None) -> list[int]:
@@ -80,6 +84,9 @@ def name_after_role(text: str, roles: list[str], query: Query | None = None) -> 
     for end in _office_starts(text, roles, query):
         m = _NAME_AFTER_ROLE.match(text[end:])
         if m and m.group(1)[0] in _SURNAMES:
+            return m.group(1)
+    for m in _APPOINTED.finditer(text):  # 吴晓军同志任青海省委书记
+        if m.group(1)[0] in _SURNAMES and any(r in m.group(2) for r in roles):
             return m.group(1)
     for m in _NAME_BEFORE_ROLE.finditer(text):
         if not any(r in m.group(0) for r in roles):
@@ -140,6 +147,18 @@ def bound(query: Query, text: str) -> bool:
         return bool(re.search(item + "、" + item, text))
     if query.kind == "where":
         return bool(WHERE.search(text))
+    if query.kind == "when":  # 哪一年建成通水: a date printed near the event asked about, not any date
+        events = [w for w in (query.noun, query.head) if w]
+        return (
+            any(
+                abs(d.start() - e.start()) <= 16
+                for w in events
+                for e in re.finditer(re.escape(w), text)
+                for d in WHEN.finditer(text)
+            )
+            if events
+            else bool(WHEN.search(text))
+        )
     return False
 
 
@@ -150,9 +169,7 @@ def answer_shape(query: Query, text: str) -> float:
         factor *= 1.25
         if has_unit_count(query, text):
             factor *= 1.25
-    elif (query.kind == "when" and DATE.search(text)) or (
-        query.kind == "who" and who_answer(query, text)
-    ):
+    elif (query.kind == "when" and DATE.search(text)) or (query.kind == "who" and who_answer(query, text)):
         factor *= 1.25
     elif query.kind == "what" and NAMED.search(text):
         factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
