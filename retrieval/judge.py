@@ -33,7 +33,7 @@ DECISION_FEATURES = (
     "para_coverage",
     "absent",  # share of the question's words the corpus never printed
     "holds",
-    "unbound",  # the question's kind has a shape to bind (count, who, which, where) and the first hit lacks it
+    "unbound",  # a count or 谁 question whose first hit does not tie the number or name to the thing asked
     "place_missing",
     "time_missing",
     "ordinal_missing",
@@ -181,7 +181,7 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float, siz
         f("para_coverage"),
         absent,
         f("holds"),
-        float(query.kind in ("count", "who", "which", "where") and not f("bound")),
+        float(query.kind in ("count", "who") and not f("bound")),
         f("place_missing"),
         f("time_missing"),
         f("ordinal_missing"),

@@ -31,7 +31,7 @@ _ORDINAL = re.compile(rf"第?([{_NUMERAL}]+(?:次|届|期|批|轮))")
 @cache
 def _ordinal_rx(parts: tuple[str, ...]) -> re.Pattern[str]:
     """十四届三次 also as printed in full: 第十四届全国委员会第三次; never 三次 inside 第二十三次."""
-    body = r"[^。;]{0,12}?".join(rf"(?<![{_NUMERAL}])第?{re.escape(p)}" for p in parts)
+    body = rf"[^。;,{_NUMERAL}]{{0,8}}?".join(rf"(?<![{_NUMERAL}])第?{re.escape(p)}" for p in parts)
     return re.compile(body)
 
 
