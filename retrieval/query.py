@@ -22,6 +22,7 @@ from retrieval.tokenizer import normalize, places, query_words, tokenize
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年(?:(\d{1,2})月(?!\d{1,2}日\S{0,2}至))?")
+HOLIDAYS = ("春节", "元旦", "元宵", "清明", "五一", "端午", "七夕", "中秋", "国庆", "重阳", "暑期", "寒假", "暑假")
 _NUMERAL = "一二三四五六七八九十百零〇两0123456789"
 # 十四届三次, 第十九次, 第三十届: a run of ordinals names one item of a series
 _ORDINALS = re.compile(rf"(?:第?[{_NUMERAL}]+(?:次|届|期|批|轮))+")
@@ -31,7 +32,8 @@ _ORDINAL = re.compile(rf"第?([{_NUMERAL}]+(?:次|届|期|批|轮))")
 @cache
 def _ordinal_rx(parts: tuple[str, ...]) -> re.Pattern[str]:
     """十四届三次 also as printed in full: 第十四届全国委员会第三次; never 三次 inside 第二十三次."""
-    body = rf"[^。;,{_NUMERAL}]{{0,8}}?".join(rf"(?<![{_NUMERAL}])第?{re.escape(p)}" for p in parts)
+    # between the parts only the body's full name: 十四届全国委员会第三次, 十四届全国政协三次; not 常委会
+    body = "(?:全国委员会|委员会|全国政协|政协)?".join(rf"(?<![{_NUMERAL}])第?{re.escape(p)}" for p in parts)
     return re.compile(body)
 
 
@@ -90,6 +92,7 @@ class Query:
     ordinals: tuple[tuple[str, ...], ...] = ()  # 十四届三次 → (十四届, 三次): which one of a series is asked about
     full: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # 常委会 → (常务委员会,)
     near_ask: str = ""  # the question's text around its question word: 哪位副主席, 主席是谁
+    holidays: tuple[str, ...] = ()  # 国庆, 春节…: a time the question names, like a year
 
     @property
     def years(self) -> frozenset[str]:
@@ -214,6 +217,7 @@ def analyze(question: str, today: str | None = None) -> Query:
         words=words,
         full=full,
         near_ask=text[max(0, m.start() - 6) : m.end() + 8] if m else "",
+        holidays=tuple(h for h in HOLIDAYS if h in text),
         kind=kind,
         unit=unit,
         noun=noun,

@@ -130,7 +130,12 @@ def _entity_shares(
         return missing / len(items), far / len(items)
 
     pm, pf = shares(sorted(query.places), lambda e: e in local, lambda e, t: e in t)
-    tm, tf = shares(list(query.periods), lambda p: _in_period(p, date, local), lambda p, t: _in_period(p, None, t))
+    times = [*query.periods, *query.holidays]
+    tm, tf = shares(
+        times,
+        lambda p: p in local if isinstance(p, str) else _in_period(p, date, local),
+        lambda p, t: p in t if isinstance(p, str) else _in_period(p, None, t),
+    )
     return pm, pf, tm, tf
 
 
