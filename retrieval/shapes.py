@@ -147,6 +147,14 @@ def bound(query: Query, text: str) -> bool:
         return bool(re.search(item + "、" + item, text))
     if query.kind == "where":
         return bool(WHERE.search(text))
+    if query.kind == "what":  # 什么课题: a quoted name printed next to 课题 (“…”课题, 主题为“…”)
+        targets = [w for w in (query.head, query.noun) if w]
+        return any(
+            -8 <= t.start() - n.end() <= 0 or 0 <= n.start() - t.end() <= 8
+            for w in targets
+            for t in re.finditer(re.escape(w), text)
+            for n in NAMED.finditer(text)
+        )
     if query.kind == "when":  # 哪一年建成通水: a date printed near the event asked about, not any date
         events = [w for w in (query.noun, query.head) if w]
         return (
