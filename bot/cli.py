@@ -155,23 +155,34 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """One file: `name: value` lines (the contract). Several: one markdown table row per file."""
     from retrieval.eval import evaluate, format_metrics, load_cases
 
     try:
-        cases = load_cases(Path(args.file))
+        sets = [(Path(f), load_cases(Path(f))) for f in args.file]
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
     engine, service = _engine(args)
     try:
-        result = evaluate(engine, cases)
+        results = [(path, evaluate(engine, cases)) for path, cases in sets]
     finally:
         if service is not None:
             service.close()
     if args.verbose:
-        for line in result.failures:
-            print(line, file=sys.stderr)
-    print(format_metrics(result))
+        for _, result in results:
+            for line in result.failures:
+                print(line, file=sys.stderr)
+    if len(results) == 1:
+        print(format_metrics(results[0][1]))
+        return 0
+    keys = ["recall@1", "recall@3", "mrr", "snippet@1", "answered@1", "abstain", "false_answer", "precision"]
+    print("| set | answerable + unanswerable | " + " | ".join(keys) + " |")
+    print("| --- | ---: |" + " ---: |" * len(keys))
+    for path, result in results:
+        m = result.metrics()
+        cells = [f"{m[k]:.4f}" if k in m else "—" for k in keys]
+        print(f"| `{path.name}` | {result.answerable} + {result.unanswerable} | " + " | ".join(cells) + " |")
     return 0
 
 
@@ -295,7 +306,7 @@ def _since_process_start(fallback_start: float) -> float:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "run": (cmd_run, "start the bot (terminal console when no Telegram token is configured)"),
     "ask": (cmd_ask, "answer one question from the corpus, with citations"),
-    "eval": (cmd_eval, "score answers on a JSONL file of questions: recall@1/3, mrr, snippet@1, abstain"),
+    "eval": (cmd_eval, "score answers on JSONL question files: recall@1/3, mrr, snippet@1, answered@1, abstain…"),
     "parse": (cmd_parse, "show how one issue file is parsed into articles and paragraphs"),
     "ingest": (cmd_reload, "index the corpus folder (new, changed, removed, refused files) and report"),
     "reload": (cmd_reload, "same as ingest: rescan the corpus folder and report what changed"),
@@ -334,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print the JSON contract instead of text")
             p.add_argument("-k", type=int, default=3, help="number of hits (default 3)")
         elif name == "eval":
-            p.add_argument("file", help="JSONL: question, answers, source, unanswerable")
+            p.add_argument("file", nargs="+", help="JSONL: question, answers, source, unanswerable (several: a table)")
             p.add_argument("-v", "--verbose", action="store_true", help="list the misses on stderr")
         elif name == "parse":
             p.add_argument("file", help="an issue .txt file")
