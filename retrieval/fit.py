@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +216,6 @@ def summarize(outcomes: Sequence[Outcome], answer_at: float) -> dict[str, dict[s
 
 
 def fit(examples: list[Example], command: str) -> tuple[Judge, dict]:
-    t = time.perf_counter()
     outcomes, l2_rank, l2_decide = cross_validate(examples)
     answer_at = choose_threshold(outcomes)
     rank = fit_listwise(_rank_data(examples), FEATURES, l2_rank)
@@ -231,7 +229,6 @@ def fit(examples: list[Example], command: str) -> tuple[Judge, dict]:
         "wrong_cost": WRONG_COST,
         "answer_at": answer_at,
         "cross_validated": summarize(outcomes, answer_at),
-        "seconds": round(time.perf_counter() - t, 1),
     }
     return judge, report
 
