@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
-from retrieval.measure import COUNTED
+from retrieval.measure import counted
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
-from retrieval.shapes import DATE, WHERE, answer_shape, has_unit_count, who_answer
+from retrieval.shapes import DATE, WHERE, answer_shape, bound, has_unit_count, who_answer
 from retrieval.tokenizer import normalize
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
@@ -44,8 +44,8 @@ def best_snippet(
     ctx = normalize(context)
     local = {t: (w * 0.5 if t in ctx else w) for t, w in weights.items()}
 
-    def score(s: str) -> float:
-        return matched_weight(query, local, s) * answer_shape(query, s)
+    def score(s: str) -> float:  # the sentence that ties the answer to the thing asked wins over a lead-in
+        return matched_weight(query, local, s) * answer_shape(query, s) * (1.5 if bound(query, s) else 1.0)
 
     i = max(range(len(sents)), key=lambda k: (score(sents[k]), -k))
     snippet = sents[i].strip()
@@ -108,7 +108,7 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     clauses = [c.strip() for c in _CLAUSE.findall(snippet) if c.strip()]
     best: tuple[float, int] | None = None
     for i, clause in enumerate(clauses):
-        if not COUNTED.search(clause):
+        if not counted(clause, query.unit):
             continue
         s = matched_weight(query, weights, clause) + 0.01
         if has_unit_count(query, clause):
@@ -123,7 +123,7 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     if (
         i + 1 < len(clauses)
         and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1])
-        and COUNTED.search(clauses[i + 1])
+        and counted(clauses[i + 1], query.unit)
     ):
         answer += "," + clauses[i + 1]
     return answer

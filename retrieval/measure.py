@@ -23,3 +23,18 @@ COUNT_ASK = re.compile(r"(?:多少|几)(?P<unit>" + UNIT_RX + r")?|多[长大高
 NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
 COUNTED = re.compile(NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
 ARABIC_COUNTED = re.compile(r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
+_DATES = re.compile(r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日")
+_DATE_UNITS = frozenset({"年", "月", "日", "天", "周"})
+
+
+def undated(text: str, unit: str | None = None) -> str:
+    """text with its dates blanked (same length), so 9月28日 is not taken for a counted number;
+    kept when the question counts days, months or years."""
+    if unit in _DATE_UNITS:
+        return text
+    return _DATES.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def counted(text: str, unit: str | None = None) -> re.Match[str] | None:
+    """A counted number (4个, 15万亩, 1162米) that is not a date."""
+    return COUNTED.search(undated(text, unit))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM
+from retrieval.measure import ARABIC_COUNTED, NUM, counted, undated
 from retrieval.query import Query
 
 WHEN = re.compile(r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天")
@@ -105,7 +105,7 @@ def holds_answer(query: Query, text: str) -> bool:
     if query.kind == "count":
         if query.unit in _DURATIONS:  # 几天 has no synonym to hide behind: the number of days must be there
             return has_unit_count(query, text)
-        return bool(COUNTED.search(text)) or bool(re.search(r"\d", text))
+        return bool(counted(text, query.unit)) or bool(re.search(r"\d", undated(text, query.unit)))
     if query.kind == "who":
         return who_answer(query, text) is not None
     if query.kind == "when":
@@ -117,6 +117,8 @@ def bound_head(query: Query, text: str) -> bool:
     """The thing measured is printed with a number right after it: 总投资159.4亿元, 面积达4557平方公里."""
     if not query.head:
         return False
+    if query.kind == "count":
+        text = undated(text, query.unit)
     return any(_NUM_SOON.match(text, m.end()) for m in re.finditer(re.escape(query.head), text))
 
 
@@ -137,7 +139,7 @@ def bound(query: Query, text: str) -> bool:
         if not query.unit and query.noun:  # 多少委员: any number printed with that noun
             return any(_names_counted(query.noun, text, m) for m in _ANY_NUM.finditer(text))
         if not query.unit:
-            return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(text))
+            return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(undated(text)))
         return any(_names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
     if query.kind == "who":
         return who_answer(query, text) is not None
@@ -173,7 +175,7 @@ def bound(query: Query, text: str) -> bool:
 def answer_shape(query: Query, text: str) -> float:
     """How well text holds the kind of thing the question asks for: 1.0 (not at all) to 1.5625."""
     factor = 1.0
-    if query.kind == "count" and COUNTED.search(text):
+    if query.kind == "count" and counted(text, query.unit):
         factor *= 1.25
         if has_unit_count(query, text):
             factor *= 1.25
