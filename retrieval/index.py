@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 SNAPSHOT_VERSION = 4  # an older snapshot is rebuilt from the token cache, never migrated
 CORPUS_SUFFIXES = (".txt",)
+TEXT_CACHE = 4096  # normalised article texts kept per index (~20 MB at most)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
 
 
@@ -310,6 +311,7 @@ class Index:
     issues: dict[str, IndexedIssue]
     scorer: bm25.BM25Scorer | None
     paragraphs: ParagraphTable = field(default_factory=lambda: ParagraphTable(()))  # doc id → paragraph
+    _texts: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -360,6 +362,17 @@ class Index:
     @property
     def article_count(self) -> int:
         return sum(ii.articles for ii in self.issues.values())
+
+    def normalized_article(self, article: Article, build: Callable[[Article], str]) -> str:
+        """An article's normalised text, kept for the life of this index (questions keep coming back
+        to the same articles; at most TEXT_CACHE of them)."""
+        key = (article.issue, article.index)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= TEXT_CACHE:
+                self._texts.clear()
+            text = self._texts[key] = build(article)
+        return text
 
     @functools.cached_property
     def newest(self) -> str | None:

@@ -6,6 +6,7 @@ From the common lists of Chinese classifiers and SI/market units, longest first 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _TABLE = """
 场次 人次 批次 件次 架次 车次 班次 户次 万人次 亿人次
@@ -30,8 +31,11 @@ _DATE_UNITS = frozenset({"年", "月", "日", "天", "周"})
 def undated(text: str, unit: str | None = None) -> str:
     """text with its dates blanked (same length), so 9月28日 is not taken for a counted number;
     kept when the question counts days, months or years."""
-    if unit in _DATE_UNITS:
-        return text
+    return text if unit in _DATE_UNITS else _blank_dates(text)
+
+
+@lru_cache(maxsize=512)  # each candidate's text is checked for several shapes in a row
+def _blank_dates(text: str) -> str:
     return _DATES.sub(lambda m: " " * len(m.group(0)), text)
 
 

@@ -178,7 +178,7 @@ def candidates(
 
         def whole(art: Article = art, key: tuple[str, int] = key) -> str:
             if key not in wholes:
-                wholes[key] = article_text(art)
+                wholes[key] = index.normalized_article(art, article_text)
             return wholes[key]
 
         shares = _entity_shares(query, whole, local, ii.date)
