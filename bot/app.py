@@ -23,7 +23,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot import digest_jobs, handlers
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import TOKEN_ENV, ConfigError, Settings, load_settings
 from bot.service import ChatService, FloodGuard
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def build_application(settings: Settings, service: ChatService | None = None, fl
         .base_file_url(tg.file_url)
         .defaults(Defaults(tzinfo=settings.digest.tzinfo))
     )
+    if tg.proxy:  # mainland networks: reach the Bot API (and file downloads) through a proxy
+        builder = builder.proxy(tg.proxy).get_updates_proxy(tg.proxy)
     if flood_limit:
         # Paces sends to Telegram's flood limits and retries a 429 after its retry_after.
         builder = builder.rate_limiter(AIORateLimiter(max_retries=2))  # type: ignore[arg-type]
@@ -118,11 +120,52 @@ async def serve(app: Application, settings: Settings, stop: asyncio.Event) -> No
         await app.shutdown()
 
 
-def _setup_logging(level: str) -> None:
+class RedactToken(logging.Filter):
+    """Never let the bot token reach a log: Bot API URLs carry it (…/bot123:ABC/getMe)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.token:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), ()
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, "<token>")
+        return True
+
+
+def _setup_logging(level: str, token: str = "") -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(token))
     # httpx logs every request at INFO, including the token in the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def startup_error(exc: BaseException, settings: Settings) -> str | None:
+    """One line saying what to check, for the failures a first start meets; None for anything else."""
+    from telegram.error import InvalidToken, NetworkError, TimedOut
+
+    api = settings.telegram.api_base_url
+    if isinstance(exc, InvalidToken):
+        return (
+            f"Telegram rejected the bot token (telegram.token or {TOKEN_ENV}): "
+            "copy it again from @BotFather; `python -m bot check` tests it"
+        )
+    if isinstance(exc, (NetworkError, TimedOut)):
+        hint = "set [telegram] proxy, or api_base_url to a self-hosted Bot API server (docs/telegram.md)"
+        if settings.telegram.proxy:
+            hint = f"check the proxy {settings.telegram.proxy}"
+        reason = str(exc).replace(settings.telegram.token, "<token>") if settings.telegram.token else str(exc)
+        return f"cannot reach the Telegram Bot API at {api} ({reason[:120]}): {hint}"
+    return None
 
 
 async def _serve_until_signal(settings: Settings) -> None:
@@ -143,11 +186,14 @@ def run(config_path: str | None = None) -> int:
     if not settings.corpus_dir.is_dir():
         print(f"config error: corpus.dir: no such folder {settings.corpus_dir}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
     if not settings.telegram.token:
         from bot.console import run_console
 
+        # the terminal is the conversation: only warnings and errors go to stderr
+        _setup_logging("WARNING" if settings.log_level in ("DEBUG", "INFO") else settings.log_level)
         return run_console(settings)
+    _setup_logging(settings.log_level, settings.telegram.token)
+    print(f"corpus: {settings.corpus_dir}  data: {settings.data_dir}", file=sys.stderr)
     if settings.telegram.mode == "webhook":
         try:
             import tornado  # noqa: F401  (PTB's webhook server)
@@ -160,7 +206,11 @@ def run(config_path: str | None = None) -> int:
             return 2
     try:
         asyncio.run(_serve_until_signal(settings))
-    except Exception:
-        log.exception("the bot stopped because of an error")
+    except Exception as exc:
+        line = startup_error(exc, settings)
+        if line is None:
+            log.exception("the bot stopped because of an error")
+        else:
+            print(f"error: {line}", file=sys.stderr)
         return 1
     return 0

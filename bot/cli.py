@@ -247,6 +247,70 @@ def _default_sets(root: Path) -> list[Path]:
     ]
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """One line per thing a start needs — config, corpus, data folder, Telegram — ✓ or ✗; exit 1 on any ✗."""
+    from bot.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"✗ config: {exc}")
+        return 1
+    lines = [(True, f"config: {settings.source or '(built-in defaults, no config.toml)'}")]
+    corpus = settings.corpus_dir
+    files = sorted(corpus.glob("*.txt")) if corpus.is_dir() else []
+    lines.append(
+        (
+            corpus.is_dir(),
+            f"corpus: {corpus} — {len(files)} issue files" if corpus.is_dir() else f"corpus: no such folder {corpus}",
+        )
+    )
+    lines.append(_check_writable(settings.data_dir))
+    lines.append(_check_telegram(settings))
+    for ok, text in lines:
+        print(("✓ " if ok else "✗ ") + text)
+    return 0 if all(ok for ok, _ in lines) else 1
+
+
+def _check_writable(folder: Path) -> tuple[bool, str]:
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
+            pass
+    except OSError as exc:
+        return False, f"data folder: {folder} is not writable ({exc.strerror})"
+    return True, f"data folder: {folder} (writable)"
+
+
+def _check_telegram(settings) -> tuple[bool, str]:  # settings: Settings
+    import asyncio
+
+    tg = settings.telegram
+    if not tg.token:
+        return True, "Telegram: no token configured — `run` serves the terminal console"
+
+    async def get_me() -> str:
+        from telegram import Bot
+        from telegram.request import HTTPXRequest
+
+        request = HTTPXRequest(proxy=tg.proxy or None)
+        async with Bot(tg.token, base_url=tg.bot_url, base_file_url=tg.file_url, request=request) as bot:
+            return bot.username
+
+    from bot.app import startup_error
+
+    try:
+        name = asyncio.run(get_me())
+    except Exception as exc:
+        return False, "Telegram: " + (startup_error(exc, settings) or f"{type(exc).__name__}: {exc}")
+    return (
+        True,
+        f"Telegram: token accepted, the bot is @{name} ({tg.api_base_url}{', via ' + tg.proxy if tg.proxy else ''})",
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run
 
@@ -305,6 +369,7 @@ def _since_process_start(fallback_start: float) -> float:
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "run": (cmd_run, "start the bot (terminal console when no Telegram token is configured)"),
+    "check": (cmd_check, "check the config, corpus, data folder and Telegram token: one line each, ✓ or ✗"),
     "ask": (cmd_ask, "answer one question from the corpus, with citations"),
     "eval": (cmd_eval, "score answers on JSONL question files: recall@1/3, mrr, snippet@1, answered@1, abstain…"),
     "parse": (cmd_parse, "show how one issue file is parsed into articles and paragraphs"),

@@ -41,6 +41,7 @@ class TelegramSettings:
     mode: str = "polling"  # "polling" | "webhook"
     poll_timeout: int = 30  # long-poll seconds
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    proxy: str = ""  # http(s):// or socks5:// proxy for the Bot API and file downloads; empty = direct
 
     @property
     def bot_url(self) -> str:
@@ -192,6 +193,9 @@ def parse_settings(
         raise ConfigError(
             "telegram.webhook.url: webhook mode needs the public https:// URL Telegram will call"
         )
+    proxy = tg.get("proxy", str, "").strip()
+    if proxy and not proxy.startswith(("http://", "https://", "socks5://", "socks5h://")):
+        raise ConfigError(f"telegram.proxy: expected an http://, https:// or socks5:// URL, got {proxy!r}")
     tg.finish()
 
     corpus = root.section("corpus")
@@ -244,6 +248,7 @@ def parse_settings(
             mode=mode,
             poll_timeout=poll_timeout,
             webhook=webhook,
+            proxy=proxy,
         ),
         chat=chat,
         digest=digest,

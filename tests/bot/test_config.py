@@ -87,3 +87,74 @@ def test_missing_corpus_folder_is_a_config_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"config error: corpus.dir: no such folder {tmp_path / 'nowhere'}"
     assert not (tmp_path / "data").exists()  # nothing was created
+
+
+def _start_with(tmp_path: Path, corpus: Path, api: str, token: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[telegram]\ntoken = "{token}"\napi_base_url = "{api}"\n'
+        f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=90, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_unreachable_bot_api_is_one_line_without_the_token(tmp_path: Path, corpus: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "123456:SECRET-token-value"
+    proc = _start_with(tmp_path, corpus, f"http://127.0.0.1:{port}", token)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) <= 3, proc.stderr
+    assert "Traceback" not in proc.stderr and token not in proc.stderr and "SECRET" not in proc.stderr
+    assert "cannot reach the Telegram Bot API" in lines[-1] and "proxy" in lines[-1]
+
+
+def test_rejected_token_is_one_line_without_the_token(tmp_path: Path, corpus: Path) -> None:
+    from tests.bot.fakebot import FakeBotAPI
+
+    fake = FakeBotAPI().start()
+    try:
+        token = "999999:WRONG-token-value"
+        proc = _start_with(tmp_path, corpus, fake.url, token)
+    finally:
+        fake.stop()
+    assert proc.returncode != 0
+    assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
+    assert "Traceback" not in proc.stderr and "WRONG" not in proc.stderr
+    assert "rejected the bot token" in proc.stderr
+
+
+def test_proxy_must_be_a_proxy_url() -> None:
+    with pytest.raises(ConfigError, match=r"^telegram\.proxy:"):
+        parse_settings({"telegram": {"proxy": "127.0.0.1:1080"}}, env={})
+    settings = parse_settings({"telegram": {"proxy": "socks5://127.0.0.1:1080"}}, env={})
+    assert settings.telegram.proxy == "socks5://127.0.0.1:1080"
+
+
+def test_check_says_what_works_one_line_each(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+    from tests.bot.fakebot import TOKEN, FakeBotAPI
+
+    fake = FakeBotAPI().start()
+    try:
+        config = tmp_path / "config.toml"
+        body = f'api_base_url = "{fake.url}"\n[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n'
+        config.write_text(f'[telegram]\ntoken = "{TOKEN}"\n' + body, encoding="utf-8")
+        assert main(["check", "--config", str(config)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [ln[0] for ln in out] == ["✓"] * 4
+        assert "5 issue files" in out[1] and "token accepted" in out[3]
+        config.write_text('[telegram]\ntoken = "1:WRONG"\n' + body, encoding="utf-8")
+        assert main(["check", "--config", str(config)]) == 1
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.startswith("✗ Telegram:") and "rejected" in last and "WRONG" not in last
+    finally:
+        fake.stop()
