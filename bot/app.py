@@ -23,7 +23,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot import digest_jobs, handlers
-from bot.config import TOKEN_ENV, ConfigError, Settings, load_settings
+from bot.config import TOKEN_ENV, ConfigError, Settings, ensure_corpus, load_settings
 from bot.service import ChatService, FloodGuard
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,10 @@ def run(config_path: str | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    ensure_corpus(settings)
     if not settings.corpus_dir.is_dir():
-        print(f"config error: corpus.dir: no such folder {settings.corpus_dir}", file=sys.stderr)
+        hint = "" if settings.seed_from is None else " (it is filled from seeds/ only on a first run; set [corpus] dir)"
+        print(f"config error: corpus.dir: no such folder {settings.corpus_dir}{hint}", file=sys.stderr)
         return 2
     if not settings.telegram.token:
         from bot.console import run_console

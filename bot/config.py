@@ -17,7 +17,8 @@ TELEGRAM_API = "https://api.telegram.org"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 
 
-_BUNDLED_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where config.example.toml is
+_BUNDLED_SEEDS = PROJECT_ROOT / "seeds"
 
 
 class ConfigError(ValueError):
@@ -77,8 +78,9 @@ class DigestSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    corpus_dir: Path = Path("seeds")
+    corpus_dir: Path = Path("data/corpus")
     data_dir: Path = Path("data")
+    seed_from: Path | None = None  # copied into corpus_dir on the first run (a new data folder)
     log_level: str = "INFO"
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
@@ -160,10 +162,12 @@ def _check_cron(key: str, cron: str) -> None:
 def parse_settings(
     data: dict[str, Any], base_dir: Path | None = None, env: dict[str, str] | None = None
 ) -> Settings:
-    """Validate a parsed TOML document; relative paths are taken from `base_dir` (the config's folder)."""
+    """Validate a parsed TOML document; relative paths are taken from `base_dir` (the config's folder),
+    else from the project root — never the current folder, so a service started elsewhere still finds
+    its data (and its subscribers)."""
     env = dict(os.environ) if env is None else env
     root = _Section("", data)
-    base = base_dir or Path.cwd()
+    base = base_dir or PROJECT_ROOT
 
     tg = root.section("telegram")
     token = tg.get("token", str, "").strip() or env.get(TOKEN_ENV, "").strip()
@@ -199,10 +203,12 @@ def parse_settings(
     tg.finish()
 
     corpus = root.section("corpus")
-    corpus_dir = base / corpus.get("dir", str, "seeds")
-    if "dir" not in data.get("corpus", {}) and not corpus_dir.is_dir() and _BUNDLED_SEEDS.is_dir():
-        corpus_dir = _BUNDLED_SEEDS  # run from another folder of a checkout: still the bundled corpus
     data_dir = base / corpus.get("data_dir", str, "data")
+    # The live corpus is the bot's data, out of git: by default a folder of the data directory, filled
+    # from the bundled seeds on the first run (see ensure_corpus); corpus.dir points anywhere else.
+    configured = corpus.get("dir", str, "")
+    corpus_dir = base / configured if configured else data_dir / "corpus"
+    seed_from = None if configured else _BUNDLED_SEEDS
     corpus.finish()
 
     chat_s = root.section("chat")
@@ -240,6 +246,7 @@ def parse_settings(
     return Settings(
         corpus_dir=corpus_dir,
         data_dir=data_dir,
+        seed_from=seed_from,
         log_level=log_level,
         telegram=TelegramSettings(
             token=token,
@@ -256,12 +263,13 @@ def parse_settings(
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Read settings from `path`; without one, use ./config.toml if present, else the defaults."""
+    """Read settings from `path`; without one, config.toml in the current folder or the project root,
+    else the defaults (paths from the project root)."""
     if path is None:
-        default = Path("config.toml")
-        if not default.exists():
-            return parse_settings({}, Path.cwd(), env)
-        path = default
+        found = [p for p in (Path("config.toml"), PROJECT_ROOT / "config.toml") if p.exists()]
+        if not found:
+            return parse_settings({}, PROJECT_ROOT, env)
+        path = found[0]
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -275,6 +283,18 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
     settings = parse_settings(data, path.resolve().parent, env)
     return _with_source(settings, path)
+
+
+def ensure_corpus(settings: Settings) -> bool:
+    """On the first run (no database yet in the data folder), create the default corpus folder from
+    the bundled seeds. Never later: a corpus folder that vanished (an unmounted share) is a fault to
+    report, not something to refill. Returns whether it seeded."""
+    if settings.seed_from is None or settings.corpus_dir.exists() or settings.db_path.exists():
+        return False
+    settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    for f in sorted(settings.seed_from.glob("*.txt")):
+        (settings.corpus_dir / f.name).write_bytes(f.read_bytes())
+    return True
 
 
 def _with_source(settings: Settings, path: Path) -> Settings:

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import Settings, ensure_corpus
 from bot.store import Store, Subscription
 from retrieval.engine import CorpusStats, Engine, ReloadReport
 from retrieval.model import Answer, Article, Paragraph
@@ -77,6 +77,7 @@ class ChatService:
     @classmethod
     def open(cls, settings: Settings) -> tuple[ChatService, ReloadReport]:
         """Open the engine over the corpus folder and the store, logging what the engine ingested."""
+        ensure_corpus(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir))
         store = Store(settings.db_path)

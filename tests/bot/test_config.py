@@ -158,3 +158,30 @@ def test_check_says_what_works_one_line_each(tmp_path: Path, corpus: Path, capsy
         assert last.startswith("✗ Telegram:") and "rejected" in last and "WRONG" not in last
     finally:
         fake.stop()
+
+
+def test_without_a_config_paths_are_the_projects_not_the_current_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings.data_dir == ROOT / "data" and settings.corpus_dir == ROOT / "data" / "corpus"
+
+
+def test_the_live_corpus_is_seeded_once_into_the_data_folder(tmp_path: Path) -> None:
+    from bot.config import ensure_corpus
+    from bot.service import ChatService
+
+    settings = parse_settings({"corpus": {"data_dir": "d"}}, base_dir=tmp_path, env={})
+    assert settings.corpus_dir == tmp_path / "d" / "corpus"
+    service, report = ChatService.open(settings)
+    service.close()
+    assert report.issues == 5 and len(list(settings.corpus_dir.glob("*.txt"))) == 5
+    # an upload goes there, never into the git-tracked seeds/
+    (settings.corpus_dir / "new.txt").write_text("标题\n\n正文一段。\n", encoding="utf-8")
+    assert not (ROOT / "seeds" / "new.txt").exists()
+    # a corpus folder that vanished later is not refilled behind the admin's back
+    for f in settings.corpus_dir.iterdir():
+        f.unlink()
+    settings.corpus_dir.rmdir()
+    assert ensure_corpus(settings) is False and not settings.corpus_dir.exists()
