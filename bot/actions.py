@@ -78,7 +78,7 @@ def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
 def stats(svc: ChatService) -> list[Reply]:
     s = svc.stats()
     c = s.corpus
-    return [Reply(render.stats_html(c.issues, c.articles, c.paragraphs, s.questions, s.subscribers))]
+    return [Reply(render.stats_html(c.issues, c.articles, c.paragraphs, s.questions, s.subscribers, s.answered))]
 
 
 def subscribe(svc: ChatService, chat_id: int, keywords: list[str]) -> list[Reply]:

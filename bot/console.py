@@ -7,8 +7,11 @@ same actions and renderings as the Telegram handlers; buttons become commands (/
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot import actions, render
@@ -29,16 +32,20 @@ _CONSOLE_HELP = (
 
 
 class Console:
-    def __init__(self, svc: ChatService, out: TextIO) -> None:
+    def __init__(self, svc: ChatService, out: TextIO, color: bool = False) -> None:
         self.svc = svc
         self.out = out
-        self.buttons: dict[str, str] = {}  # console command → callback data of the last reply
+        self.color = color  # a terminal: matched terms and the short answer in bold yellow, as `ask` shows them
+        self.buttons: dict[str, str] = {}  # console command → callback data, for the last question
         self.digest = ConsoleDigest(svc, CONSOLE_CHAT)
 
-    def show(self, replies: list[Reply]) -> None:
-        self.buttons = {}
+    def show(self, replies: list[Reply], new_question: bool = True) -> None:
+        """A new question's replies replace the buttons; a pressed button's (更多) add to them, so
+        /source 1 still works after /more."""
+        if new_question:
+            self.buttons = {}
         for reply in replies:
-            print(render.to_plain(reply.html), file=self.out)
+            print(render.to_plain(reply.html, color=self.color), file=self.out)
             for row in reply.buttons:
                 for b in row:
                     self.buttons[_command_for(b.text)] = b.data
@@ -85,7 +92,7 @@ class Console:
         elif command == "/digest":
             self.show(self.digest.command(args))
         else:
-            self.show([Reply(render.unknown_command_html(command)), Reply(_CONSOLE_HELP)])
+            print(render.to_plain(render.unknown_command_html(command)) + "\n", file=self.out)
         return True
 
     def press(self, command: str) -> None:
@@ -99,7 +106,7 @@ class Console:
         if result.notice:
             print(result.notice + "\n", file=self.out)
         if result.replies:
-            self.show(result.replies)
+            self.show(result.replies, new_question=False)
 
 
 def _command_for(label: str) -> str:
@@ -117,24 +124,28 @@ def _order(command: str) -> tuple[int, str]:
 
 
 def run_console(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Serve questions from stdin until EOF or /quit; returns the exit status."""
+    """Serve questions from stdin until EOF or /quit; returns the exit status. At a terminal, lines
+    are read with readline: arrow keys, Backspace over Chinese, history (kept in ~/.cache/zxbot)."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     log.info("no Telegram token configured: serving in the terminal")
     svc, report = ChatService.open(settings)
+    interactive = stdin.isatty() and stdin is sys.stdin
+    history = _start_history() if interactive else None
     try:
-        console = Console(svc, stdout)
-        interactive = stdin.isatty()
+        console = Console(svc, stdout, color=interactive and stdout.isatty())
         print(f"资料库:{report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。", file=stdout)
         print(_CONSOLE_HELP + "\n", file=stdout)
         while True:
-            if interactive:
-                print("问> ", end="", file=stdout, flush=True)
             try:
-                line = stdin.readline()
-            except KeyboardInterrupt:
+                line = input("问> ") if interactive else stdin.readline()
+            except EOFError:  # Ctrl-D: end the line so the shell prompt starts on its own
+                print(file=stdout)
                 break
-            if not line:  # EOF
+            except KeyboardInterrupt:
+                print(file=stdout)
+                break
+            if not interactive and not line:  # EOF
                 break
             try:
                 if not console.handle(line):
@@ -146,5 +157,28 @@ def run_console(settings: Settings, stdin: TextIO | None = None, stdout: TextIO 
                 print(render.to_plain(render.ERROR_HTML) + "\n", file=stdout)
             stdout.flush()
     finally:
+        if history is not None:
+            _save_history(history)
         svc.close()
     return 0
+
+
+def _start_history() -> Path | None:
+    """Line editing and history for input(); None where readline is missing (Windows)."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zxbot" / "console_history"
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    return path
+
+
+def _save_history(path: Path) -> None:
+    import readline
+
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)

@@ -349,12 +349,12 @@ def report_html(report: ReloadReport, title: str = "资料库已更新") -> str:
     return "\n".join(lines)
 
 
-def stats_html(issues: int, articles: int, paragraphs: int, questions: int, subscribers: int) -> str:
+def stats_html(issues: int, articles: int, paragraphs: int, questions: int, subscribers: int, answered: int) -> str:
     return "\n".join(
         [
             "<b>统计</b>",
             f"资料库:{issues} 期,{articles} 篇文章,{paragraphs} 段",
-            f"已回答问题:{questions} 个",
+            f"收到问题:{questions} 个(有确切答案 {answered} 个,未找到确切答案 {questions - answered} 个)",
             f"订阅:{subscribers} 个聊天",
         ]
     )
@@ -391,12 +391,15 @@ def flood_html(seconds: float) -> str:
 
 
 def unknown_command_html(command: str) -> str:
-    return f"不认识的命令 {esc(command)}。\n\n{help_html()}"
+    return f"不认识的命令 {esc(command)}。发送 /help 查看全部命令。"
 
 
 _TAG = re.compile(r"<[^>]+>")
 
 
-def to_plain(html_text: str) -> str:
-    """HTML reply → terminal text (console mode): drop tags, unescape entities."""
+def to_plain(html_text: str, color: bool = False) -> str:
+    """HTML reply → terminal text (console mode): drop tags, unescape entities; with `color`, bold
+    text (matched terms, the short answer) in bold yellow, as `ask` prints it in a terminal."""
+    if color:
+        html_text = html_text.replace("<b>", "\x1b[1;33m").replace("</b>", "\x1b[0m")
     return html.unescape(_TAG.sub("", html_text))

@@ -35,6 +35,7 @@ class BotStats:
     corpus: CorpusStats
     questions: int
     subscribers: int
+    answered: int = 0  # questions given a confident answer
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,9 @@ class ChatService:
             )
 
     def stats(self) -> BotStats:
-        return BotStats(self.engine.stats(), self.store.query_count(), self.store.subscriber_count())
+        return BotStats(
+            self.engine.stats(), self.store.query_count(), self.store.subscriber_count(), self.store.answered_count()
+        )
 
     # -- subscriptions ------------------------------------------------------------------------
 

@@ -283,6 +283,10 @@ class Store:
     def query_count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM query_log")[0][0])
 
+    def answered_count(self) -> int:
+        """Questions given a confident answer (the rest got "可能相关" hits or nothing)."""
+        return int(self.query("SELECT COUNT(*) FROM query_log WHERE found")[0][0])
+
     # -- issue keys ---------------------------------------------------------------------------
 
     def issue_key(self, issue: str, key: str) -> str:

@@ -115,9 +115,11 @@ async def test_bad_upload_is_refused_with_a_reason(
 async def test_stats_counts_questions_and_subscribers(fakebot: FakeBotAPI, bot: Any) -> None:
     await say(fakebot, OLD_QUESTION)
     await say(fakebot, OLD_QUESTION, chat_id=2002)
+    await say(fakebot, "今天天气怎么样", chat_id=2002)
     await say(fakebot, "/subscribe", chat_id=2002)
     [stats] = await say(fakebot, "/stats", chat_id=ADMIN)
-    assert "5 期" in stats.plain and "已回答问题:2 个" in stats.plain and "订阅:1 个聊天" in stats.plain
+    assert "5 期" in stats.plain and "订阅:1 个聊天" in stats.plain
+    assert "收到问题:3 个(有确切答案 2 个,未找到确切答案 1 个)" in stats.plain
 
 
 async def test_stale_buttons_after_reload(fakebot: FakeBotAPI, bot: Any, corpus: Path) -> None:

@@ -49,9 +49,9 @@ async def test_ask_command_and_help(fakebot: FakeBotAPI, bot: Any) -> None:
     assert "您好" in start.plain
 
 
-async def test_unknown_command_gets_help(fakebot: FakeBotAPI, bot: Any) -> None:
+async def test_unknown_command_gets_a_short_pointer_to_help(fakebot: FakeBotAPI, bot: Any) -> None:
     [reply] = await ask(fakebot, "/frobnicate")
-    assert "不认识的命令 /frobnicate" in reply.plain and "示例问题" in reply.plain
+    assert reply.plain == "不认识的命令 /frobnicate。发送 /help 查看全部命令。"
 
 
 async def test_sticker_gets_told_to_use_text(fakebot: FakeBotAPI, bot: Any) -> None:

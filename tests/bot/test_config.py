@@ -20,11 +20,11 @@ def test_example_config_documents_every_setting_with_the_defaults() -> None:
     defaults = parse_settings({}, base_dir=ROOT, env={})
     assert example.telegram == defaults.telegram
     assert (example.chat, example.digest) == (defaults.chat, defaults.digest)
-    assert example.corpus_dir == ROOT / "seeds" and example.data_dir == ROOT / "data"
+    assert example.corpus_dir == ROOT / "data" / "corpus" and example.data_dir == ROOT / "data"
     # each key the loader knows appears in the example
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     assert set(data) == {"log_level", "telegram", "corpus", "chat", "digest"}
-    assert set(data["telegram"]) >= {"token", "admins", "api_base_url", "mode", "webhook"}
+    assert set(data["telegram"]) >= {"token", "admins", "api_base_url", "mode", "webhook", "proxy"}
 
 
 def test_token_from_environment_and_api_url_forms() -> None:
