@@ -1,33 +1,43 @@
-# One virtual environment, created and filled from pyproject.toml when missing or stale.
+# One virtual environment, created and filled from pyproject.toml when missing or stale:
+# `make run` installs what the bot needs, `make test` adds the development tools.
+# (PYTHONWARNINGS=ignore: setuptools' editable-install notices are for package authors, not users.)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PY) -m venv $(VENV)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "installing the bot's dependencies into $(VENV) (the first time takes about a minute)…"
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(DEV): pyproject.toml | $(BIN)/python
+	@echo "installing the bot's and the development tools' dependencies into $(VENV)…"
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[dev]'
+	touch $(RUNTIME) $(DEV)
 
 .PHONY: install run test lint bench eval
-install: $(STAMP)
+install: $(RUNTIME)
 
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/python -m bot run $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
 	$(BIN)/mypy
 
-eval: $(STAMP)
-	$(BIN)/python -m bot eval ../shared/qa/dev.jsonl
+eval: $(RUNTIME)
+	$(BIN)/python -m bot eval $(wildcard ../shared/qa/dev.jsonl) tests/data/qa_*.jsonl
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m bot bench
