@@ -140,10 +140,13 @@ def run(config_path: str | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    if not settings.corpus_dir.is_dir():
-        print(f"config error: corpus.dir: no such folder {settings.corpus_dir}", file=sys.stderr)
-        return 2
     _setup_logging(settings.log_level)
+    if not settings.corpus_dir.is_dir():
+        if not (settings.data_dir / "index" / "manifest.json").exists():
+            print(f"config error: corpus.dir: no such folder {settings.corpus_dir}", file=sys.stderr)
+            return 2
+        # an unmounted share: serve the saved index, change nothing, /reload once it is back
+        log.warning("corpus folder %s is missing: serving the saved index unchanged", settings.corpus_dir)
     if not settings.telegram.token:
         from bot.console import run_console
 

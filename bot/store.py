@@ -259,6 +259,13 @@ class Store:
         rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [IngestEntry(**dict(r)) for r in rows]
 
+    def ingest_state(self) -> dict[str, tuple[str, str]]:
+        """Each logged issue's last (action, sha256)."""
+        rows = self.query(
+            "SELECT issue, action, sha256 FROM ingest_log WHERE id IN (SELECT MAX(id) FROM ingest_log GROUP BY issue)"
+        )
+        return {r["issue"]: (r["action"], r["sha256"]) for r in rows}
+
     def last_ingest_id(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(id), 0) FROM ingest_log")[0][0])
 
