@@ -236,7 +236,11 @@ class ChatService:
             if self.store.log_ingest(s.id, action, s.sha256, s.articles, s.paragraphs) is not None:
                 missed += 1
         if missed:
-            log.warning("ingest log: %d served issue(s) had no matching row (a crash mid-reload): logged now", missed)
+            log.warning(
+                "ingest log: %d served issue(s) had no matching row (a crash mid-reload, or an index built"
+                " by another tool): logged now",
+                missed,
+            )
         return missed
 
     def stats(self) -> BotStats:
