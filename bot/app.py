@@ -25,6 +25,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot import digest_jobs, handlers
 from bot.config import ConfigError, Settings, load_settings
 from bot.service import ChatService, FloodGuard
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,11 @@ def run(config_path: str | None = None) -> int:
     if not settings.telegram.token:
         from bot.console import run_console
 
-        return run_console(settings)
+        try:
+            return run_console(settings)
+        except StoreError as exc:
+            print(f"database error: {exc}", file=sys.stderr)
+            return 2
     if settings.telegram.mode == "webhook":
         try:
             import tornado  # noqa: F401  (PTB's webhook server)
@@ -163,6 +168,9 @@ def run(config_path: str | None = None) -> int:
             return 2
     try:
         asyncio.run(_serve_until_signal(settings))
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 2
     except Exception:
         log.exception("the bot stopped because of an error")
         return 1

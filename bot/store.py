@@ -123,10 +123,23 @@ class LoggedQuery:
     question: str
 
 
+class StoreError(RuntimeError):
+    """The database file cannot be used; the message names it and says what to do."""
+
+
 class Store:
     """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
 
     def __init__(self, path: str | Path) -> None:
+        try:
+            self._open(path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: not a usable SQLite database ({exc}). Move it aside to start with an empty one "
+                "(subscriptions and the ingest log are in it), or put a backup in its place."
+            ) from None
+
+    def _open(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Handlers call the store from asyncio.to_thread workers: one connection, one lock.
