@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot import render
 from bot.render import MoreRef, Reply, SourceRef
-from bot.service import ChatService, Stale
+from bot.service import BadKeywords, ChatService, NotYours, Stale
 from retrieval.engine import BadIssueFile
 from retrieval.model import Answer
 
@@ -42,14 +42,15 @@ class ButtonResult:
         self.notice = notice
 
 
-def press(svc: ChatService, data: str) -> ButtonResult:
-    """Resolve callback data: the next page (更多), a paragraph (原文) or a whole article (全文)."""
+def press(svc: ChatService, data: str, chat_id: int | None = None) -> ButtonResult:
+    """Resolve callback data pressed in `chat_id`: the next page (更多), a paragraph (原文) or a
+    whole article (全文). A 更多 for another chat's question is refused."""
     ref = render.parse_data(data)
     if ref is None:
         return ButtonResult(notice=render.STALE_TEXT)
     try:
         if isinstance(ref, MoreRef):
-            asked = svc.more(ref.query_id, ref.offset, ref.version)
+            asked = svc.more(ref.query_id, ref.offset, ref.version, chat_id)
             if not asked.answer.hits:
                 return ButtonResult(notice="没有更多结果了。")
             return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.version))
@@ -57,13 +58,19 @@ def press(svc: ChatService, data: str) -> ButtonResult:
         source = svc.source(ref.key, ref.article, ref.paragraph, ref.fp)
     except Stale:
         return ButtonResult(notice=render.STALE_TEXT)
+    except NotYours:
+        return ButtonResult(notice=render.NOT_YOURS_TEXT)
     if source.paragraph is None:
         return ButtonResult(render.article_replies(source.article, source.where))
     return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key, source.where))
 
 
-def reload(svc: ChatService) -> list[Reply]:
-    return [Reply(render.report_html(svc.reload()))]
+def reload(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
+    """/reload, or /reload confirm to let a rescan remove more than half of the issues."""
+    args = [a.lower() for a in args or []]
+    if args not in ([], ["confirm"]):
+        return [Reply(render.RELOAD_USAGE_HTML)]
+    return [Reply(render.report_html(svc.reload(confirm_removal=args == ["confirm"])))]
 
 
 def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
@@ -78,11 +85,20 @@ def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
 def stats(svc: ChatService) -> list[Reply]:
     s = svc.stats()
     c = s.corpus
-    return [Reply(render.stats_html(c.issues, c.articles, c.paragraphs, s.questions, s.subscribers, s.answered))]
+    return [
+        Reply(
+            render.stats_html(
+                c.issues, c.articles, c.paragraphs, s.questions, s.subscribers, s.answered, s.log_failures
+            )
+        )
+    ]
 
 
 def subscribe(svc: ChatService, chat_id: int, keywords: list[str]) -> list[Reply]:
-    sub = svc.subscribe(chat_id, keywords)
+    try:
+        sub = svc.subscribe(chat_id, keywords)
+    except BadKeywords as exc:
+        return [Reply(f"⚠️ 未订阅:{render.esc(str(exc))}")]
     return [Reply(render.subscribed_html(sub.keywords))]
 
 

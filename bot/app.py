@@ -25,6 +25,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot import digest_jobs, handlers
 from bot.config import TOKEN_ENV, ConfigError, Settings, ensure_corpus, load_settings
 from bot.service import ChatService, FloodGuard
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +186,22 @@ def run(config_path: str | None = None) -> int:
         return 2
     ensure_corpus(settings)
     if not settings.corpus_dir.is_dir():
-        hint = "" if settings.seed_from is None else " (it is filled from seeds/ only on a first run; set [corpus] dir)"
-        print(f"config error: corpus.dir: no such folder {settings.corpus_dir}{hint}", file=sys.stderr)
-        return 2
+        if not (settings.data_dir / "index" / "manifest.json").exists():
+            hint = "" if settings.seed_from is None else " (filled from seeds/ only on a first run; set [corpus] dir)"
+            print(f"config error: corpus.dir: no such folder {settings.corpus_dir}{hint}", file=sys.stderr)
+            return 2
+        # an unmounted share: serve the saved index, change nothing, /reload once it is back
+        log.warning("corpus folder %s is missing: serving the saved index unchanged", settings.corpus_dir)
     if not settings.telegram.token:
         from bot.console import run_console
 
         # the terminal is the conversation: only warnings and errors go to stderr
         _setup_logging("WARNING" if settings.log_level in ("DEBUG", "INFO") else settings.log_level)
-        return run_console(settings)
+        try:
+            return run_console(settings)
+        except StoreError as exc:
+            print(f"database error: {exc}", file=sys.stderr)
+            return 2
     _setup_logging(settings.log_level, settings.telegram.token)
     print(f"corpus: {settings.corpus_dir}  data: {settings.data_dir}", file=sys.stderr)
     if settings.telegram.mode == "webhook":
@@ -208,6 +216,9 @@ def run(config_path: str | None = None) -> int:
             return 2
     try:
         asyncio.run(_serve_until_signal(settings))
+    except StoreError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         line = startup_error(exc, settings)
         if line is None:

@@ -35,7 +35,7 @@ def _settings(args: argparse.Namespace):  # -> Settings; imported lazily to keep
 def _service(args: argparse.Namespace):
     from bot.service import ChatService
 
-    service, report = ChatService.open(_settings(args))
+    service, report = ChatService.open(_settings(args), confirm_removal=bool(getattr(args, "yes", False)))
     return service, report
 
 
@@ -208,6 +208,14 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     service, report = _service(args)
     service.close()
+    if report.held:
+        print(f"reload held, nothing changed: {report.held}", file=sys.stderr)
+        if report.would_remove:
+            print("would remove: " + " ".join(report.would_remove), file=sys.stderr)
+        if report.confirmable:
+            print("run again with --yes to remove them", file=sys.stderr)
+        print(format_report(report))
+        return 1
     print(format_report(report))
     return 1 if report.refused and not report.issues else 0
 
@@ -398,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "--data",
                 metavar="DIR",
                 help="data folder for --corpus (default: one of that corpus's own; never the bot's)",
+            )
+        if name in ("ingest", "reload"):
+            p.add_argument(
+                "--yes", action="store_true", help="let the rescan remove more than half of the issues (held otherwise)"
             )
         if name == "fit":
             p.add_argument("--corpus", action="append", metavar="DIR", help="a corpus folder (repeat; default seeds)")

@@ -27,7 +27,7 @@ CONSOLE_CHAT = 0  # the chat id the console's subscriptions are stored under
 _CONSOLE_HELP = (
     "终端模式(未配置 Telegram token):直接输入问题,或使用命令。\n"
     "按钮在这里是命令:/more 更多结果,/source N 第 N 条的原文,/full 全文。\n"
-    "管理命令:/reload /stats /digest [all]   退出:/quit 或 Ctrl-D"
+    "管理命令:/reload [confirm] /stats /digest [all]   退出:/quit 或 Ctrl-D"
 )
 
 
@@ -80,7 +80,7 @@ class Console:
         elif command in ("/more", "/source", "/full"):
             self.press(command + (f" {args[0]}" if args else ""))
         elif command == "/reload":
-            self.show(actions.reload(self.svc))
+            self.show(actions.reload(self.svc, args))
         elif command == "/stats":
             self.show(actions.stats(self.svc))
         elif command == "/subscribe":
@@ -102,7 +102,7 @@ class Console:
                 "没有这个按钮;先提一个问题。可用:" + ("  ".join(self.buttons) or "无") + "\n", file=self.out
             )
             return
-        result = actions.press(self.svc, data)
+        result = actions.press(self.svc, data, CONSOLE_CHAT)
         if result.notice:
             print(result.notice + "\n", file=self.out)
         if result.replies:

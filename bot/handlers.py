@@ -152,8 +152,14 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     if query is None:
         return
-    result = await asyncio.to_thread(actions.press, _svc(context), query.data or "")
-    await query.answer(result.notice, show_alert=result.notice == render.STALE_TEXT)
+    chat = update.effective_chat
+    try:
+        result = await asyncio.to_thread(actions.press, _svc(context), query.data or "", chat.id if chat else None)
+    except Exception:
+        await query.answer(render.to_plain(render.ERROR_HTML))  # the button must not spin forever
+        raise
+    alert = result.notice in (render.STALE_TEXT, render.NOT_YOURS_TEXT)
+    await query.answer(result.notice, show_alert=alert)
     message = query.message
     if not result.replies or not isinstance(message, Message):
         return
@@ -249,10 +255,10 @@ async def _refuse_non_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 
 async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reload — admins: rescan the corpus folder and swap in the new index."""
+    """/reload [confirm] — admins: rescan the corpus folder and swap in the new index."""
     if await _refuse_non_admin(update, context) or update.effective_message is None:
         return
-    replies = await asyncio.to_thread(actions.reload, _svc(context))
+    replies = await asyncio.to_thread(actions.reload, _svc(context), list(context.args or []))
     await send(update.effective_message, replies)
 
 

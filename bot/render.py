@@ -72,16 +72,26 @@ def source_data(ref: SourceRef) -> str:
     return _checked(f"o:{ref.key}:{ref.article}:{ref.paragraph}:{ref.fp}")
 
 
+_NUMBER = re.compile(r"[0-9]{1,15}")  # ids and offsets we issue; SQLite's INTEGER stops at 2**63 - 1
+
+
+def _number(text: str) -> int:
+    """A callback integer, range-checked: a forged 30-digit one must not reach SQLite."""
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
 def parse_data(data: str) -> MoreRef | SourceRef | None:
     """Decode callback data; None for anything we did not produce (old bot versions, forgeries)."""
     parts = data.split(":")
     try:
         if parts[0] == "m" and len(parts) == 4:
-            return MoreRef(int(parts[1]), int(parts[2]), int(parts[3]))
+            return MoreRef(_number(parts[1]), _number(parts[2]), _number(parts[3]))
         if parts[0] == "o" and len(parts) == 5:
-            return SourceRef(parts[1], int(parts[2]), int(parts[3]), parts[4])
+            return SourceRef(parts[1], _number(parts[2]), _number(parts[3]), parts[4])
         if parts[0] == "a" and len(parts) == 4:
-            return SourceRef(parts[1], int(parts[2]), None, parts[3])
+            return SourceRef(parts[1], _number(parts[2]), None, parts[3])
     except ValueError:
         return None
     return None
@@ -332,6 +342,8 @@ def start_html(name: str | None, group: bool = False) -> str:
 
 
 def report_html(report: ReloadReport, title: str = "资料库已更新") -> str:
+    if report.held:
+        return held_html(report)
     lines = [f"<b>{esc(title)}</b>(用时 {report.seconds:.1f} 秒)"]
     if not report.changed_anything:
         lines.append("没有新增、更新或删除的报纸。")
@@ -346,18 +358,53 @@ def report_html(report: ReloadReport, title: str = "资料库已更新") -> str:
         lines.append(f"⚠️ 拒收 {len(report.refused)} 个文件:")
         lines += [f"• {esc(r.name)}:{esc(r.reason)}" for r in report.refused]
     lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
+    return _fit("\n".join(lines))
+
+
+def held_html(report: ReloadReport) -> str:
+    """A reload that changed nothing to protect the archive: why, and how to proceed if meant."""
+    lines = [f"⚠️ <b>资料库未更新</b>:{esc(report.held)}。"]
+    if report.would_remove:
+        shown = "、".join(esc(i) for i in report.would_remove[:20])
+        lines.append(f"将被删除的期号:{shown}" + ("…" if len(report.would_remove) > 20 else ""))
+    if report.confirmable:
+        lines.append(
+            "如果确实要删除,请发送 /reload confirm。若资料库文件夹暂时不可用(未挂载、改名),恢复后再发送 /reload 即可。"
+        )
+    else:
+        lines.append("请检查资料库文件夹(是否存在、是否有读取权限),恢复后再发送 /reload。")
+    lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段,照常回答问题。")
+    return _fit("\n".join(lines))
+
+
+def _fit(text: str, limit: int = MAX_CHARS) -> str:
+    """Cut a one-message reply (a report listing thousands of issues) to Telegram's limit, at a line."""
+    if utf16_len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    tail = lines[-1]
+    out: list[str] = []
+    size = utf16_len(tail) + 10
+    for line in lines[:-1]:
+        size += utf16_len(line) + 1
+        if size > limit:
+            break
+        out.append(line)
+    return "\n".join([*out, "…", tail])
+
+
+def stats_html(
+    issues: int, articles: int, paragraphs: int, questions: int, subscribers: int, answered: int, log_failures: int = 0
+) -> str:
+    lines = [
+        "<b>统计</b>",
+        f"资料库:{issues} 期,{articles} 篇文章,{paragraphs} 段",
+        f"收到问题:{questions} 个(有确切答案 {answered} 个,未找到确切答案 {questions - answered} 个)",
+        f"订阅:{subscribers} 个聊天",
+    ]
+    if log_failures:
+        lines.append(f"⚠️ 提问记录写入失败 {log_failures} 次(磁盘已满?问题照常回答)")
     return "\n".join(lines)
-
-
-def stats_html(issues: int, articles: int, paragraphs: int, questions: int, subscribers: int, answered: int) -> str:
-    return "\n".join(
-        [
-            "<b>统计</b>",
-            f"资料库:{issues} 期,{articles} 篇文章,{paragraphs} 段",
-            f"收到问题:{questions} 个(有确切答案 {answered} 个,未找到确切答案 {questions - answered} 个)",
-            f"订阅:{subscribers} 个聊天",
-        ]
-    )
 
 
 def subscribed_html(keywords: Sequence[str]) -> str:
@@ -371,7 +418,8 @@ def subscriptions_html(keywords: Sequence[str] | None) -> str:
     if keywords is None:
         return "您还没有订阅。发送 /subscribe 订阅新一期报纸摘要,或 /subscribe 关键词 只订阅相关文章。"
     if keywords:
-        return f"当前订阅关键词:<b>{'、'.join(esc(k) for k in keywords)}</b>\n取消订阅:/unsubscribe"
+        words = "、".join(esc(k[:60]) for k in keywords[:40])  # stored before keywords were capped
+        return f"当前订阅关键词:<b>{words}</b>\n取消订阅:/unsubscribe"
     return "当前订阅:每一期新报纸的摘要。\n取消订阅:/unsubscribe"
 
 
@@ -380,6 +428,8 @@ def unsubscribed_html(was_subscribed: bool) -> str:
 
 
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
+NOT_YOURS_TEXT = "这个按钮属于另一个聊天里的提问。请在这里重新提问。"
+RELOAD_USAGE_HTML = "用法:/reload 重新扫描资料库;/reload confirm 确认删除超过一半的报纸。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"
 NOT_ADMIN_HTML = "⛔ 只有管理员可以使用这个功能。"
 NOT_TEXT_HTML = "我只能读文字。请用文字提问,例如:<code>武威市政协2023年开展了几项重点调研视察?</code>"

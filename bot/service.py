@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ from pathlib import Path
 from bot.config import Settings, ensure_corpus
 from bot.store import Store, Subscription
 from retrieval.engine import CorpusStats, Engine, ReloadReport
+from retrieval.index import checkpoint
 from retrieval.model import Answer, Article, Paragraph
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
 _WORDY = re.compile(r"\w", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+MAX_KEYWORD = 30  # characters per subscription keyword: 20 of them still fit one message
+MAX_KEYWORDS = 20
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class BotStats:
     questions: int
     subscribers: int
     answered: int = 0  # questions given a confident answer
+    log_failures: int = 0  # questions answered whose query-log row could not be written
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,14 @@ class Stale(LookupError):
     """A button refers to index content that a reload has changed or removed."""
 
 
+class NotYours(LookupError):
+    """A 更多 button for a question asked in another chat (forged or forwarded callback data)."""
+
+
+class BadKeywords(ValueError):
+    """Subscription keywords refused; the message says why, for the user."""
+
+
 def fingerprint(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
@@ -74,16 +87,19 @@ class ChatService:
         self.store = store
         self.settings = settings
         self._reload_lock = threading.Lock()
+        self.log_failures = 0
 
     @classmethod
-    def open(cls, settings: Settings) -> tuple[ChatService, ReloadReport]:
-        """Open the engine over the corpus folder and the store, logging what the engine ingested."""
+    def open(cls, settings: Settings, confirm_removal: bool = False) -> tuple[ChatService, ReloadReport]:
+        """Open the engine over the corpus folder and the store, logging what the engine ingested and
+        whatever an earlier run indexed but crashed before logging (see `reconcile`)."""
         ensure_corpus(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir))
+        engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir), confirm_removal)
         store = Store(settings.db_path)
         service = cls(engine, store, settings)
         service.record(report)
+        service.reconcile()
         return service, report
 
     def close(self) -> None:
@@ -100,16 +116,29 @@ class ChatService:
         answer = self._answer(question, offset)
         query_id = None
         if offset == 0:
-            query_id = self.store.log_query(
-                question, answer.found, len(answer.hits), time.perf_counter() - started, chat_id, user_id
-            )
+            query_id = self._log_query(question, answer, time.perf_counter() - started, chat_id, user_id)
         return Asked(answer, query_id, self.version())
 
-    def more(self, query_id: int, offset: int, version: int) -> Asked:
-        """The next page of a logged question; Stale when the corpus changed since the first page."""
+    def _log_query(
+        self, question: str, answer: Answer, seconds: float, chat_id: int | None, user_id: int | None
+    ) -> int | None:
+        """The query-log row 更多 refers to; None when it cannot be written (a full disk): the answer
+        still goes out, only without 更多. Failures are counted (/stats) and logged, never raised."""
+        try:
+            return self.store.log_query(question, answer.found, len(answer.hits), seconds, chat_id, user_id)
+        except (sqlite3.Error, OSError) as exc:
+            self.log_failures += 1
+            log.warning("query log not written (%s); answered anyway (%d so far)", exc, self.log_failures)
+            return None
+
+    def more(self, query_id: int, offset: int, version: int, chat_id: int | None = None) -> Asked:
+        """The next page of a logged question; Stale when the corpus changed since the first page,
+        NotYours when the question was asked in another chat than `chat_id`."""
         logged = self.store.logged_query(query_id)
         if logged is None or version != self.version():
             raise Stale(query_id)
+        if chat_id is not None and logged.chat_id is not None and logged.chat_id != chat_id:
+            raise NotYours(query_id)
         return Asked(self._answer(logged.question, offset), query_id, version)
 
     def version(self) -> int:
@@ -155,11 +184,15 @@ class ChatService:
 
     # -- corpus administration ----------------------------------------------------------------
 
-    def reload(self) -> ReloadReport:
-        """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile."""
+    def reload(self, confirm_removal: bool = False) -> ReloadReport:
+        """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile.
+        Removing more than half of the issues needs `confirm_removal` (an admin's /reload confirm)."""
         with self._reload_lock:
-            report = self.engine.reload()
+            report = self.engine.reload(confirm_removal)
+            checkpoint("swapped")
             self.record(report)
+            if report.changed_anything:
+                self.reconcile()
             return report
 
     def add_file(self, name: str, data: bytes) -> ReloadReport:
@@ -170,6 +203,10 @@ class ChatService:
             return report
 
     def record(self, report: ReloadReport) -> None:
+        """Log what a reload changed, in the order the engine reports it."""
+        if report.held:
+            log.warning("reload held, nothing changed: %s", report.held)
+            return
         for summary in report.added:
             self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs)
         for summary in report.changed:
@@ -187,15 +224,47 @@ class ChatService:
                 report.paragraphs,
             )
 
+    def reconcile(self) -> int:
+        """Log every served issue whose last ingest-log row does not match it (none, removed, or another
+        hash); returns how many. The index is committed (manifest.json) before the log is written, so
+        a crash between the two would otherwise leave a served issue whose digest is never sent."""
+        state = self.store.ingest_state()
+        missed = 0
+        for s in self.engine.summaries():
+            last = state.get(s.id)
+            if last is not None and last[0] != "removed" and last[1] == s.sha256:
+                continue
+            action = "added" if last is None or last[0] == "removed" else "changed"
+            if self.store.log_ingest(s.id, action, s.sha256, s.articles, s.paragraphs) is not None:
+                missed += 1
+        if missed:
+            log.warning(
+                "ingest log: %d served issue(s) had no matching row (a crash mid-reload, or an index built"
+                " by another tool): logged now",
+                missed,
+            )
+        return missed
+
     def stats(self) -> BotStats:
         return BotStats(
-            self.engine.stats(), self.store.query_count(), self.store.subscriber_count(), self.store.answered_count()
+            self.engine.stats(),
+            self.store.query_count(),
+            self.store.subscriber_count(),
+            self.store.answered_count(),
+            self.log_failures,
         )
 
     # -- subscriptions ------------------------------------------------------------------------
 
     def subscribe(self, chat_id: int, keywords: list[str]) -> Subscription:
-        return self.store.subscribe(chat_id, keywords[:20])
+        """Store a subscription; BadKeywords (nothing stored) for a keyword over MAX_KEYWORD characters
+        or more than MAX_KEYWORDS of them, so every confirmation and /subscriptions fits one message."""
+        long = [k for k in keywords if len(k) > MAX_KEYWORD]
+        if long:
+            raise BadKeywords(f"关键词最长 {MAX_KEYWORD} 个字,这个太长了:{long[0][:MAX_KEYWORD]}…")
+        if len(keywords) > MAX_KEYWORDS:
+            raise BadKeywords(f"最多 {MAX_KEYWORDS} 个关键词,收到 {len(keywords)} 个。")
+        return self.store.subscribe(chat_id, keywords)
 
     def unsubscribe(self, chat_id: int) -> bool:
         return self.store.unsubscribe(chat_id)

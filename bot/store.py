@@ -123,10 +123,23 @@ class LoggedQuery:
     question: str
 
 
+class StoreError(RuntimeError):
+    """The database file cannot be used; the message names it and says what to do."""
+
+
 class Store:
     """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
 
     def __init__(self, path: str | Path) -> None:
+        try:
+            self._open(path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: not a usable SQLite database ({exc}). Move it aside to start with an empty one "
+                "(subscriptions and the ingest log are in it), or put a backup in its place."
+            ) from None
+
+    def _open(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Handlers call the store from asyncio.to_thread workers: one connection, one lock.
@@ -258,6 +271,13 @@ class Store:
     def ingest_log(self, after_id: int = 0, limit: int = 1000) -> list[IngestEntry]:
         rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
         return [IngestEntry(**dict(r)) for r in rows]
+
+    def ingest_state(self) -> dict[str, tuple[str, str]]:
+        """Each logged issue's last (action, sha256)."""
+        rows = self.query(
+            "SELECT issue, action, sha256 FROM ingest_log WHERE id IN (SELECT MAX(id) FROM ingest_log GROUP BY issue)"
+        )
+        return {r["issue"]: (r["action"], r["sha256"]) for r in rows}
 
     def last_ingest_id(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(id), 0) FROM ingest_log")[0][0])

@@ -7,21 +7,25 @@ bot can run them in a worker thread (`asyncio.to_thread`) off the event loop.
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval import judge as judging
 from retrieval.answer import build_answer
-from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ScanResult, scan
+from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ReloadHeld, ScanResult, scan
 from retrieval.model import Answer, Article, Issue, Paragraph, printed
 from retrieval.parse import BadIssueFile, parse_bytes
 from retrieval.query import Query, analyze
 from retrieval.search import POOL, Candidate, absent_share, candidates, term_weights
 
 MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
+MAX_NAME_BYTES = 200  # an upload's file name; most file systems stop at 255
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 __all__ = ["BadIssueFile", "CorpusStats", "Engine", "IssueSummary", "RefusedFile", "ReloadReport"]
 
@@ -52,6 +56,9 @@ class ReloadReport:
     articles: int = 0
     paragraphs: int = 0
     seconds: float = 0.0
+    held: str = ""  # why the reload changed nothing (folder missing, mass removal); "" = it ran
+    would_remove: tuple[str, ...] = ()  # held: the issues it would have removed
+    confirmable: bool = False  # held: an admin's confirmation (/reload confirm, reload --yes) lets it run
 
     @property
     def changed_anything(self) -> bool:
@@ -89,10 +96,17 @@ class Engine:
         self._write_lock = threading.Lock()
 
     @classmethod
-    def open(cls, corpus_dir: Path, data_dir: Path) -> tuple[Engine, ReloadReport]:
-        """Load the persisted index from data_dir, ingest what changed in corpus_dir, return the report."""
+    def open(cls, corpus_dir: Path, data_dir: Path, confirm_removal: bool = False) -> tuple[Engine, ReloadReport]:
+        """Load the persisted index from data_dir, ingest what changed in corpus_dir, return the report.
+        When the rescan is held (folder missing, mass removal) the saved index serves as it was."""
         engine = cls(corpus_dir, data_dir)
-        return engine, engine.reload()
+        report = engine.reload(confirm_removal)
+        if report.held and not engine._index.issues:
+            saved = engine._store.load_snapshot()
+            if saved is not None:
+                engine._index = saved
+                report = engine._held(ReloadHeld(report.held, report.would_remove, report.confirmable))
+        return engine, report
 
     @property
     def generation(self) -> int:
@@ -123,26 +137,48 @@ class Engine:
         cands = candidates(index, query, weights, issues=issues, pool=size)
         return Pool(query, weights, absent_share(index, query), cands, index.scorer.size)
 
-    def reload(self) -> ReloadReport:
-        """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index."""
+    def reload(self, confirm_removal: bool = False) -> ReloadReport:
+        """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index.
+        A held rescan (see index.scan) changes nothing and says why in `ReloadReport.held`."""
         with self._write_lock:
-            result = scan(self.corpus_dir, self._store, self._index)
+            try:
+                result = scan(self.corpus_dir, self._store, self._index, confirm_removal=confirm_removal)
+            except ReloadHeld as held:
+                return self._held(held)
             return self._swap(result)
+
+    def _held(self, held: ReloadHeld) -> ReloadReport:
+        index = self._index
+        return ReloadReport(
+            issues=len(index.issues),
+            articles=index.article_count,
+            paragraphs=len(index.paragraphs),
+            held=held.reason,
+            would_remove=held.removed,
+            confirmable=held.confirmable,
+        )
 
     def add_file(self, name: str, data: bytes) -> ReloadReport:
         """Validate an uploaded issue file, save it into the corpus folder and ingest it.
 
-        Raises BadIssueFile (nothing saved, index untouched) when it is not a usable issue.
+        Raises BadIssueFile (nothing saved, index untouched) when it is not a usable issue, when its
+        name is not one a folder should hold, or when the disk is full ("磁盘空间不足": no partial
+        file is left behind). A name that differs from an existing file's only in case replaces it.
         """
-        safe = Path(name).name
-        if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
-            raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
+        safe = upload_name(name)
         parse_bytes(safe, data)  # validate before anything touches the corpus folder
         with self._write_lock:
             self.corpus_dir.mkdir(parents=True, exist_ok=True)
+            safe = _existing_spelling(self.corpus_dir, safe)
             target = self.corpus_dir / safe
             tmp = target.with_name("." + safe + ".part")
-            tmp.write_bytes(data)
+            try:
+                write_file(tmp, data)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if exc.errno in NO_SPACE:
+                    raise BadIssueFile(f"{safe}: 磁盘空间不足, 文件未保存 (no space left on device)") from None
+                raise
             os.replace(tmp, target)
             return self._swap(scan(self.corpus_dir, self._store, self._index))
 
@@ -166,6 +202,11 @@ class Engine:
             paragraphs=len(result.index.paragraphs),
             seconds=result.seconds,
         )
+
+    def summaries(self) -> list[IssueSummary]:
+        """Every issue served now, in id order."""
+        issues = self._index.issues
+        return [IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs) for iid, ii in issues.items()]
 
     def issue(self, issue_id: str) -> Issue | None:
         ii = self._index.issues.get(issue_id)
@@ -191,6 +232,39 @@ class Engine:
     def stats(self) -> CorpusStats:
         index = self._index
         return CorpusStats(len(index.issues), index.article_count, len(index.paragraphs), self._generation)
+
+
+def upload_name(name: str) -> str:
+    """The file name an upload is saved under, or BadIssueFile saying why there is none."""
+    safe = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in safe):
+        raise BadIssueFile("文件名含有控制字符, 请改名后再上传 (control characters in the file name)")
+    if len(safe.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadIssueFile(f"文件名太长 (超过 {MAX_NAME_BYTES} 字节), 请改短后再上传")
+    if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
+        raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
+    return safe
+
+
+def _existing_spelling(folder: Path, name: str) -> str:
+    """The name of the file already in `folder` that differs from `name` only in case, else `name`:
+    dup.TXT replaces dup.txt instead of becoming a second file for issue `dup`."""
+    folded = name.casefold()
+    with os.scandir(folder) as it:
+        for entry in it:
+            if entry.name.casefold() == folded:
+                return entry.name
+    return name
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write a new file (never through a link left at that name), all of it or raise OSError."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _settle_heap(first: bool) -> None:

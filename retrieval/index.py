@@ -585,22 +585,81 @@ def _snapshot_fields() -> list[list[str]]:
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError:  # a full disk: a half-written .tmp would only keep it full
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
-def corpus_files(corpus_dir: Path) -> list[os.DirEntry[str]]:
-    """The corpus folder's issue files, sorted by name. scandir gives each entry's type with the
-    listing, and its stat is one call without building a Path (30k files in an archive)."""
-    if not corpus_dir.is_dir():
-        return []
-    with os.scandir(corpus_dir) as it:
-        entries = [
-            e
-            for e in it
-            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in CORPUS_SUFFIXES and e.is_file()
-        ]
-    return sorted(entries, key=lambda e: e.name)
+class ReloadHeld(Exception):
+    """A rescan that would lose what serves: nothing was changed. `removed` are the issues it would
+    drop; `confirmable` says whether an admin's confirmation (/reload confirm) lets it proceed."""
+
+    def __init__(self, reason: str, removed: Sequence[str] = (), confirmable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.removed = tuple(removed)
+        self.confirmable = confirmable
+
+
+CRASH_AT_ENV = "ZXBOT_CRASH_AT"
+
+
+def checkpoint(step: str) -> None:
+    """A named step of a reload. Crash tests stop the process here (`ZXBOT_CRASH_AT=<step>` exits
+    at once, as kill -9 would) to prove the index and the ingest log agree after any crash."""
+    if os.environ.get(CRASH_AT_ENV) == step:
+        os._exit(70)
+
+
+def corpus_files(corpus_dir: Path) -> tuple[list[CorpusFile], list[tuple[str, str]]]:
+    """The corpus folder's issue files sorted by name, and the refused ones as (name, reason).
+
+    The folder is a boundary: an entry that resolves outside it (a symlink to /etc/passwd or to the
+    bot's config.toml) is refused, so no button can show it. A folder that is missing or cannot be
+    listed raises ReloadHeld: absence is not deletion. scandir gives each entry's type with the
+    listing (30k files in an archive)."""
+    try:
+        with os.scandir(corpus_dir) as it:
+            entries = [
+                e for e in it if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in CORPUS_SUFFIXES
+            ]
+    except FileNotFoundError:
+        raise ReloadHeld(f"资料库文件夹不存在 ({corpus_dir}): 资料库未作任何改动") from None
+    except OSError as exc:
+        raise ReloadHeld(f"资料库文件夹无法读取 ({corpus_dir}: {exc.strerror}): 资料库未作任何改动") from None
+    root = os.path.realpath(corpus_dir)
+    files: list[CorpusFile] = []
+    refused: list[tuple[str, str]] = []
+    for e in sorted(entries, key=lambda e: e.name):
+        real = os.path.realpath(e.path)
+        if not inside(root, real):
+            refused.append((e.name, f"{e.name}: 指向资料库文件夹以外的文件, 不予读取 (outside the corpus folder)"))
+        elif e.is_file():
+            files.append(CorpusFile(e.name, real))
+    return files, refused
+
+
+def inside(root: str, path: str) -> bool:
+    """Whether `path` (resolved) lies in the folder `root` (resolved)."""
+    return os.path.commonpath([root, path]) == root and path != root
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    name: str  # as listed in the corpus folder
+    path: str  # resolved, inside the folder
+
+    def stat(self) -> os.stat_result:
+        return os.stat(self.path)
+
+    def read(self) -> bytes:
+        """The file's bytes; O_NOFOLLOW: a link swapped in after the listing is not followed."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
 
 
 def index_issue(issue: Issue) -> IndexedIssue:
@@ -630,15 +689,20 @@ def _ingest_all(jobs: list[tuple[str, bytes, str]]) -> Iterator[IndexedIssue | s
         yield from pool.map(_ingest, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 8))))
 
 
-def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> ScanResult:
+def scan(
+    corpus_dir: Path, store: IndexStore, previous: Index | None = None, *, confirm_removal: bool = False
+) -> ScanResult:
     """Bring the index in line with the corpus folder, touching only what changed.
 
-    A file that fails to parse is refused and, if an earlier version of it was indexed,
-    that version keeps serving: bad input never loses what worked. With no previous index
-    in memory the saved snapshot is the starting point, so a restart re-reads no tokens;
-    when issues were only added, they are appended to it rather than rebuilt.
+    A file that fails to parse or cannot be read is refused and, if an earlier version of it was
+    indexed, that version keeps serving: bad input never loses what worked. A missing folder, or a
+    rescan that would remove more than half of the issues (an unmounted share leaves an empty
+    folder), raises ReloadHeld before anything is written, unless `confirm_removal`. With no
+    previous index in memory the saved snapshot is the starting point, so a restart re-reads no
+    tokens; when issues were only added, they are appended to it rather than rebuilt.
     """
     start = time.perf_counter()
+    files, outside = corpus_files(corpus_dir)
     manifest = store.read_manifest()
     known: dict[str, str] = {iid: meta["sha256"] for iid, meta in manifest.get("issues", {}).items()}
     base = previous if previous is not None and previous.issues else None
@@ -653,7 +717,10 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     refused_at: dict[str, tuple[str, str]] = {}  # issue id or file name → refusal, kept in file order
     order: list[str] = []
     token_pool = TokenPool()
-    for file in corpus_files(corpus_dir):
+    for name, reason in outside:
+        order.append(name)
+        refused_at[name] = (name, reason)
+    for file in files:
         name = file.name
         issue_id = os.path.splitext(name)[0]
         if issue_id in slots:
@@ -675,11 +742,12 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
                 slots[issue_id] = prev
                 stats[issue_id] = sig
                 continue
-            with open(file.path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            order.append(name)
-            refused_at[name] = (name, f"{name}: 无法读取 ({exc.strerror})")
+            data = file.read()
+        except OSError as exc:  # unreadable is not gone: the version indexed keeps serving
+            order.append(issue_id)
+            refused_at[issue_id] = (name, f"{name}: 无法读取 ({exc.strerror}), 保留已收录的版本")
+            slots[issue_id] = prev or (store.load_issue(issue_id, known[issue_id]) if issue_id in known else None)
+            stats.pop(issue_id, None)
             continue
         sha = hashlib.sha256(data).hexdigest()
         stats[issue_id] = sig
@@ -720,8 +788,16 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
         else:
             unchanged += 1
     removed = sorted(set(known) - set(issues))
+    if len(removed) * 2 > len(known) and not confirm_removal:
+        raise ReloadHeld(
+            f"这次重新扫描将删除 {len(removed)} 期(共 {len(known)} 期), 超过一半: 资料库未作任何改动",
+            removed,
+            confirmable=True,
+        )
+    checkpoint("scanned")
     for issue_id in removed:
         store.drop_issue(issue_id)
+    checkpoint("dropped")
     kept_all = base is not None and all(issues.get(iid) is ii for iid, ii in old.items())
     if base is not None and kept_all and len(issues) == len(old):
         index = base
@@ -730,8 +806,10 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
     else:
         index = Index.build(issues.values(), tokens_of=lambda ii: _cached_tokens(store, ii))
     store.write_manifest(index, stats)
+    checkpoint("manifest")
     if index is not base or not (store.snapshot_dir / "snapshot.json").exists():
         store.save_snapshot(index)
+    checkpoint("snapshot")
     return ScanResult(index, added, changed, removed, unchanged, refused, time.perf_counter() - start)
 
 

@@ -37,11 +37,11 @@ def decode(name: str, data: bytes) -> str:
         raise BadIssueFile(f"{name}: 文件过大 ({len(data) // 1024 // 1024} MB), 超过 20 MB 上限")
     text: str | None = None
     if data.startswith(codecs.BOM_UTF8):
-        text = _try(data[3:], "utf-8")
+        text = _utf8(data[3:])
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = _try(data, "utf-16")
     else:
-        text = _try(data, "utf-8")
+        text = _utf8(data)
         if text is None and len(data) % 2 == 0:  # UTF-16 without BOM: accept only if it reads as text
             text = next((t for enc in ("utf-16-le", "utf-16-be") if _readable(t := _try(data, enc))), None)
         if text is None:
@@ -54,6 +54,17 @@ def decode(name: str, data: bytes) -> str:
     if not text.strip():
         raise BadIssueFile(f"{name}: 文件是空的 (empty file)")
     return text
+
+
+def _utf8(data: bytes) -> str | None:
+    """UTF-8, accepting a last character cut mid-sequence (a copy or download stopped short): that
+    one character is dropped rather than the whole file refused."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.end == len(data) and len(data) - exc.start < 4 and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8", errors="strict")
+        return None
 
 
 def _try(data: bytes, encoding: str) -> str | None:

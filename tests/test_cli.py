@@ -158,3 +158,20 @@ def test_every_command_has_help_text() -> None:
     for name in COMMANDS:
         assert sub.choices[name].description, name
         assert re.search(r"\w{3,}", COMMANDS[name][1])
+
+
+def test_reload_that_would_empty_the_index_needs_yes(
+    config: str, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reload", "--config", config]) == 0
+    away = tmp_path / "away"
+    corpus.rename(away)
+    corpus.mkdir()  # an unmounted share: the mount point is there, empty
+    capsys.readouterr()
+    assert main(["reload", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert "nothing changed" in err and "--yes" in err
+    assert main(["ask", "--json", "--config", config, "酒泉市政协2023年落地了几个项目"]) == 0
+    assert json.loads(capsys.readouterr().out)["found"] is True  # still served
+    assert main(["reload", "--yes", "--config", config]) == 0
+    assert "移除 5 期" in capsys.readouterr().out

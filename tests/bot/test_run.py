@@ -45,3 +45,18 @@ async def test_run_serves_telegram_and_shuts_down_gracefully(
     log = stderr.decode()
     assert "serving as @zx_test_bot" in log and "stopping" in log  # logging goes to stderr
     assert fakebot.token not in log  # httpx's request lines (with the token) are kept out
+
+
+def test_a_garbled_database_stops_start_up_with_one_line(
+    tmp_path: Path, corpus: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.app import run
+
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    db = data_dir / "bot.sqlite3"
+    db.write_bytes(b"this is not a database" * 300)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{data_dir}"\n', encoding="utf-8")
+    assert run(str(config)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert str(db) in err[-1] and "Move it aside" in err[-1] and "Traceback" not in "\n".join(err)
