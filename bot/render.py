@@ -150,12 +150,12 @@ def answer_replies(
         head.append(f"<i>({esc(';'.join(answer.readings))})</i>")
     if answer.tier != "answer" and answer.offset == 0:
         head.append(f"🔎 {esc(answer.message or '没有找到确切的答案, 以下报道可能相关。')}")
-    if answer.short_answer and answer.offset == 0:
-        top = answer.hits[0].citation.label()
-        head.append(f"<b>答:</b>{esc(answer.short_answer)}\n<i>出处:{esc(top)}</i>")
+    if answer.short_answer and answer.offset == 0:  # its citation is hit 1's, right below: one citation per hit
+        head.append(f"<b>答:</b>{esc(answer.short_answer)}")
     blocks = [_hit_block(h) for h in answer.hits]
     first, last = answer.offset + 1, answer.offset + len(answer.hits)
-    footer = f"<i>第 {first}–{last} 条" + (f",共 {answer.total} 条" if answer.total else "") + "</i>"
+    shown = f"{first}" if first == last else f"{first}–{last}"
+    footer = f"<i>第 {shown} 条" + (f",共 {answer.total} 条" if answer.total else "") + "</i>"
 
     messages: list[list[str]] = [head] if head else [[]]
     sizes = [utf16_len("\n\n".join(head))]

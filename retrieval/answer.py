@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
-from retrieval.measure import counted
+from retrieval.measure import COUNTED as _COUNTED_RX
+from retrieval.measure import counted, undated
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
 from retrieval.shapes import DATE, WHERE, answer_shape, bound, has_unit_count, who_answer
@@ -23,6 +24,8 @@ RELATED = "没有找到确切的答案, 以下报道可能相关。"
 
 SNIPPET_MAX = 160
 _SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
+# what a number counts, printed right after it: 名政协委员, 个政协协商议事室 (up to a particle or verb)
+_NOUN_TAIL = re.compile(r"[\u4e00-\u9fff]{0,8}?(?=[的和与及、]|$|[,;。]|[进开建完成参])")
 _CLAUSE = re.compile(r"[^,;:。!?]+")
 
 
@@ -118,7 +121,7 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     if best is None:
         return None
     i = best[1]
-    answer = clauses[i]
+    answer = _counted_phrase(query, clauses[i])
     # "已落地4个项目,总投资70亿元": a following total belongs to the same fact
     if (
         i + 1 < len(clauses)
@@ -127,6 +130,26 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
     ):
         answer += "," + clauses[i + 1]
     return answer
+
+
+def _counted_phrase(query: Query, clause: str) -> str:
+    """The number with its measure word and what it counts, not the whole clause: 46个政协协商议事室
+    from 按照…标准高质量完成了46个政协协商议事室的建设任务; 议事平台1263个 when the noun comes first."""
+    matches = list(_COUNTED_RX.finditer(undated(clause, query.unit)))
+    if not matches:
+        return clause
+    bound = [m for m in matches if query.unit and m.group(0).endswith(query.unit)] or matches
+    m = bound[0]
+    if query.noun:
+        after = clause.find(query.noun, m.end(), m.end() + 8)
+        if after >= 0:
+            tail = _NOUN_TAIL.match(clause, after + len(query.noun))
+            return clause[m.start() : tail.end() if tail else after + len(query.noun)]
+        before = clause.rfind(query.noun, max(0, m.start() - 14), m.start())
+        if before >= 0:
+            return clause[before : m.end()]
+    tail = _NOUN_TAIL.match(clause, m.end())
+    return clause[m.start() : tail.end() if tail else m.end()]
 
 
 def build_answer(

@@ -103,14 +103,14 @@ def test_console_at_a_terminal_edits_lines_keeps_history_and_ends_cleanly_on_ctr
         # inserted after moving left over 几个项目 (4 characters)
         os.write(main, "酒泉市政协2023年落地几个项目啊".encode() + b"\x7f" + b"\x1b[D" * 4 + "了".encode() + b"\r")
         read_until("4个项目".encode())
-        count = seen.count("已落地4个项目".encode())
+        count = seen.count("4个项目,总投资70亿元".encode())
         os.write(main, b"\x1b[A\r")  # history: the same question again
         deadline = time.monotonic() + 60
-        while seen.count("已落地4个项目".encode()) <= count and time.monotonic() < deadline:
+        while seen.count("4个项目,总投资70亿元".encode()) <= count and time.monotonic() < deadline:
             ready, _, _ = select.select([main], [], [], 0.2)
             if ready:
                 seen += os.read(main, 65536)
-        assert seen.count("已落地4个项目".encode()) > count
+        assert seen.count("4个项目,总投资70亿元".encode()) > count
         os.write(main, b"\x04")  # Ctrl-D
         assert proc.wait(timeout=30) == 0
         with_tail = seen

@@ -37,7 +37,8 @@ def test_snippet_is_the_sentence_with_the_terms_not_the_paragraph_start(seed_eng
     [
         ("岷县政协党组书记、主席是谁", "王晓玲"),
         ("张掖市政协委员能力素质提升培训班在哪里开班", "浙江大学西溪校区"),
-        ("金昌市政协招商成功签约了几家企业", "成功签约3家"),
+        ("金昌市政协招商成功签约了几家企业", "3家"),
+        ("武威市政协组织多少名政协委员下沉基层", "267名政协委员"),
     ],
 )
 def test_short_answers(seed_engine: Engine, question: str, short: str) -> None:
