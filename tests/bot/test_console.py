@@ -111,7 +111,15 @@ def test_console_at_a_terminal_edits_lines_keeps_history_and_ends_cleanly_on_ctr
             if ready:
                 seen += os.read(main, 65536)
         assert seen.count("4个项目,总投资70亿元".encode()) > count
-        os.write(main, b"\x04")  # Ctrl-D
+        prompts = seen.count("问> ".encode())
+        deadline = time.monotonic() + 60
+        while seen.count("问> ".encode()) < prompts + 1 and not seen.rstrip().endswith("问>".encode()):
+            if time.monotonic() > deadline:
+                break
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                seen += os.read(main, 65536)
+        os.write(main, b"\x04")  # Ctrl-D, once the prompt is back
         assert proc.wait(timeout=30) == 0
         with_tail = seen
         try:
