@@ -63,7 +63,7 @@ def press(svc: ChatService, data: str) -> ButtonResult:
 
 
 def reload(svc: ChatService) -> list[Reply]:
-    return [Reply(render.report_html(svc.reload()))]
+    return render.report_replies(svc.reload())
 
 
 def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
@@ -72,7 +72,7 @@ def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
         report = svc.add_file(name, data)
     except BadIssueFile as exc:
         return [Reply(f"⚠️ 未收录:{render.esc(str(exc))}")]
-    return [Reply(render.report_html(report, title=f"已收录 {name}"))]
+    return render.report_replies(report, title=f"已收录 {name}")
 
 
 def stats(svc: ChatService) -> list[Reply]:

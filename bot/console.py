@@ -39,6 +39,8 @@ class Console:
         self.buttons = {}
         for reply in replies:
             print(render.to_plain(reply.html), file=self.out)
+            if reply.attachment is not None:  # a terminal has room for the full list
+                print(reply.attachment.data.decode("utf-8"), file=self.out)
             for row in reply.buttons:
                 for b in row:
                     self.buttons[_command_for(b.text)] = b.data

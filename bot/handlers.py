@@ -15,6 +15,7 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     MessageEntity,
     Update,
@@ -75,6 +76,10 @@ async def send(message: Message, replies: Sequence[Reply], quote: bool = False) 
                     do_quote=quote and i == 0,
                     disable_web_page_preview=True,
                 )
+                if reply.attachment is not None:
+                    await message.reply_document(
+                        InputFile(reply.attachment.data, filename=reply.attachment.filename), do_quote=False
+                    )
                 break
             except BadRequest:
                 raise  # our mistake: retrying would not help

@@ -33,6 +33,13 @@ class IssueSummary:
     sha256: str
     articles: int
     paragraphs: int
+    date: str | None = None  # ISO date the issue was printed, when known
+    page: str | None = None
+
+    @property
+    def label(self) -> str:
+        """2024年1月6日 第1版 when dated, else the file id: how reports name an issue."""
+        return printed(self.date, self.page) or self.id
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,11 @@ class ReloadReport:
     @property
     def changed_anything(self) -> bool:
         return bool(self.added or self.changed or self.removed)
+
+    def date_range(self) -> tuple[str, str] | None:
+        """First and last ISO date among the added and changed issues; None when none is dated."""
+        dates = sorted(s.date for s in (*self.added, *self.changed) if s.date)
+        return (dates[0], dates[-1]) if dates else None
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,7 @@ class Engine:
 
         def summary(iid: str) -> IssueSummary:
             ii = result.index.issues[iid]
-            return IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs)
+            return IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs, ii.date, ii.page)
 
         return ReloadReport(
             added=tuple(summary(i) for i in result.added),

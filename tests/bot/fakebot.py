@@ -338,6 +338,11 @@ class FakeBotAPI:
             _check_text(text, params.get("parse_mode"))
             _check_markup(params.get("reply_markup"))
             return self._bot_message(params, text=text)
+        if method == "sendDocument":
+            msg = self._bot_message(params)
+            name = str(params.get("document_filename") or "file")
+            msg["document"] = {"file_id": f"sent{msg['message_id']}", "file_unique_id": "s", "file_name": name}
+            return msg
         if method == "editMessageReplyMarkup":
             _check_markup(params.get("reply_markup"))
             return self._bot_message(params)
@@ -504,6 +509,8 @@ def _decode(body: bytes, content_type: str) -> dict[str, Any]:
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
             raw[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            if part.get_filename():  # an uploaded file: its text above, its name here
+                raw[f"{name}_filename"] = str(part.get_filename())
     else:
         raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     params: dict[str, Any] = {}
