@@ -62,17 +62,28 @@ def press(svc: ChatService, data: str) -> ButtonResult:
     return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key, source.where))
 
 
-def reload(svc: ChatService) -> list[Reply]:
-    return render.report_replies(svc.reload())
+BACKFILL = "backfill"  # the word that marks an import as history: /reload backfill, an upload's caption
 
 
-def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
+def reload(svc: ChatService, backfill: bool = False) -> list[Reply]:
+    return render.report_replies(svc.reload(backfill), backfill=backfill)
+
+
+def reload_command(svc: ChatService, args: list[str]) -> list[Reply]:
+    """/reload, or /reload backfill for history; anything else gets the usage, not a guess."""
+    words = [a.lower() for a in args]
+    if words not in ([], [BACKFILL]):
+        return [Reply(render.RELOAD_USAGE_HTML)]
+    return reload(svc, backfill=bool(words))
+
+
+def add_file(svc: ChatService, name: str, data: bytes, backfill: bool = False) -> list[Reply]:
     """Ingest an uploaded issue; a refused file gets the engine's reason and changes nothing."""
     try:
-        report = svc.add_file(name, data)
+        report = svc.add_file(name, data, backfill)
     except BadIssueFile as exc:
         return [Reply(f"⚠️ 未收录:{render.esc(str(exc))}")]
-    return render.report_replies(report, title=f"已收录 {name}")
+    return render.report_replies(report, title=f"已收录 {name}", backfill=backfill)
 
 
 def stats(svc: ChatService) -> list[Reply]:

@@ -198,9 +198,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    service, report = _service(args)
+    from bot.service import ChatService
+
+    service, report = ChatService.open(_settings(args), backfill=args.backfill)
     service.close()
-    print(format_report(report, full=args.list))
+    print(format_report(report, full=args.list, backfill=args.backfill))
     return 1 if report.refused and not report.issues else 0
 
 
@@ -322,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
         if name in ("ingest", "reload"):
             p.add_argument("--list", action="store_true", help="list every added, changed, removed and refused file")
+            p.add_argument(
+                "--backfill", action="store_true", help="import as history: answerable at once, never digested"
+            )
         if name in ("ask", "eval", "speed"):
             p.add_argument(
                 "--data",

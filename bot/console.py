@@ -75,7 +75,7 @@ class Console:
         elif command in ("/more", "/source", "/full"):
             self.press(command + (f" {args[0]}" if args else ""))
         elif command == "/reload":
-            self.show(actions.reload(self.svc))
+            self.show(actions.reload_command(self.svc, args))
         elif command == "/stats":
             self.show(actions.stats(self.svc))
         elif command == "/subscribe":

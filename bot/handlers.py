@@ -257,7 +257,7 @@ async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reload — admins: rescan the corpus folder and swap in the new index."""
     if await _refuse_non_admin(update, context) or update.effective_message is None:
         return
-    replies = await asyncio.to_thread(actions.reload, _svc(context))
+    replies = await asyncio.to_thread(actions.reload_command, _svc(context), list(context.args or []))
     await send(update.effective_message, replies)
 
 
@@ -287,7 +287,8 @@ async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     file = await doc.get_file()
     data = bytes(await file.download_as_bytearray())
-    replies = await asyncio.to_thread(actions.add_file, _svc(context), name, data)
+    backfill = (message.caption or "").strip().lower() == actions.BACKFILL
+    replies = await asyncio.to_thread(actions.add_file, _svc(context), name, data, backfill)
     await send(message, replies)
 
 

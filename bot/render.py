@@ -486,6 +486,10 @@ def unsubscribed_html(was_subscribed: bool) -> str:
     return "已取消订阅。" if was_subscribed else "您目前没有订阅,无需取消。"
 
 
+RELOAD_USAGE_HTML = (
+    "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入"
+    "(可以检索,但不推送订阅摘要)。"
+)
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"
 NOT_ADMIN_HTML = "⛔ 只有管理员可以使用这个功能。"

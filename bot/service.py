@@ -75,13 +75,14 @@ class ChatService:
         self._reload_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings) -> tuple[ChatService, ReloadReport]:
-        """Open the engine over the corpus folder and the store, logging what the engine ingested."""
+    def open(cls, settings: Settings, backfill: bool = False) -> tuple[ChatService, ReloadReport]:
+        """Open the engine over the corpus folder and the store, logging what the engine ingested
+        (`backfill`: as history, which digests skip)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir))
         store = Store(settings.db_path)
         service = cls(engine, store, settings)
-        service.record(report)
+        service.record(report, backfill)
         return service, report
 
     def close(self) -> None:
@@ -89,9 +90,7 @@ class ChatService:
 
     # -- questions ----------------------------------------------------------------------------
 
-    def ask(
-        self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0
-    ) -> Asked:
+    def ask(self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0) -> Asked:
         """Answer a question (first page) and log it; the log id lets 更多 fetch later pages."""
         question = self.clean(question)
         started = time.perf_counter()
@@ -153,27 +152,29 @@ class ChatService:
 
     # -- corpus administration ----------------------------------------------------------------
 
-    def reload(self) -> ReloadReport:
-        """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile."""
+    def reload(self, backfill: bool = False) -> ReloadReport:
+        """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile.
+        `backfill`: what it brings in is history, answerable at once but never digested."""
         with self._reload_lock:
             report = self.engine.reload()
-            self.record(report)
+            self.record(report, backfill)
             return report
 
-    def add_file(self, name: str, data: bytes) -> ReloadReport:
+    def add_file(self, name: str, data: bytes, backfill: bool = False) -> ReloadReport:
         """Validate and ingest an uploaded issue; raises BadIssueFile with a user-fit reason."""
         with self._reload_lock:
             report = self.engine.add_file(name, data)
-            self.record(report)
+            self.record(report, backfill)
             return report
 
-    def record(self, report: ReloadReport) -> None:
+    def record(self, report: ReloadReport, backfill: bool = False) -> None:
+        """Log what a reload or upload changed: the ingest log is what digests are built from."""
         for summary in report.added:
-            self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs)
+            self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs, backfill)
         for summary in report.changed:
-            self.store.log_ingest(summary.id, "changed", summary.sha256, summary.articles, summary.paragraphs)
+            self.store.log_ingest(summary.id, "changed", summary.sha256, summary.articles, summary.paragraphs, backfill)
         for issue in report.removed:
-            self.store.log_ingest(issue, "removed")
+            self.store.log_ingest(issue, "removed", backfill=backfill)
         if report.changed_anything or report.refused:
             log.info(
                 "ingest: +%d ~%d -%d, %d refused; now %d issues, %d paragraphs",

@@ -205,8 +205,16 @@ class FakeBotAPI:
             }
         )
 
-    def document(self, data: bytes, file_name: str, chat_id: int = 1001, user_id: int | None = None, **kw: Any) -> int:
-        """A user sending a file: served later through getFile and the file URL."""
+    def document(
+        self,
+        data: bytes,
+        file_name: str,
+        chat_id: int = 1001,
+        user_id: int | None = None,
+        caption: str | None = None,
+        **kw: Any,
+    ) -> int:
+        """A user sending a file (with an optional caption): served later through getFile and the file URL."""
         file_id = f"file{len(self.files) + 1}"
         self.files[file_id] = (f"documents/{file_id}.txt", data)
         doc = {
@@ -215,7 +223,10 @@ class FakeBotAPI:
             "file_name": file_name,
             "file_size": len(data),
         }
-        return self.push({"message": self.message_dict(None, chat_id, user_id, document=doc, **kw)})
+        message = self.message_dict(None, chat_id, user_id, document=doc, **kw)
+        if caption is not None:
+            message["caption"] = caption
+        return self.push({"message": message})
 
     # -- failures ----------------------------------------------------------------------------
 

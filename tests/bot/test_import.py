@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import ADMIN, USER
+import pytest
+
+from bot.config import Settings
+from bot.digest_jobs import DIGEST_JOB, RESUME_JOB
+from tests.bot.conftest import ADMIN, USER, running_bot
 from tests.bot.fakebot import FakeBotAPI
-from tests.bot.pages import write_pages
+from tests.bot.pages import page_name, page_text, write_pages
 
 
 def _utf16(text: str) -> int:
@@ -84,3 +89,114 @@ def test_ingest_prints_the_summary_and_with_list_every_file(tmp_path: Path, caps
     assert main(["ingest", "--list", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "更新 1 期" in out and "+ xwlb_20240105_p4.txt" in out
+
+
+# -- history is not news -------------------------------------------------------------------------
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Deprecated since version v22.2.*retry_after:telegram.warnings.PTBDeprecationWarning"
+)
+OFFICIAL = 2002
+LOCAL = 3003
+
+
+def _digests(fakebot: FakeBotAPI, chat: int) -> list[str]:
+    return [c.plain for c in fakebot.sent(chat) if "政协报新刊摘要" in c.plain]
+
+
+async def _say(fakebot: FakeBotAPI, text: str, chat_id: int, **kw: Any) -> str:
+    before = len(fakebot.sent(chat_id))
+    fakebot.message(text, chat_id=chat_id, **kw)
+    [reply, *_] = await fakebot.wait_for(chat_id=chat_id, after=before, timeout=60)
+    return reply.plain
+
+
+async def test_a_backfill_import_is_answerable_at_once_but_never_digested(
+    fakebot: FakeBotAPI, make_settings: Callable[..., Settings], corpus: Path
+) -> None:
+    settings = make_settings()
+    async with running_bot(settings) as app:
+        await _say(fakebot, "/subscribe", USER)
+        await _say(fakebot, "/subscribe 酒泉", OFFICIAL)
+        write_pages(corpus, 300)
+        report = await _say(fakebot, "/reload backfill", ADMIN)
+        assert "新增 300 期" in report and "不推送订阅摘要" in report
+        assert "19名委员" in await _say(fakebot, "酒泉市政协召开第3次专题协商会有多少名委员参加?", USER)
+        # an uploaded page captioned backfill is history too
+        fakebot.document(page_text(400).encode(), page_name(400), chat_id=ADMIN, caption="backfill")
+        await fakebot.wait_for(chat_id=ADMIN, after=1, timeout=30)
+        [digest_job] = app.job_queue.get_jobs_by_name(DIGEST_JOB)
+        await digest_job.run(app)
+        assert _digests(fakebot, USER) == [] and _digests(fakebot, OFFICIAL) == []
+        # the next ordinary import is news, and only it
+        (corpus / "xwlb_20240601_p1.txt").write_bytes(page_text(2).encode())
+        assert "新增 1 期" in await _say(fakebot, "/reload", ADMIN)
+        await digest_job.run(app)
+        [plain] = _digests(fakebot, USER)
+        [keyworded] = _digests(fakebot, OFFICIAL)
+        assert "· 1 期" in plain and "【2024年6月1日 第1版】" in plain and "酒泉" in keyworded
+
+
+async def test_reload_with_a_stray_word_explains_itself_and_changes_nothing(
+    fakebot: FakeBotAPI, bot: Any, corpus: Path
+) -> None:
+    write_pages(corpus, 2)
+    assert "用法" in await _say(fakebot, "/reload everything", ADMIN)
+    assert "新增 2 期" in await _say(fakebot, "/reload", ADMIN)
+
+
+async def test_a_plain_bulk_import_is_condensed_and_delivered_exactly_once_across_a_restart(
+    fakebot: FakeBotAPI, make_settings: Callable[..., Settings], corpus: Path
+) -> None:
+    settings = make_settings()
+    assert settings.digest.max_messages == 3
+    async with running_bot(settings) as app:
+        await _say(fakebot, "/subscribe", USER)
+        await _say(fakebot, "/subscribe 调研", OFFICIAL)  # every page has a 调研 article
+        await _say(fakebot, "/subscribe 酒泉", LOCAL)  # one page in ten
+        write_pages(corpus, 300)
+        assert "新增 300 期" in await _say(fakebot, "/reload", ADMIN)
+        # the keyword subscriber's message fails (a Telegram outage), then the bot restarts
+        fakebot.fail("sendMessage", 502, match=lambda p: str(p.get("chat_id")) == str(OFFICIAL))
+        [digest_job] = app.job_queue.get_jobs_by_name(DIGEST_JOB)
+        await digest_job.run(app)
+        assert len(_digests(fakebot, USER)) == 1 and _digests(fakebot, OFFICIAL) == []
+    async with running_bot(settings) as app:
+        [resume] = app.job_queue.get_jobs_by_name(RESUME_JOB)  # the interrupted digest is picked up
+        await resume.run(app)
+        [digest_job] = app.job_queue.get_jobs_by_name(DIGEST_JOB)
+        await digest_job.run(app)
+    [plain] = _digests(fakebot, USER)
+    [keyworded] = _digests(fakebot, OFFICIAL)
+    assert "300 期(2024年1月1日 至 2024年3月15日)" in plain
+    # a plain subscription sees the newest day's headlines; a keyword one its matches, newest first
+    assert "最新一期 2024年3月15日 的文章" in plain and "第300次专题协商会" in plain
+    assert "第1次专题协商会" not in plain
+    assert "提到「调研」的文章 300 篇" in keyworded and "…另有 285 篇" in keyworded
+    assert keyworded.index("第300轮调研视察") < keyworded.index("第299轮调研视察")
+    assert "专题协商会" not in keyworded
+    assert "直接向我提问" in plain and "直接向我提问" in keyworded
+    # a digest within the limit is sent in full: 30 pages mention 酒泉, in 2 messages
+    local = [c.plain for c in fakebot.sent(LOCAL)][1:]  # after the /subscribe reply
+    assert len(local) == 2 and "关键词:酒泉 · 30 期" in local[0] and "第293次专题协商会" in local[1]
+
+
+def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: Any) -> None:
+    from bot.cli import main
+    from bot.digest import Ledger
+    from bot.store import Store
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_pages(corpus, 8)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    assert main(["ingest", "--backfill", "--config", str(config)]) == 0
+    assert "不推送订阅摘要" in capsys.readouterr().out
+    store = Store(tmp_path / "data" / "bot.sqlite3")
+    try:
+        log = store.ingest_log()
+        assert len(log) == 8 and all(e.backfill for e in log)
+        assert Ledger(store).entries(0, store.last_ingest_id()) == []
+    finally:
+        store.close()
