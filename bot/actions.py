@@ -6,10 +6,10 @@ ranking off the event loop) and the terminal console, so both front ends behave 
 
 from __future__ import annotations
 
-from bot import render
+from bot import batch, render
 from bot.render import MoreRef, Reply, SourceRef
 from bot.service import ChatService, Stale
-from retrieval.engine import BadIssueFile
+from retrieval.engine import BadIssueFile, Progress
 from retrieval.model import Answer
 
 
@@ -65,16 +65,30 @@ def press(svc: ChatService, data: str) -> ButtonResult:
 BACKFILL = "backfill"  # the word that marks an import as history: /reload backfill, an upload's caption
 
 
-def reload(svc: ChatService, backfill: bool = False) -> list[Reply]:
-    return render.report_replies(svc.reload(backfill), backfill=backfill)
+def reload(svc: ChatService, backfill: bool = False, progress: Progress | None = None) -> list[Reply]:
+    return render.report_replies(svc.reload(backfill, progress), backfill=backfill)
 
 
-def reload_command(svc: ChatService, args: list[str]) -> list[Reply]:
+def reload_command(svc: ChatService, args: list[str], progress: Progress | None = None) -> list[Reply]:
     """/reload, or /reload backfill for history; anything else gets the usage, not a guess."""
     words = [a.lower() for a in args]
     if words not in ([], [BACKFILL]):
         return [Reply(render.RELOAD_USAGE_HTML)]
-    return reload(svc, backfill=bool(words))
+    return reload(svc, bool(words), progress)
+
+
+def add_zip(
+    svc: ChatService, name: str, data: bytes, backfill: bool = False, progress: Progress | None = None
+) -> list[Reply]:
+    """Ingest a .zip of issue files in one swap; one report lists what was added and every refusal."""
+    try:
+        archive = batch.read_zip(data)
+    except batch.BadArchive as exc:
+        return [Reply(f"⚠️ 未收录 {render.esc(name)}:{render.esc(str(exc))}")]
+    if not archive.files and not archive.refused:
+        return [Reply(f"⚠️ 未收录 {render.esc(name)}:压缩包里没有文件。")]
+    report = svc.add_batch(archive.files, archive.refused, backfill, progress)
+    return render.report_replies(report, title=f"已导入 {name}", backfill=backfill)
 
 
 def add_file(svc: ChatService, name: str, data: bytes, backfill: bool = False) -> list[Reply]:

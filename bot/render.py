@@ -331,7 +331,8 @@ def help_html(group: bool = False, admin: bool = False) -> str:
     if admin:
         lines += [
             *(f"/{name} — {esc(desc)}" for name, desc in ADMIN_COMMANDS),
-            "管理员可直接发送 .txt 文件添加一期报纸。",
+            "管理员可直接发送 .txt 文件添加一期报纸,或发送 .zip 压缩包批量导入"
+            "(说明写 backfill:按历史资料导入,不推送摘要)。",
         ]
     return "\n".join(lines)
 
@@ -427,9 +428,11 @@ def _report(report: ReloadReport, title: str, backfill: bool) -> tuple[str, bool
 
 
 def _reason(refused: RefusedFile) -> str:
-    """The engine's reasons start with the file name; the report shows it once."""
-    prefix = f"{refused.name}: "
-    return refused.reason[len(prefix) :] if refused.reason.startswith(prefix) else refused.reason
+    """The engine's reasons start with the file's (base) name; the report shows it once."""
+    for prefix in (f"{refused.name}: ", f"{refused.name.replace(chr(92), '/').rsplit('/', 1)[-1]}: "):
+        if refused.reason.startswith(prefix):
+            return refused.reason[len(prefix) :]
+    return refused.reason
 
 
 def report_text(report: ReloadReport, title: str = "资料库已更新") -> str:
@@ -486,9 +489,15 @@ def unsubscribed_html(was_subscribed: bool) -> str:
     return "已取消订阅。" if was_subscribed else "您目前没有订阅,无需取消。"
 
 
+def progress_html(title: str, stage: str, done: int, total: int, seconds: float) -> str:
+    """The progress message a long import edits in place until its report replaces it."""
+    doing = {"check": "检查文件", "index": "建立索引"}.get(stage, "准备中")
+    count = f" {done} / {total} 个文件" if total else ""
+    return f"⏳ <b>{esc(title)}</b>\n{doing}{count},已用 {seconds:.0f} 秒。\n导入期间照常回答问题(使用导入前的资料)。"
+
+
 RELOAD_USAGE_HTML = (
-    "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入"
-    "(可以检索,但不推送订阅摘要)。"
+    "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入(可以检索,但不推送订阅摘要)。"
 )
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"

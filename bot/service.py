@@ -8,6 +8,7 @@ upload — is recorded, making `ingest_log` the single source of "newly ingested
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.store import Store, Subscription
-from retrieval.engine import CorpusStats, Engine, ReloadReport
+from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.model import Answer, Article, Paragraph
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,11 @@ class ChatService:
 
     # -- corpus administration ----------------------------------------------------------------
 
-    def reload(self, backfill: bool = False) -> ReloadReport:
+    def reload(self, backfill: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile.
         `backfill`: what it brings in is history, answerable at once but never digested."""
         with self._reload_lock:
-            report = self.engine.reload()
+            report = self.engine.reload(progress)
             self.record(report, backfill)
             return report
 
@@ -166,6 +167,20 @@ class ChatService:
             report = self.engine.add_file(name, data)
             self.record(report, backfill)
             return report
+
+    def add_batch(
+        self,
+        files: list[tuple[str, bytes]],
+        refused: list[RefusedFile],
+        backfill: bool = False,
+        progress: Progress | None = None,
+    ) -> ReloadReport:
+        """Ingest an archive's files in one swap; `refused`: entries the archive itself could not give,
+        reported along with the files the engine refuses."""
+        with self._reload_lock:
+            report = self.engine.add_files(files, progress)
+            self.record(report, backfill)
+        return dataclasses.replace(report, refused=(*refused, *report.refused))
 
     def record(self, report: ReloadReport, backfill: bool = False) -> None:
         """Log what a reload or upload changed: the ingest log is what digests are built from."""

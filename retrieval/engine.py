@@ -7,9 +7,11 @@ bot can run them in a worker thread (`asyncio.to_thread`) off the event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from retrieval.query import Query, analyze
 from retrieval.search import POOL, Candidate, absent_share, candidates, term_weights
 
 MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
+
+# Told how far an import is: (stage, done, total); stage is "check" (validating uploads) or
+# "index" (reading and tokenizing new files). Called from the importing thread.
+Progress = Callable[[str, int, int], None]
 
 __all__ = ["BadIssueFile", "CorpusStats", "Engine", "IssueSummary", "RefusedFile", "ReloadReport"]
 
@@ -135,10 +141,10 @@ class Engine:
         cands = candidates(index, query, weights, issues=issues, pool=size)
         return Pool(query, weights, absent_share(index, query), cands, index.scorer.size)
 
-    def reload(self) -> ReloadReport:
+    def reload(self, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index."""
         with self._write_lock:
-            result = scan(self.corpus_dir, self._store, self._index)
+            result = scan(self.corpus_dir, self._store, self._index, _stage(progress, "index"))
             return self._swap(result)
 
     def add_file(self, name: str, data: bytes) -> ReloadReport:
@@ -146,17 +152,41 @@ class Engine:
 
         Raises BadIssueFile (nothing saved, index untouched) when it is not a usable issue.
         """
-        safe = Path(name).name
-        if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
-            raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
-        parse_bytes(safe, data)  # validate before anything touches the corpus folder
+        safe = _checked_upload(name, data)
         with self._write_lock:
-            self.corpus_dir.mkdir(parents=True, exist_ok=True)
-            target = self.corpus_dir / safe
-            tmp = target.with_name("." + safe + ".part")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            self._save(safe, data)
             return self._swap(scan(self.corpus_dir, self._store, self._index))
+
+    def add_files(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> ReloadReport:
+        """A batch of uploads: each validated as `add_file` would, the good ones saved and ingested in
+        one swap, the others listed in the report's `refused` (never saved)."""
+        good: list[tuple[str, bytes]] = []
+        refused: list[RefusedFile] = []
+        for done, (name, data) in enumerate(files, 1):
+            try:
+                good.append((_checked_upload(name, data), data))
+            except BadIssueFile as exc:
+                refused.append(RefusedFile(name, str(exc)))
+            if progress is not None:
+                progress("check", done, len(files))
+        with self._write_lock:
+            if not good:
+                stats = self.stats()
+                return ReloadReport(
+                    refused=tuple(refused), issues=stats.issues, articles=stats.articles, paragraphs=stats.paragraphs
+                )
+            for safe, data in good:
+                self._save(safe, data)
+            report = self._swap(scan(self.corpus_dir, self._store, self._index, _stage(progress, "index")))
+        return dataclasses.replace(report, refused=(*refused, *report.refused))
+
+    def _save(self, name: str, data: bytes) -> None:
+        """Write one file into the corpus folder atomically (a reader never sees half a file)."""
+        self.corpus_dir.mkdir(parents=True, exist_ok=True)
+        target = self.corpus_dir / name
+        tmp = target.with_name("." + name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
 
     def _swap(self, result: ScanResult) -> ReloadReport:
         self._index = result.index
@@ -203,6 +233,22 @@ class Engine:
     def stats(self) -> CorpusStats:
         index = self._index
         return CorpusStats(len(index.issues), index.article_count, len(index.paragraphs), self._generation)
+
+
+def _checked_upload(name: str, data: bytes) -> str:
+    """The corpus file name for an upload (its base name only: nothing lands outside the folder),
+    after checking it parses as an issue; raises BadIssueFile with the reason otherwise."""
+    safe = Path(name.replace("\\", "/")).name
+    if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
+        raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
+    parse_bytes(safe, data)  # validate before anything touches the corpus folder
+    return safe
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
 
 
 def _settle_heap(first: bool) -> None:

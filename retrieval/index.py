@@ -630,13 +630,19 @@ def _ingest_all(jobs: list[tuple[str, bytes, str]]) -> Iterator[IndexedIssue | s
         yield from pool.map(_ingest, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 8))))
 
 
-def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> ScanResult:
+def scan(
+    corpus_dir: Path,
+    store: IndexStore,
+    previous: Index | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
     """Bring the index in line with the corpus folder, touching only what changed.
 
     A file that fails to parse is refused and, if an earlier version of it was indexed,
     that version keeps serving: bad input never loses what worked. With no previous index
     in memory the saved snapshot is the starting point, so a restart re-reads no tokens;
-    when issues were only added, they are appended to it rather than rebuilt.
+    when issues were only added, they are appended to it rather than rebuilt. `progress` is told
+    (files read, files to read) as new and changed files come back from tokenizing.
     """
     start = time.perf_counter()
     manifest = store.read_manifest()
@@ -691,7 +697,9 @@ def scan(corpus_dir: Path, store: IndexStore, previous: Index | None = None) -> 
         if ii is None:
             jobs.append((name, data, str(store.root.parent)))
             waiting.append((issue_id, name))
-    for (issue_id, name), res in zip(waiting, _ingest_all(jobs), strict=True):
+    for done, ((issue_id, name), res) in enumerate(zip(waiting, _ingest_all(jobs), strict=True), 1):
+        if progress is not None:
+            progress(done, len(jobs))
         if isinstance(res, str):
             refused_at[issue_id] = (name, res)
             stats.pop(issue_id, None)  # the file on disk is not what serves: look at it again next time

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import stat
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot import handlers
 from bot.config import Settings
 from bot.digest_jobs import DIGEST_JOB, RESUME_JOB
 from tests.bot.conftest import ADMIN, USER, running_bot
 from tests.bot.fakebot import FakeBotAPI
-from tests.bot.pages import page_name, page_text, write_pages
+from tests.bot.pages import make_pages, page_name, page_text, write_pages
 
 
 def _utf16(text: str) -> int:
@@ -200,3 +204,126 @@ def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: 
         assert Ledger(store).entries(0, store.last_ingest_id()) == []
     finally:
         store.close()
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+def _zip(entries: list[tuple[str, bytes]], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _outside(root: Path, corpus: Path) -> set[str]:
+    """Files under root (the corpus's parent) other than the corpus and the bot's data folder."""
+    return {p for p in _tree(root) if not p.startswith((corpus.name, "data"))}
+
+
+async def test_a_zip_of_300_pages_with_bad_entries_ingests_the_good_and_reports_the_bad(
+    fakebot: FakeBotAPI, bot: Any, corpus: Path, tmp_path: Path
+) -> None:
+    pages = make_pages(300)
+    entries = [(f"2024/{name[5:11]}/{name}", data) for name, data in pages.items()]  # nested folders
+    entries += [
+        ("bad/blob.txt", b"\x00\x01\x02\x03" * 300),
+        ("../x.txt", page_text(900).encode()),
+        ("/etc/cron.d/x.txt", page_text(901).encode()),
+        ("empty.txt", b""),
+        ("again/xwlb_20240101_p1.txt", page_text(902).encode()),  # clashes once flattened
+        ("photo.jpg", b"\xff\xd8\xff"),
+        ("__MACOSX/2024/._xwlb_20240101_p1.txt", b"\x00\x05\x16\x07"),  # archiver litter: skipped
+    ]
+    outside = _outside(tmp_path, corpus)
+    seeds = set(_tree(corpus))
+    fakebot.document(_zip(entries, links={"link.txt": "/etc/passwd"}), "pages.zip", chat_id=ADMIN)
+    final = await _report(fakebot, ADMIN)
+    assert "已导入 pages.zip" in final and "新增 300 期" in final and "拒收 7 个文件" in final
+    for name, why in [
+        ("bad/blob.txt", ""),
+        ("../x.txt", "路径不安全"),
+        ("/etc/cron.d/x.txt", "路径不安全"),
+        ("empty.txt", ""),
+        ("again/xwlb_20240101_p1.txt", "重名"),
+        ("photo.jpg", "只接受 .txt"),
+        ("link.txt", "符号链接"),
+    ]:
+        assert name in final and why in final
+    assert "../x.txt" in fakebot.sent(ADMIN, "sendDocument")[0].params["document"]
+    # the good pages are in the corpus, flattened; nothing else was written anywhere
+    assert _tree(corpus) == seeds | set(pages)
+    assert _outside(tmp_path, corpus) == outside and "x.txt" not in _tree(Path("/etc/cron.d"))
+    fakebot.message("酒泉市政协召开第3次专题协商会有多少名委员参加?", chat_id=USER)
+    [answer] = await fakebot.wait_for(chat_id=USER)
+    assert "19名委员" in answer.plain
+
+
+def _final_text(fakebot: FakeBotAPI, chat: int) -> str:
+    """What the admin sees last: the report, sent or edited into the progress message."""
+    edits = fakebot.sent(chat, "editMessageText")
+    return (edits[-1] if edits else fakebot.sent(chat)[-1]).plain
+
+
+async def _report(fakebot: FakeBotAPI, chat: int) -> str:
+    """Wait until the import report is there (it may replace a progress message) and return it."""
+    for _ in range(600):
+        text = _final_text(fakebot, chat) if fakebot.sent(chat) else ""
+        if "已导入" in text:
+            return text
+        await fakebot.settle(0.1)
+    raise AssertionError("no import report")
+
+
+@pytest.mark.parametrize(
+    ("data", "expect"),
+    [
+        (b"PK\x03\x04 not really a zip", "不是有效的 zip 文件"),
+        (_zip([]), "没有文件"),
+    ],
+)
+async def test_a_broken_or_empty_zip_is_refused_with_a_reason(
+    fakebot: FakeBotAPI, bot: Any, corpus: Path, data: bytes, expect: str
+) -> None:
+    files = _tree(corpus)
+    fakebot.document(data, "pages.zip", chat_id=ADMIN)
+    [reply] = await fakebot.wait_for(chat_id=ADMIN)
+    assert expect in reply.plain and _tree(corpus) == files
+
+
+def test_zip_bombs_are_refused_before_anything_is_inflated() -> None:
+    from bot.batch import BadArchive, read_zip
+
+    many = _zip([(f"{i}.txt", b"x") for i in range(30)])
+    with pytest.raises(BadArchive, match="一次最多 20 个"):
+        read_zip(many, max_entries=20)
+    big = _zip([("a.txt", b"0" * 3_000_000)])  # deflates to a few kB
+    with pytest.raises(BadArchive, match="超过 1 MB"):
+        read_zip(big, max_unpacked=1 << 20)
+
+
+async def test_a_long_import_shows_progress_and_keeps_answering(
+    fakebot: FakeBotAPI, bot: Any, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "PROGRESS_AFTER", 0.05)
+    monkeypatch.setattr(handlers, "PROGRESS_EVERY", 0.3)
+    fakebot.document(_zip(list(make_pages(300).items())), "pages.zip", chat_id=ADMIN)
+    [progress] = await fakebot.wait_for(chat_id=ADMIN, timeout=30)
+    assert progress.plain.startswith("⏳") and "正在导入 pages.zip" in progress.plain
+    fakebot.message("漳县创建了多少个城区政协委员联络工作室?", chat_id=USER)
+    [answer] = await fakebot.wait_for(chat_id=USER, timeout=30)
+    await _report(fakebot, ADMIN)
+    edits = fakebot.sent(ADMIN, "editMessageText")
+    assert edits and all(e.params["message_id"] == str(progress.result["message_id"]) for e in edits)
+    assert "新增 300 期" in edits[-1].plain
+    assert len(fakebot.sent(ADMIN)) == 1  # the report replaced the progress message
+    assert answer.at < edits[-1].at and "7个" in answer.plain  # answered from the old index meanwhile
