@@ -6,10 +6,10 @@ ranking off the event loop) and the terminal console, so both front ends behave 
 
 from __future__ import annotations
 
-from bot import render
+from bot import batch, render
 from bot.render import MoreRef, Reply, SourceRef
 from bot.service import BadKeywords, ChatService, NotYours, Stale
-from retrieval.engine import BadIssueFile
+from retrieval.engine import BadIssueFile, Progress
 from retrieval.model import Answer
 
 
@@ -65,21 +65,47 @@ def press(svc: ChatService, data: str, chat_id: int | None = None) -> ButtonResu
     return ButtonResult(render.paragraph_replies(source.article, source.paragraph, ref.key, source.where))
 
 
-def reload(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
-    """/reload, or /reload confirm to let a rescan remove more than half of the issues."""
-    args = [a.lower() for a in args or []]
-    if args not in ([], ["confirm"]):
+BACKFILL = "backfill"  # the word that marks an import as history: /reload backfill, an upload's caption
+CONFIRM = "confirm"  # /reload confirm: let a rescan remove more than half of the issues
+
+
+def reload(
+    svc: ChatService, backfill: bool = False, progress: Progress | None = None, confirm: bool = False
+) -> list[Reply]:
+    report = svc.reload(confirm_removal=confirm, backfill=backfill, progress=progress)
+    return render.report_replies(report, backfill=backfill)
+
+
+def reload_command(svc: ChatService, args: list[str], progress: Progress | None = None) -> list[Reply]:
+    """/reload, /reload backfill for history, /reload confirm to let a rescan remove more than half
+    of the issues; anything else gets the usage, not a guess."""
+    words = {a.lower() for a in args}
+    if len(words) != len(args) or not words <= {BACKFILL, CONFIRM}:
         return [Reply(render.RELOAD_USAGE_HTML)]
-    return [Reply(render.report_html(svc.reload(confirm_removal=args == ["confirm"])))]
+    return reload(svc, BACKFILL in words, progress, confirm=CONFIRM in words)
 
 
-def add_file(svc: ChatService, name: str, data: bytes) -> list[Reply]:
+def add_zip(
+    svc: ChatService, name: str, data: bytes, backfill: bool = False, progress: Progress | None = None
+) -> list[Reply]:
+    """Ingest a .zip of issue files in one swap; one report lists what was added and every refusal."""
+    try:
+        archive = batch.read_zip(data)
+    except batch.BadArchive as exc:
+        return [Reply(f"⚠️ 未收录 {render.esc(name)}:{render.esc(str(exc))}")]
+    if not archive.files and not archive.refused:
+        return [Reply(f"⚠️ 未收录 {render.esc(name)}:压缩包里没有文件。")]
+    report = svc.add_batch(archive.files, archive.refused, backfill, progress)
+    return render.report_replies(report, title=f"已导入 {name}", backfill=backfill)
+
+
+def add_file(svc: ChatService, name: str, data: bytes, backfill: bool = False) -> list[Reply]:
     """Ingest an uploaded issue; a refused file gets the engine's reason and changes nothing."""
     try:
-        report = svc.add_file(name, data)
+        report = svc.add_file(name, data, backfill)
     except BadIssueFile as exc:
         return [Reply(f"⚠️ 未收录:{render.esc(str(exc))}")]
-    return [Reply(render.report_html(report, title=f"已收录 {name}"))]
+    return render.report_replies(report, title=f"已收录 {name}", backfill=backfill)
 
 
 def stats(svc: ChatService) -> list[Reply]:

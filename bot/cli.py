@@ -120,21 +120,13 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def format_report(report: ReloadReport) -> str:
-    lines = [
-        f"新增 {len(report.added)} 期, 更新 {len(report.changed)} 期, 移除 {len(report.removed)} 期, "
-        f"未变 {report.unchanged} 期 ({report.seconds:.2f} s)",
-        f"语料: {report.issues} 期, {report.articles} 篇文章, {report.paragraphs} 段",
-    ]
-    for s in report.added:
-        lines.append(f"  + {s.source}: {s.articles} 篇, {s.paragraphs} 段")
-    for s in report.changed:
-        lines.append(f"  ~ {s.source}: {s.articles} 篇, {s.paragraphs} 段")
-    for iid in report.removed:
-        lines.append(f"  - {iid}")
-    for r in report.refused:
-        lines.append(f"  ! 拒收 {r.reason}")
-    return "\n".join(lines)
+def format_report(report: ReloadReport, full: bool = False, backfill: bool = False) -> str:
+    """The same report the bot sends (totals, date range, first issues, refusals); `full`: every file."""
+    from bot import render
+
+    if full:
+        return render.report_text(report, "资料库已更新").rstrip()
+    return render.to_plain(render.report_html(report, backfill=backfill))
 
 
 # ---------------------------------------------------------------- commands
@@ -206,7 +198,11 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    service, report = _service(args)
+    from bot.service import ChatService
+
+    service, report = ChatService.open(
+        _settings(args), confirm_removal=bool(getattr(args, "yes", False)), backfill=args.backfill
+    )
     service.close()
     if report.held:
         print(f"reload held, nothing changed: {report.held}", file=sys.stderr)
@@ -216,7 +212,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
             print("run again with --yes to remove them", file=sys.stderr)
         print(format_report(report))
         return 1
-    print(format_report(report))
+    print(format_report(report, full=args.list, backfill=args.backfill))
     return 1 if report.refused and not report.issues else 0
 
 
@@ -401,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name in ("ask", "eval", "ingest", "reload", "speed"):
             p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
+        if name in ("ingest", "reload"):
+            p.add_argument("--list", action="store_true", help="list every added, changed, removed and refused file")
+            p.add_argument(
+                "--backfill", action="store_true", help="import as history: answerable at once, never digested"
+            )
         if name in ("ask", "eval", "speed"):
             p.add_argument(
                 "--data",

@@ -70,6 +70,7 @@ class DigestSettings:
     timezone: str = "Asia/Shanghai"
     send_empty: bool = False
     auto_ingest_minutes: int = 0  # 0 = never rescan the corpus folder on a timer
+    max_messages: int = 3  # a digest longer than this for one chat is condensed into one summary
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -230,6 +231,7 @@ def parse_settings(
         timezone=dg.get("timezone", str, "Asia/Shanghai"),
         send_empty=dg.get("send_empty", bool, False),
         auto_ingest_minutes=_positive(dg, "auto_ingest_minutes", int, 0, minimum=0),
+        max_messages=_positive(dg, "max_messages", int, 3, minimum=1),
     )
     try:
         ZoneInfo(digest.timezone)

@@ -46,6 +46,8 @@ class Console:
             self.buttons = {}
         for reply in replies:
             print(render.to_plain(reply.html, color=self.color), file=self.out)
+            if reply.attachment is not None:  # a terminal has room for the full list
+                print(reply.attachment.data.decode("utf-8"), file=self.out)
             for row in reply.buttons:
                 for b in row:
                     self.buttons[_command_for(b.text)] = b.data
@@ -80,7 +82,7 @@ class Console:
         elif command in ("/more", "/source", "/full"):
             self.press(command + (f" {args[0]}" if args else ""))
         elif command == "/reload":
-            self.show(actions.reload(self.svc, args))
+            self.show(actions.reload_command(self.svc, args))
         elif command == "/stats":
             self.show(actions.stats(self.svc))
         elif command == "/subscribe":

@@ -265,6 +265,58 @@ def compose(items: Sequence[DigestIssue], keywords: Sequence[str] = (), *, limit
     return parts
 
 
+# A condensed digest names at most this many headlines; the rest are counted.
+_CONDENSED_HEADLINES = 15
+
+
+def _day(issue: Issue) -> str:
+    return printed(issue.date) or issue.id
+
+
+def condense(items: Sequence[DigestIssue], keywords: Sequence[str] = (), *, limit: int = TELEGRAM_LIMIT) -> str:
+    """One message standing for a digest too long to send: how many issues and which dates, then
+    the headlines that match the reader's keywords (or, without keywords, the newest day's), and
+    how to find the rest. A bulk import must not flood every subscriber with dozens of messages."""
+    kws = normalise_keywords(keywords)
+    dated = sorted((i.issue.date for i in items if i.issue.date), key=str)
+    span = ""
+    if dated:
+        first, last = printed(dated[0]), printed(dated[-1])
+        span = f"({first})" if first == last else f"({first} 至 {last})"
+    lines = [f"<b>📰 政协报新刊摘要</b> · {len(items)} 期{span}", "新内容较多,这里只列要点。"]
+    newest_first = sorted(items, key=lambda i: (i.issue.date or "", i.issue.page or ""), reverse=True)
+    if kws:
+        picked = [
+            (a, i.issue)
+            for i in newest_first
+            for a in i.issue.articles
+            if not a.continuation and article_matches(a, kws)
+        ]
+        lines.append(f"\n<b>提到「{html.escape(_trim(' '.join(kws), 40))}」的文章 {len(picked)} 篇</b>,最新的:")
+    else:
+        newest = newest_first[0].issue.date if newest_first else None
+        day = [i for i in newest_first if i.issue.date == newest] if newest else newest_first[:1]
+        picked = [
+            (a, i.issue) for i in sorted(day, key=lambda i: i.issue.id) for a in i.issue.articles if not a.continuation
+        ]
+        lines.append(f"\n<b>最新一期 {html.escape(_day(day[0].issue))} 的文章</b>:")
+    footer = "\n\n其余内容都已收入资料库:直接向我提问即可检索。"
+    if not kws:
+        footer += "只想看关心的主题:<code>/subscribe 关键词</code>。"
+    budget = limit - _FOOTER_ROOM - utf16_len(footer) - 40
+    shown = 0
+    for article, issue in picked[:_CONDENSED_HEADLINES]:
+        headline = _trim(article.headline, _HEADLINE_MAX)
+        line = f"▪ <b>{highlight(headline, _spans(headline, kws), 'u')}</b> · {html.escape(issue_label(issue))}"
+        if utf16_len("\n".join([*lines, line])) > budget:
+            break
+        lines.append(line)
+        shown += 1
+    if len(picked) > shown:
+        lines.append(f"…另有 {len(picked) - shown} 篇")
+    return "\n".join(lines) + footer
+
+
 EMPTY_DIGEST = "<b>📰 政协报新刊摘要</b>\n自上次摘要以来没有新刊。"
 
 
@@ -368,8 +420,10 @@ class Ledger:
         ]
 
     def entries(self, after: int, upto: int) -> list[LogEntry]:
+        """The range's entries that are news: backfill imports (history) are consumed unseen."""
         rows = self.store.query(
-            "SELECT id, issue, action FROM ingest_log WHERE id > ? AND id <= ? ORDER BY id", (after, upto)
+            "SELECT id, issue, action FROM ingest_log WHERE id > ? AND id <= ? AND backfill = 0 ORDER BY id",
+            (after, upto),
         )
         return [LogEntry(r["id"], r["issue"], r["action"]) for r in rows]
 
@@ -488,6 +542,7 @@ class Digester:
         source: IssueSource,
         *,
         send_empty: bool = False,
+        max_messages: int = 3,
         pacer: Pacer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -495,6 +550,7 @@ class Digester:
         self.store = store
         self.source = source
         self.send_empty = send_empty
+        self.max_messages = max_messages
         self.pacer = pacer or Pacer()
         self.clock = clock
         self._lock = asyncio.Lock()
@@ -502,6 +558,8 @@ class Digester:
     def _compose(self, cursor: Cursor, upto: int) -> list[str]:
         items = issues_in(self.ledger.entries(cursor.delivered_id, upto), self.source)
         parts = compose(items, cursor.keywords)
+        if len(parts) > self.max_messages:
+            parts = [condense(items, cursor.keywords)]
         if not parts and self.send_empty:
             parts = [EMPTY_DIGEST]
         return parts

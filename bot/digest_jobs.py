@@ -70,7 +70,12 @@ async def start(app: Application, now: datetime | None = None) -> None:
     """Startup hook: create the Digester and (re)build the jobs from settings and store."""
     settings = _settings(app)
     service: ChatService = app.bot_data["service"]
-    digester = Digester(service.store, service.engine, send_empty=settings.digest.send_empty)
+    digester = Digester(
+        service.store,
+        service.engine,
+        send_empty=settings.digest.send_empty,
+        max_messages=settings.digest.max_messages,
+    )
     app.bot_data["digester"] = digester
     jq = app.job_queue
     assert jq is not None, "python-telegram-bot[job-queue] is required"
@@ -164,7 +169,13 @@ class ConsoleDigest:
         self.cfg = service.settings.digest
         self.chat_id = chat_id
         self.clock = clock or (lambda: datetime.now(self.cfg.tzinfo))
-        self.digester = Digester(service.store, service.engine, send_empty=self.cfg.send_empty, pacer=console_pacer())
+        self.digester = Digester(
+            service.store,
+            service.engine,
+            send_empty=self.cfg.send_empty,
+            max_messages=self.cfg.max_messages,
+            pacer=console_pacer(),
+        )
         self.next_fire = next_run(self.cfg.cron, self.cfg.tzinfo, self.clock()) if self.cfg.enabled else None
 
     def _deliver(self) -> list[Reply]:

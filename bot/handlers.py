@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     MessageEntity,
     Update,
@@ -34,10 +37,15 @@ from bot import actions, render
 from bot.config import Settings
 from bot.render import Reply
 from bot.service import ChatService, FloodGuard
+from retrieval.engine import Progress
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
+# An import still running after PROGRESS_AFTER seconds gets a progress message, edited every
+# PROGRESS_EVERY seconds (well under Telegram's edit rate limits) until the report replaces it.
+PROGRESS_AFTER = 3.0
+PROGRESS_EVERY = 3.0
 SEND_ATTEMPTS = 3
 SEND_RETRY_SECONDS = 0.5
 
@@ -75,6 +83,10 @@ async def send(message: Message, replies: Sequence[Reply], quote: bool = False) 
                     do_quote=quote and i == 0,
                     disable_web_page_preview=True,
                 )
+                if reply.attachment is not None:
+                    await message.reply_document(
+                        InputFile(reply.attachment.data, filename=reply.attachment.filename), do_quote=False
+                    )
                 break
             except BadRequest:
                 raise  # our mistake: retrying would not help
@@ -254,12 +266,62 @@ async def _refuse_non_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     return True
 
 
+class _Tracker:
+    """Where an import running in a worker thread is; read by the event loop for the progress message."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.state: tuple[str, int, int] = ("", 0, 0)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        with self._lock:
+            self.state = (stage, done, total)
+
+    def read(self) -> tuple[str, int, int]:
+        with self._lock:
+            return self.state
+
+
+async def with_progress(message: Message, title: str, work: Callable[[Progress], list[Reply]]) -> None:
+    """Run an import in a worker thread; if it takes a while, keep one progress message up to date
+    and then turn it into the report. Questions are answered meanwhile: the index swaps at the end."""
+    tracker = _Tracker()
+    started = time.monotonic()
+    task = asyncio.ensure_future(asyncio.to_thread(work, tracker))
+    shown: Message | None = None
+    wait = PROGRESS_AFTER
+    while not (await asyncio.wait({task}, timeout=wait))[0]:
+        wait = PROGRESS_EVERY
+        text = render.progress_html(title, *tracker.read(), time.monotonic() - started)
+        try:
+            if shown is None:
+                shown = await message.reply_text(text, parse_mode=ParseMode.HTML)
+            else:
+                await shown.edit_text(text, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:  # progress is a courtesy: the import goes on regardless
+            log.warning("could not show import progress: %s", exc)
+    replies = task.result()
+    if shown is not None and replies and not replies[0].buttons:
+        try:
+            await shown.edit_text(replies[0].html, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log.warning("could not turn the progress message into the report: %s", exc)
+        else:
+            if replies[0].attachment is not None:
+                attachment = replies[0].attachment
+                await message.reply_document(InputFile(attachment.data, filename=attachment.filename))
+            replies = replies[1:]
+    if replies:
+        await send(message, replies)
+
+
 async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reload [confirm] — admins: rescan the corpus folder and swap in the new index."""
-    if await _refuse_non_admin(update, context) or update.effective_message is None:
+    """/reload [backfill] [confirm] — admins: rescan the corpus folder and swap in the new index."""
+    message = update.effective_message
+    if await _refuse_non_admin(update, context) or message is None:
         return
-    replies = await asyncio.to_thread(actions.reload, _svc(context), list(context.args or []))
-    await send(update.effective_message, replies)
+    svc, args = _svc(context), list(context.args or [])
+    await with_progress(message, "正在重新扫描资料库", lambda progress: actions.reload_command(svc, args, progress))
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -280,15 +342,22 @@ async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     doc = message.document
     name = doc.file_name or f"{doc.file_unique_id}.txt"
-    if not name.lower().endswith(".txt"):
-        await send(message, [Reply(f"⚠️ 只接受 .txt 文本文件,收到的是 {render.esc(name)}。")])
+    is_zip = name.lower().endswith(".zip")
+    if not name.lower().endswith(".txt") and not is_zip:
+        await send(message, [Reply(f"⚠️ 只接受 .txt 文本文件或它们的 .zip 压缩包,收到的是 {render.esc(name)}。")])
         return
     if doc.file_size and doc.file_size > MAX_UPLOAD_BYTES:
-        await send(message, [Reply("⚠️ 文件超过 20 MB,Telegram 不允许机器人下载。")])
+        await send(message, [Reply("⚠️ 文件超过 20 MB,Telegram 不允许机器人下载。请分成几个压缩包发送。")])
         return
     file = await doc.get_file()
     data = bytes(await file.download_as_bytearray())
-    replies = await asyncio.to_thread(actions.add_file, _svc(context), name, data)
+    backfill = (message.caption or "").strip().lower() == actions.BACKFILL
+    svc = _svc(context)
+    if is_zip:
+        title = f"正在导入 {name}"
+        await with_progress(message, title, lambda progress: actions.add_zip(svc, name, data, backfill, progress))
+        return
+    replies = await asyncio.to_thread(actions.add_file, svc, name, data, backfill)
     await send(message, replies)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.service import fingerprint, is_chinese
-from retrieval.engine import ReloadReport
-from retrieval.model import Answer, Article, Hit, Paragraph
+from retrieval.engine import IssueSummary, RefusedFile, ReloadReport
+from retrieval.model import Answer, Article, Hit, Paragraph, printed
 
 MAX_CHARS = 4096  # Telegram's limit for one text message
 CALLBACK_MAX_BYTES = 64
@@ -30,9 +31,18 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent after a reply's text: what does not fit in one message (a full import list)."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Reply:
     html: str
     buttons: tuple[tuple[Button, ...], ...] = ()
+    attachment: Attachment | None = None
 
 
 def esc(text: str) -> str:
@@ -331,7 +341,8 @@ def help_html(group: bool = False, admin: bool = False) -> str:
     if admin:
         lines += [
             *(f"/{name} — {esc(desc)}" for name, desc in ADMIN_COMMANDS),
-            "管理员可直接发送 .txt 文件添加一期报纸。",
+            "管理员可直接发送 .txt 文件添加一期报纸,或发送 .zip 压缩包批量导入"
+            "(说明写 backfill:按历史资料导入,不推送摘要)。",
         ]
     return "\n".join(lines)
 
@@ -341,24 +352,125 @@ def start_html(name: str | None, group: bool = False) -> str:
     return f"{hello}\n\n{help_html(group)}"
 
 
-def report_html(report: ReloadReport, title: str = "资料库已更新") -> str:
+# An import report names this many issues per section (added / changed / removed) and refused
+# files, then counts the rest; the full list goes into an attached .txt file. Each line is cut to
+# REPORT_LINE characters, so even the worst case stays far under Telegram's 4096.
+REPORT_ISSUES = 8
+REPORT_REFUSED = 10
+REPORT_LINE = 100
+
+
+def _line(text: str) -> str:
+    return esc(text if len(text) <= REPORT_LINE else text[: REPORT_LINE - 1] + "…")
+
+
+def _issue_line(s: IssueSummary) -> str:
+    when = f" — {printed(s.date, s.page)}" if s.date else ""
+    return f"{s.id}({s.articles} 篇,{s.paragraphs} 段){when}"
+
+
+def _date_span(span: tuple[str, str] | None) -> str:
+    if span is None:
+        return ""
+    first, last = printed(span[0]), printed(span[1])
+    return f"{first}" if first == last else f"{first} 至 {last}"
+
+
+def report_replies(report: ReloadReport, title: str = "资料库已更新", backfill: bool = False) -> list[Reply]:
+    """An import report as one message of any import's size: totals, the date range, the first few
+    issues of each kind and every refusal (up to a limit), with the full list attached when cut.
+    A held reload (nothing changed, to protect the archive) says why and how to proceed."""
     if report.held:
-        return held_html(report)
+        return [Reply(held_html(report))]
+    html_text, cut = _report(report, title, backfill)
+    if not cut:
+        return [Reply(html_text)]
+    name = f"import-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    return [Reply(html_text, attachment=Attachment(name, report_text(report, title).encode("utf-8")))]
+
+
+def report_html(report: ReloadReport, title: str = "资料库已更新", backfill: bool = False) -> str:
+    return held_html(report) if report.held else _report(report, title, backfill)[0]
+
+
+def _report(report: ReloadReport, title: str, backfill: bool) -> tuple[str, bool]:
     lines = [f"<b>{esc(title)}</b>(用时 {report.seconds:.1f} 秒)"]
     if not report.changed_anything:
         lines.append("没有新增、更新或删除的报纸。")
+    else:
+        counts = [
+            f"{label} {len(items)} 期"
+            for label, items in (("新增", report.added), ("更新", report.changed), ("删除", report.removed))
+            if items
+        ]
+        lines.append(",".join(counts) + "。")
+        fresh = (*report.added, *report.changed)
+        if fresh:
+            span = _date_span(report.date_range())
+            lines.append(
+                f"共 {sum(s.articles for s in fresh)} 篇文章,{sum(s.paragraphs for s in fresh)} 段"
+                + (f";日期 {span}" if span else "")
+                + "。"
+            )
+        if backfill:
+            lines.append("<i>按历史资料导入:可以检索,但不推送订阅摘要。</i>")
+    cut = False
     for label, items in (("新增", report.added), ("更新", report.changed)):
         if items:
-            lines.append(f"{label} {len(items)} 期:")
-            lines += [f"• {esc(s.id)}({s.articles} 篇,{s.paragraphs} 段)" for s in items]
+            lines.append(f"{label}:")
+            lines += [f"• {_line(_issue_line(s))}" for s in items[:REPORT_ISSUES]]
+            if len(items) > REPORT_ISSUES:
+                lines.append(f"…及其他 {len(items) - REPORT_ISSUES} 期")
+                cut = True
     if report.removed:
-        lines.append(f"删除 {len(report.removed)} 期:")
-        lines += [f"• {esc(i)}" for i in report.removed]
+        lines.append("删除:")
+        lines += [f"• {_line(i)}" for i in report.removed[:REPORT_ISSUES]]
+        if len(report.removed) > REPORT_ISSUES:
+            lines.append(f"…及其他 {len(report.removed) - REPORT_ISSUES} 期")
+            cut = True
     if report.refused:
         lines.append(f"⚠️ 拒收 {len(report.refused)} 个文件:")
-        lines += [f"• {esc(r.name)}:{esc(r.reason)}" for r in report.refused]
+        lines += [f"• {_line(f'{r.name}:{_reason(r)}')}" for r in report.refused[:REPORT_REFUSED]]
+        if len(report.refused) > REPORT_REFUSED:
+            lines.append(f"…另有 {len(report.refused) - REPORT_REFUSED} 个拒收文件")
+            cut = True
     lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
-    return _fit("\n".join(lines))
+    if cut:
+        lines.append("<i>完整清单见附件。</i>")
+    return "\n".join(lines), cut
+
+
+def _reason(refused: RefusedFile) -> str:
+    """The engine's reasons start with the file's (base) name; the report shows it once."""
+    for prefix in (f"{refused.name}: ", f"{refused.name.replace(chr(92), '/').rsplit('/', 1)[-1]}: "):
+        if refused.reason.startswith(prefix):
+            return refused.reason[len(prefix) :]
+    return refused.reason
+
+
+def report_text(report: ReloadReport, title: str = "资料库已更新") -> str:
+    """The complete import list as plain text: the attachment, and what `ingest --list` prints."""
+    lines = [
+        f"{title}(用时 {report.seconds:.1f} 秒)",
+        f"新增 {len(report.added)} 期,更新 {len(report.changed)} 期,删除 {len(report.removed)} 期,"
+        f"未变 {report.unchanged} 期,拒收 {len(report.refused)} 个文件",
+    ]
+    span = _date_span(report.date_range())
+    if span:
+        lines.append(f"日期:{span}")
+    for label, items in (("新增", report.added), ("更新", report.changed)):
+        if items:
+            lines.append(f"\n{label} {len(items)} 期:")
+            lines += [f"+ {s.source or s.id}\t{_issue_line(s)}" for s in items]
+    if report.removed:
+        lines.append(f"\n删除 {len(report.removed)} 期:")
+        lines += [f"- {i}" for i in report.removed]
+    if report.refused:
+        lines.append(f"\n拒收 {len(report.refused)} 个文件:")
+        lines += [f"! {r.name}\t{_reason(r)}" for r in report.refused]
+    lines.append(f"\n现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
+    return "\n".join(lines) + "\n"
+
 
 
 def held_html(report: ReloadReport) -> str:
@@ -427,9 +539,19 @@ def unsubscribed_html(was_subscribed: bool) -> str:
     return "已取消订阅。" if was_subscribed else "您目前没有订阅,无需取消。"
 
 
+def progress_html(title: str, stage: str, done: int, total: int, seconds: float) -> str:
+    """The progress message a long import edits in place until its report replaces it."""
+    doing = {"check": "检查文件", "index": "建立索引"}.get(stage, "准备中")
+    count = f" {done} / {total} 个文件" if total else ""
+    return f"⏳ <b>{esc(title)}</b>\n{doing}{count},已用 {seconds:.0f} 秒。\n导入期间照常回答问题(使用导入前的资料)。"
+
+
+RELOAD_USAGE_HTML = (
+    "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入(可以检索,但不推送订阅摘要);"
+    "<code>/reload confirm</code> 确认删除超过一半的报纸。"
+)
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 NOT_YOURS_TEXT = "这个按钮属于另一个聊天里的提问。请在这里重新提问。"
-RELOAD_USAGE_HTML = "用法:/reload 重新扫描资料库;/reload confirm 确认删除超过一半的报纸。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"
 NOT_ADMIN_HTML = "⛔ 只有管理员可以使用这个功能。"
 NOT_TEXT_HTML = "我只能读文字。请用文字提问,例如:<code>武威市政协2023年开展了几项重点调研视察?</code>"

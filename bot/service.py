@@ -8,6 +8,7 @@ upload — is recorded, making `ingest_log` the single source of "newly ingested
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from bot.config import Settings, ensure_corpus
 from bot.store import Store, Subscription
-from retrieval.engine import CorpusStats, Engine, ReloadReport
+from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.index import checkpoint
 from retrieval.model import Answer, Article, Paragraph
 
@@ -90,15 +91,18 @@ class ChatService:
         self.log_failures = 0
 
     @classmethod
-    def open(cls, settings: Settings, confirm_removal: bool = False) -> tuple[ChatService, ReloadReport]:
-        """Open the engine over the corpus folder and the store, logging what the engine ingested and
-        whatever an earlier run indexed but crashed before logging (see `reconcile`)."""
+    def open(
+        cls, settings: Settings, confirm_removal: bool = False, backfill: bool = False
+    ) -> tuple[ChatService, ReloadReport]:
+        """Open the engine over the corpus folder and the store, logging what the engine ingested
+        (`backfill`: as history, which digests skip) and whatever an earlier run indexed but crashed
+        before logging (see `reconcile`)."""
         ensure_corpus(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir), confirm_removal)
         store = Store(settings.db_path)
         service = cls(engine, store, settings)
-        service.record(report)
+        service.record(report, backfill)
         service.reconcile()
         return service, report
 
@@ -107,9 +111,7 @@ class ChatService:
 
     # -- questions ----------------------------------------------------------------------------
 
-    def ask(
-        self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0
-    ) -> Asked:
+    def ask(self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0) -> Asked:
         """Answer a question (first page) and log it; the log id lets 更多 fetch later pages."""
         question = self.clean(question)
         started = time.perf_counter()
@@ -184,35 +186,53 @@ class ChatService:
 
     # -- corpus administration ----------------------------------------------------------------
 
-    def reload(self, confirm_removal: bool = False) -> ReloadReport:
+    def reload(
+        self, confirm_removal: bool = False, backfill: bool = False, progress: Progress | None = None
+    ) -> ReloadReport:
         """Rescan the corpus folder; one reload at a time, questions keep using the old index meanwhile.
-        Removing more than half of the issues needs `confirm_removal` (an admin's /reload confirm)."""
+        Removing more than half of the issues needs `confirm_removal` (an admin's /reload confirm);
+        `backfill`: what it brings in is history, answerable at once but never digested."""
         with self._reload_lock:
-            report = self.engine.reload(confirm_removal)
+            report = self.engine.reload(confirm_removal, progress)
             checkpoint("swapped")
-            self.record(report)
+            self.record(report, backfill)
             if report.changed_anything:
                 self.reconcile()
             return report
 
-    def add_file(self, name: str, data: bytes) -> ReloadReport:
+    def add_file(self, name: str, data: bytes, backfill: bool = False) -> ReloadReport:
         """Validate and ingest an uploaded issue; raises BadIssueFile with a user-fit reason."""
         with self._reload_lock:
             report = self.engine.add_file(name, data)
-            self.record(report)
+            self.record(report, backfill)
             return report
 
-    def record(self, report: ReloadReport) -> None:
-        """Log what a reload changed, in the order the engine reports it."""
+    def add_batch(
+        self,
+        files: list[tuple[str, bytes]],
+        refused: list[RefusedFile],
+        backfill: bool = False,
+        progress: Progress | None = None,
+    ) -> ReloadReport:
+        """Ingest an archive's files in one swap; `refused`: entries the archive itself could not give,
+        reported along with the files the engine refuses."""
+        with self._reload_lock:
+            report = self.engine.add_files(files, progress)
+            self.record(report, backfill)
+        return dataclasses.replace(report, refused=(*refused, *report.refused))
+
+    def record(self, report: ReloadReport, backfill: bool = False) -> None:
+        """Log what a reload or upload changed, in the order the engine reports it: the ingest log is
+        what digests are built from."""
         if report.held:
             log.warning("reload held, nothing changed: %s", report.held)
             return
         for summary in report.added:
-            self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs)
+            self.store.log_ingest(summary.id, "added", summary.sha256, summary.articles, summary.paragraphs, backfill)
         for summary in report.changed:
-            self.store.log_ingest(summary.id, "changed", summary.sha256, summary.articles, summary.paragraphs)
+            self.store.log_ingest(summary.id, "changed", summary.sha256, summary.articles, summary.paragraphs, backfill)
         for issue in report.removed:
-            self.store.log_ingest(issue, "removed")
+            self.store.log_ingest(issue, "removed", backfill=backfill)
         if report.changed_anything or report.refused:
             log.info(
                 "ingest: +%d ~%d -%d, %d refused; now %d issues, %d paragraphs",

@@ -93,6 +93,11 @@ MIGRATIONS: list[str] = [
         summary     TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 4: backfill imports (history loaded in bulk) are logged like any other, so the exactly-once
+    # bookkeeping is unchanged, but digests skip them: history is not news.
+    """
+    ALTER TABLE ingest_log ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -113,6 +118,7 @@ class IngestEntry:
     articles: int
     paragraphs: int
     action: str
+    backfill: bool = False  # imported as history: indexed, never digested
 
 
 @dataclass(frozen=True)
@@ -160,14 +166,10 @@ class Store:
     def migrate(self, migrations: Sequence[str] = MIGRATIONS) -> int:
         """Apply the scripts not yet recorded, in order; returns the schema version."""
         with self.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
             current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
             if current > len(migrations):
-                raise RuntimeError(
-                    f"database schema version {current} is newer than this code ({len(migrations)})"
-                )
+                raise RuntimeError(f"database schema version {current} is newer than this code ({len(migrations)})")
             for version in range(current + 1, len(migrations) + 1):
                 for statement in _statements(migrations[version - 1]):
                     conn.execute(statement)
@@ -243,7 +245,13 @@ class Store:
     # -- ingest log ---------------------------------------------------------------------------
 
     def log_ingest(
-        self, issue: str, action: str, sha256: str = "", articles: int = 0, paragraphs: int = 0
+        self,
+        issue: str,
+        action: str,
+        sha256: str = "",
+        articles: int = 0,
+        paragraphs: int = 0,
+        backfill: bool = False,
     ) -> int | None:
         """Record an ingest event; a repeat of the issue's last recorded state is skipped (returns None).
 
@@ -262,15 +270,15 @@ class Store:
             if action == "added" and last is not None and last["action"] != "removed":
                 action = "changed"
             cur = conn.execute(
-                """INSERT INTO ingest_log (issue, sha256, ingested_at, articles, paragraphs, action)
-                   VALUES (?, ?, ?, ?, ?, ?)""",
-                (issue, sha256, time.time(), articles, paragraphs, action),
+                """INSERT INTO ingest_log (issue, sha256, ingested_at, articles, paragraphs, action, backfill)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (issue, sha256, time.time(), articles, paragraphs, action, int(backfill)),
             )
             return cur.lastrowid
 
     def ingest_log(self, after_id: int = 0, limit: int = 1000) -> list[IngestEntry]:
         rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [IngestEntry(**dict(r)) for r in rows]
+        return [IngestEntry(**{**dict(r), "backfill": bool(r["backfill"])}) for r in rows]
 
     def ingest_state(self) -> dict[str, tuple[str, str]]:
         """Each logged issue's last (action, sha256)."""

@@ -7,11 +7,13 @@ bot can run them in a worker thread (`asyncio.to_thread`) off the event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import os
 import threading
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,10 @@ MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked 
 MAX_NAME_BYTES = 200  # an upload's file name; most file systems stop at 255
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
+# Told how far an import is: (stage, done, total); stage is "check" (validating uploads) or
+# "index" (reading and tokenizing new files). Called from the importing thread.
+Progress = Callable[[str, int, int], None]
+
 __all__ = ["BadIssueFile", "CorpusStats", "Engine", "IssueSummary", "RefusedFile", "ReloadReport"]
 
 
@@ -37,6 +43,13 @@ class IssueSummary:
     sha256: str
     articles: int
     paragraphs: int
+    date: str | None = None  # ISO date the issue was printed, when known
+    page: str | None = None
+
+    @property
+    def label(self) -> str:
+        """2024年1月6日 第1版 when dated, else the file id: how reports name an issue."""
+        return printed(self.date, self.page) or self.id
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,11 @@ class ReloadReport:
     @property
     def changed_anything(self) -> bool:
         return bool(self.added or self.changed or self.removed)
+
+    def date_range(self) -> tuple[str, str] | None:
+        """First and last ISO date among the added and changed issues; None when none is dated."""
+        dates = sorted(s.date for s in (*self.added, *self.changed) if s.date)
+        return (dates[0], dates[-1]) if dates else None
 
 
 @dataclass(frozen=True)
@@ -137,12 +155,18 @@ class Engine:
         cands = candidates(index, query, weights, issues=issues, pool=size)
         return Pool(query, weights, absent_share(index, query), cands, index.scorer.size)
 
-    def reload(self, confirm_removal: bool = False) -> ReloadReport:
+    def reload(self, confirm_removal: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index.
         A held rescan (see index.scan) changes nothing and says why in `ReloadReport.held`."""
         with self._write_lock:
             try:
-                result = scan(self.corpus_dir, self._store, self._index, confirm_removal=confirm_removal)
+                result = scan(
+                    self.corpus_dir,
+                    self._store,
+                    self._index,
+                    _stage(progress, "index"),
+                    confirm_removal=confirm_removal,
+                )
             except ReloadHeld as held:
                 return self._held(held)
             return self._swap(result)
@@ -165,22 +189,50 @@ class Engine:
         name is not one a folder should hold, or when the disk is full ("磁盘空间不足": no partial
         file is left behind). A name that differs from an existing file's only in case replaces it.
         """
-        safe = upload_name(name)
-        parse_bytes(safe, data)  # validate before anything touches the corpus folder
+        safe = _checked_upload(name, data)
         with self._write_lock:
-            self.corpus_dir.mkdir(parents=True, exist_ok=True)
-            safe = _existing_spelling(self.corpus_dir, safe)
-            target = self.corpus_dir / safe
-            tmp = target.with_name("." + safe + ".part")
-            try:
-                write_file(tmp, data)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                if exc.errno in NO_SPACE:
-                    raise BadIssueFile(f"{safe}: 磁盘空间不足, 文件未保存 (no space left on device)") from None
-                raise
-            os.replace(tmp, target)
+            self._save(safe, data)
             return self._swap(scan(self.corpus_dir, self._store, self._index))
+
+    def add_files(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> ReloadReport:
+        """A batch of uploads: each validated as `add_file` would, the good ones saved and ingested in
+        one swap, the others listed in the report's `refused` (never saved)."""
+        good: list[tuple[str, bytes]] = []
+        refused: list[RefusedFile] = []
+        for done, (name, data) in enumerate(files, 1):
+            try:
+                good.append((_checked_upload(name, data), data))
+            except BadIssueFile as exc:
+                refused.append(RefusedFile(name, str(exc)))
+            if progress is not None:
+                progress("check", done, len(files))
+        with self._write_lock:
+            if not good:
+                stats = self.stats()
+                return ReloadReport(
+                    refused=tuple(refused), issues=stats.issues, articles=stats.articles, paragraphs=stats.paragraphs
+                )
+            for safe, data in good:
+                self._save(safe, data)
+            report = self._swap(scan(self.corpus_dir, self._store, self._index, _stage(progress, "index")))
+        return dataclasses.replace(report, refused=(*refused, *report.refused))
+
+    def _save(self, name: str, data: bytes) -> None:
+        """Write one file into the corpus folder atomically (a reader never sees half a file); a name
+        differing from an existing file's only in case replaces it; a full disk is BadIssueFile
+        ("磁盘空间不足") with no partial file left behind."""
+        self.corpus_dir.mkdir(parents=True, exist_ok=True)
+        name = _existing_spelling(self.corpus_dir, name)
+        target = self.corpus_dir / name
+        tmp = target.with_name("." + name + ".part")
+        try:
+            write_file(tmp, data)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in NO_SPACE:
+                raise BadIssueFile(f"{name}: 磁盘空间不足, 文件未保存 (no space left on device)") from None
+            raise
+        os.replace(tmp, target)
 
     def _swap(self, result: ScanResult) -> ReloadReport:
         self._index = result.index
@@ -189,7 +241,7 @@ class Engine:
 
         def summary(iid: str) -> IssueSummary:
             ii = result.index.issues[iid]
-            return IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs)
+            return IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs, ii.date, ii.page)
 
         return ReloadReport(
             added=tuple(summary(i) for i in result.added),
@@ -235,7 +287,8 @@ class Engine:
 
 
 def upload_name(name: str) -> str:
-    """The file name an upload is saved under, or BadIssueFile saying why there is none."""
+    """The file name an upload is saved under (its base name only: nothing lands outside the
+    folder), or BadIssueFile saying why there is none."""
     safe = name.replace("\\", "/").rsplit("/", 1)[-1]
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in safe):
         raise BadIssueFile("文件名含有控制字符, 请改名后再上传 (control characters in the file name)")
@@ -243,6 +296,14 @@ def upload_name(name: str) -> str:
         raise BadIssueFile(f"文件名太长 (超过 {MAX_NAME_BYTES} 字节), 请改短后再上传")
     if not safe or Path(safe).suffix.lower() not in CORPUS_SUFFIXES or safe.startswith("."):
         raise BadIssueFile(f"{name or '(无文件名)'}: 只接受 .txt 格式的报纸文件")
+    return safe
+
+
+def _checked_upload(name: str, data: bytes) -> str:
+    """The corpus file name for an upload, after checking it parses as an issue; raises
+    BadIssueFile with the reason otherwise."""
+    safe = upload_name(name)
+    parse_bytes(safe, data)  # validate before anything touches the corpus folder
     return safe
 
 
@@ -265,6 +326,12 @@ def write_file(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
 
 
 def _settle_heap(first: bool) -> None:

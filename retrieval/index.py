@@ -690,7 +690,12 @@ def _ingest_all(jobs: list[tuple[str, bytes, str]]) -> Iterator[IndexedIssue | s
 
 
 def scan(
-    corpus_dir: Path, store: IndexStore, previous: Index | None = None, *, confirm_removal: bool = False
+    corpus_dir: Path,
+    store: IndexStore,
+    previous: Index | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    confirm_removal: bool = False,
 ) -> ScanResult:
     """Bring the index in line with the corpus folder, touching only what changed.
 
@@ -699,7 +704,8 @@ def scan(
     rescan that would remove more than half of the issues (an unmounted share leaves an empty
     folder), raises ReloadHeld before anything is written, unless `confirm_removal`. With no
     previous index in memory the saved snapshot is the starting point, so a restart re-reads no
-    tokens; when issues were only added, they are appended to it rather than rebuilt.
+    tokens; when issues were only added, they are appended to it rather than rebuilt. `progress` is
+    told (files read, files to read) as new and changed files come back from tokenizing.
     """
     start = time.perf_counter()
     files, outside = corpus_files(corpus_dir)
@@ -759,7 +765,9 @@ def scan(
         if ii is None:
             jobs.append((name, data, str(store.root.parent)))
             waiting.append((issue_id, name))
-    for (issue_id, name), res in zip(waiting, _ingest_all(jobs), strict=True):
+    for done, ((issue_id, name), res) in enumerate(zip(waiting, _ingest_all(jobs), strict=True), 1):
+        if progress is not None:
+            progress(done, len(jobs))
         if isinstance(res, str):
             refused_at[issue_id] = (name, res)
             stats.pop(issue_id, None)  # the file on disk is not what serves: look at it again next time

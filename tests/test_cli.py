@@ -174,4 +174,4 @@ def test_reload_that_would_empty_the_index_needs_yes(
     assert main(["ask", "--json", "--config", config, "酒泉市政协2023年落地了几个项目"]) == 0
     assert json.loads(capsys.readouterr().out)["found"] is True  # still served
     assert main(["reload", "--yes", "--config", config]) == 0
-    assert "移除 5 期" in capsys.readouterr().out
+    assert "删除 5 期" in capsys.readouterr().out

@@ -205,8 +205,16 @@ class FakeBotAPI:
             }
         )
 
-    def document(self, data: bytes, file_name: str, chat_id: int = 1001, user_id: int | None = None, **kw: Any) -> int:
-        """A user sending a file: served later through getFile and the file URL."""
+    def document(
+        self,
+        data: bytes,
+        file_name: str,
+        chat_id: int = 1001,
+        user_id: int | None = None,
+        caption: str | None = None,
+        **kw: Any,
+    ) -> int:
+        """A user sending a file (with an optional caption): served later through getFile and the file URL."""
         file_id = f"file{len(self.files) + 1}"
         self.files[file_id] = (f"documents/{file_id}.txt", data)
         doc = {
@@ -215,7 +223,10 @@ class FakeBotAPI:
             "file_name": file_name,
             "file_size": len(data),
         }
-        return self.push({"message": self.message_dict(None, chat_id, user_id, document=doc, **kw)})
+        message = self.message_dict(None, chat_id, user_id, document=doc, **kw)
+        if caption is not None:
+            message["caption"] = caption
+        return self.push({"message": message})
 
     # -- failures ----------------------------------------------------------------------------
 
@@ -338,6 +349,11 @@ class FakeBotAPI:
             _check_text(text, params.get("parse_mode"))
             _check_markup(params.get("reply_markup"))
             return self._bot_message(params, text=text)
+        if method == "sendDocument":
+            msg = self._bot_message(params)
+            name = str(params.get("document_filename") or "file")
+            msg["document"] = {"file_id": f"sent{msg['message_id']}", "file_unique_id": "s", "file_name": name}
+            return msg
         if method == "editMessageReplyMarkup":
             _check_markup(params.get("reply_markup"))
             return self._bot_message(params)
@@ -504,6 +520,8 @@ def _decode(body: bytes, content_type: str) -> dict[str, Any]:
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True)
             raw[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            if part.get_filename():  # an uploaded file: its text above, its name here
+                raw[f"{name}_filename"] = str(part.get_filename())
     else:
         raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     params: dict[str, Any] = {}

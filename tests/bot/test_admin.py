@@ -231,9 +231,9 @@ async def test_questions_are_answered_while_a_reload_runs(
     release = threading.Event()
     original = svc.engine.reload
 
-    def slow_reload(*args: Any) -> Any:
+    def slow_reload(*args: Any, **kwargs: Any) -> Any:
         release.wait(10)
-        return original(*args)
+        return original(*args, **kwargs)
 
     svc.engine.reload = slow_reload  # type: ignore[method-assign]
     (corpus / "linxia_2024.txt").write_text(NEW_ISSUE, encoding="utf-8")
