@@ -8,6 +8,7 @@ statement goes through one lock on one connection.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -319,6 +320,39 @@ class Store:
     def issue_for_key(self, key: str) -> str | None:
         rows = self.query("SELECT issue FROM issue_keys WHERE key = ?", (key,))
         return str(rows[0]["issue"]) if rows else None
+
+
+def backup(source: Path, target: Path, pages: int = 256) -> int:
+    """Copy the database at `source` into a new file `target` with SQLite's online backup API, while
+    the bot may be running and writing: the copy is a consistent snapshot (WAL included). Written to
+    a `.part` file and renamed, so an interrupted backup never leaves a file that looks whole.
+    Returns the copy's size in bytes. Raises StoreError for a missing or unusable source, or when
+    `target` exists (a backup never overwrites)."""
+    if not source.is_file():
+        raise StoreError(f"{source}: no database there (is data_dir in the config right?)")
+    if target.exists():
+        raise StoreError(f"{target}: already exists; a backup never overwrites, choose a new name")
+    part = target.with_name(target.name + ".part")
+    try:
+        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(part)
+            try:
+                src.backup(dst, pages=pages)  # in steps: the bot's writes wait a moment at most
+                if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                    raise StoreError(f"{part}: the copy fails SQLite's integrity check; nothing kept")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(part, target)
+    except sqlite3.DatabaseError as exc:
+        part.unlink(missing_ok=True)
+        raise StoreError(f"{source}: cannot be backed up ({exc})") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return target.stat().st_size
 
 
 def _subscription(row: sqlite3.Row) -> Subscription:
