@@ -8,6 +8,7 @@ statement goes through one lock on one connection.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -16,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Append-only. Index i (0-based) is migration version i + 1.
 MIGRATIONS: list[str] = [
@@ -132,6 +135,10 @@ class Store:
     """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
 
     def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self.reopened = 0  # times the file was found deleted or replaced, and reopened
+        self._lock = threading.RLock()
         try:
             self._open(path)
         except sqlite3.DatabaseError as exc:
@@ -146,7 +153,6 @@ class Store:
         # Handlers call the store from asyncio.to_thread workers: one connection, one lock.
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
         with self._lock:
             if str(path) != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -154,7 +160,44 @@ class Store:
                 # on a power cut, and saves an fsync (~6 ms, under the lock) on every logged question.
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            if str(path) != ":memory:":
+                st = os.stat(path)
+                self._identity = (st.st_dev, st.st_ino)
         self.migrate()
+
+    def _current(self) -> sqlite3.Connection:
+        """The connection, after checking (one stat, ~1 µs) that the file it has open is still the one
+        at the path. Deleted (the data folder removed while running): a new file is made there from
+        the open connection, which still reads the unlinked one, so nothing is lost and what is
+        confirmed next is stored where a restart finds it. Replaced (a backup put in place): that file
+        is opened. Either way one warning; called under the lock."""
+        if self._identity is None:
+            return self._conn
+        try:
+            st = os.stat(self._path)
+            here: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            here = None
+        if here == self._identity:
+            return self._conn
+        old = self._conn
+        if here is None:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            part = self._path + ".part"
+            Path(part).unlink(missing_ok=True)
+            dst = sqlite3.connect(part)
+            try:
+                old.backup(dst)
+            finally:
+                dst.close()
+            os.replace(part, self._path)
+            log.warning("%s was deleted while the bot ran: recreated from the open connection", self._path)
+        else:
+            log.warning("%s was replaced while the bot ran: opened the new file", self._path)
+        old.close()
+        self._open(self._path)
+        self.reopened += 1
+        return self._conn
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -187,17 +230,18 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run statements atomically under the store's lock (also for other modules' tables)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn = self._current()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return self._current().execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
