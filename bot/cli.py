@@ -216,6 +216,21 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 1 if report.refused and not report.issues else 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Online copy of bot.sqlite3 (subscriptions, ingest log, digest cursors) while the bot runs."""
+    from bot.store import StoreError, backup
+
+    source = _settings(args).db_path
+    try:
+        size = backup(source, Path(args.file))
+    except (StoreError, OSError) as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {source} → {args.file} ({size:,} bytes)")
+    print(f"to restore: stop the bot, then copy {args.file} to {source} (and delete any {source.name}-wal, -shm)")
+    return 0
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit the judge on labelled questions over one or more corpora; prints the cross-validated figures."""
     from retrieval import fit
@@ -382,6 +397,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench": (cmd_bench, "archive-scale benchmark (synthetic 10k/100k/1M paragraphs); see docs/benchmarks.md"),
     "bench-chat": (cmd_bench_chat, "chat latency: simulated users asking through a fake Bot API server"),
     "speed": (cmd_speed, "warm ask latency and start-to-first-answer on the configured corpus"),
+    "backup": (cmd_backup, "copy bot.sqlite3 (subscriptions, ingest log) to FILE, safely while the bot runs"),
     "fit": (cmd_fit, "fit the answer/abstain judge on labelled questions (cross-validated); --write saves it"),
 }
 
@@ -428,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "parse":
             p.add_argument("file", help="an issue .txt file")
             p.add_argument("--json", action="store_true", help="print the JSON contract")
+        elif name == "backup":
+            p.add_argument("file", help="the new backup file (never overwritten)")
         elif name in ("bench", "bench-chat"):
             p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (try: bench --help)")
         elif name == "speed":

@@ -8,6 +8,8 @@ statement goes through one lock on one connection.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -15,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Append-only. Index i (0-based) is migration version i + 1.
 MIGRATIONS: list[str] = [
@@ -137,6 +141,10 @@ class Store:
     """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
 
     def __init__(self, path: str | Path) -> None:
+        self._path = str(path)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self.reopened = 0  # times the file was found deleted or replaced, and reopened
+        self._lock = threading.RLock()
         try:
             self._open(path)
         except sqlite3.DatabaseError as exc:
@@ -151,7 +159,6 @@ class Store:
         # Handlers call the store from asyncio.to_thread workers: one connection, one lock.
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
         with self._lock:
             if str(path) != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -159,7 +166,44 @@ class Store:
                 # on a power cut, and saves an fsync (~6 ms, under the lock) on every logged question.
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            if str(path) != ":memory:":
+                st = os.stat(path)
+                self._identity = (st.st_dev, st.st_ino)
         self.migrate()
+
+    def _current(self) -> sqlite3.Connection:
+        """The connection, after checking (one stat, ~1 µs) that the file it has open is still the one
+        at the path. Deleted (the data folder removed while running): a new file is made there from
+        the open connection, which still reads the unlinked one, so nothing is lost and what is
+        confirmed next is stored where a restart finds it. Replaced (a backup put in place): that file
+        is opened. Either way one warning; called under the lock."""
+        if self._identity is None:
+            return self._conn
+        try:
+            st = os.stat(self._path)
+            here: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            here = None
+        if here == self._identity:
+            return self._conn
+        old = self._conn
+        if here is None:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            part = self._path + ".part"
+            Path(part).unlink(missing_ok=True)
+            dst = sqlite3.connect(part)
+            try:
+                old.backup(dst)
+            finally:
+                dst.close()
+            os.replace(part, self._path)
+            log.warning("%s was deleted while the bot ran: recreated from the open connection", self._path)
+        else:
+            log.warning("%s was replaced while the bot ran: opened the new file", self._path)
+        old.close()
+        self._open(self._path)
+        self.reopened += 1
+        return self._conn
 
     # -- schema -------------------------------------------------------------------------------
 
@@ -188,17 +232,18 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run statements atomically under the store's lock (also for other modules' tables)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn = self._current()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return self._current().execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -327,6 +372,39 @@ class Store:
     def issue_for_key(self, key: str) -> str | None:
         rows = self.query("SELECT issue FROM issue_keys WHERE key = ?", (key,))
         return str(rows[0]["issue"]) if rows else None
+
+
+def backup(source: Path, target: Path, pages: int = 256) -> int:
+    """Copy the database at `source` into a new file `target` with SQLite's online backup API, while
+    the bot may be running and writing: the copy is a consistent snapshot (WAL included). Written to
+    a `.part` file and renamed, so an interrupted backup never leaves a file that looks whole.
+    Returns the copy's size in bytes. Raises StoreError for a missing or unusable source, or when
+    `target` exists (a backup never overwrites)."""
+    if not source.is_file():
+        raise StoreError(f"{source}: no database there (is data_dir in the config right?)")
+    if target.exists():
+        raise StoreError(f"{target}: already exists; a backup never overwrites, choose a new name")
+    part = target.with_name(target.name + ".part")
+    try:
+        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(part)
+            try:
+                src.backup(dst, pages=pages)  # in steps: the bot's writes wait a moment at most
+                if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                    raise StoreError(f"{part}: the copy fails SQLite's integrity check; nothing kept")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(part, target)
+    except sqlite3.DatabaseError as exc:
+        part.unlink(missing_ok=True)
+        raise StoreError(f"{source}: cannot be backed up ({exc})") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return target.stat().st_size
 
 
 def _subscription(row: sqlite3.Row) -> Subscription:

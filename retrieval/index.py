@@ -10,6 +10,9 @@ On disk (`<data_dir>/index/`), readable without the code:
     issues-<seg>.bin     the parsed articles of one scorer segment's issues, each marshalled as
                          plain tuples, read on demand through a memory map (a derived cache)
     issues-<seg>.idx.npy per article: offset, length and paragraph count in the .bin
+  Every snapshot file's size and CRC-32 are recorded when written (snapshot.json "chunk_files",
+  bm25/params.json "files") and checked at load: a damaged chunk is rebuilt from the token cache,
+  a damaged scorer array rebuilds the index from it.
 
 The first ingest of many files parses and tokenizes them in a process pool, one worker per core;
 adding issues appends a scorer segment instead of rebuilding (BM25Scorer.with_added).
@@ -34,7 +37,7 @@ import shutil
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
@@ -50,7 +53,7 @@ from retrieval.tokenizer import fingerprint, segmenter, tokenize
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SNAPSHOT_VERSION = 4  # an older snapshot is rebuilt from the token cache, never migrated
+SNAPSHOT_VERSION = 5  # an older snapshot is rebuilt from the token cache, never migrated
 CORPUS_SUFFIXES = (".txt",)
 TEXT_CACHE = 4096  # normalised article texts kept per index (~20 MB at most)
 POOL_MIN_FILES = 8  # fewer new files are tokenized in-process: a worker's jieba start-up costs ~1 s
@@ -493,11 +496,13 @@ class IndexStore:
     def snapshot_dir(self) -> Path:
         return self.root / "snapshot"
 
-    def save_snapshot(self, index: Index) -> None:
-        """Persist the scorer and parsed issues per scorer segment; segments on disk are not rewritten.
+    def save_snapshot(self, index: Index, rewrite: frozenset[str] = frozenset()) -> None:
+        """Persist the scorer and parsed issues per scorer segment; segments on disk are not rewritten
+        (except the chunks named in `rewrite`: found damaged).
 
         Issues go into one chunk per segment, article by article (marshalled tuples), with an index
-        of offsets: a restart maps the chunk and reads an article only when it is shown."""
+        of offsets: a restart maps the chunk and reads an article only when it is shown. Every file
+        gets its size and CRC-32 recorded (snapshot.json, bm25/params.json), checked at load."""
         if index.scorer is None:
             shutil.rmtree(self.snapshot_dir, ignore_errors=True)
             return
@@ -506,6 +511,7 @@ class IndexStore:
         order = list(index.issues.values())
         starts = np.cumsum([0] + [ii.paragraphs for ii in order])
         old: dict[str, list] = {}
+        prev: dict = {}
         try:
             prev = self._read_json(snap / "snapshot.json")
             if prev.get("snapshot") == SNAPSHOT_VERSION and prev.get("fields") == _snapshot_fields():
@@ -514,48 +520,48 @@ class IndexStore:
             pass
         chunks: list[str] = []
         rows: list[list] = []
+        sums: dict[str, list[int]] = {}
+        old_sums = prev.get("chunk_files", {}) if old else {}
         for name, first, count in index.scorer.segment_ranges():
             chunk = f"issues-{name}.bin"
             chunks.append(chunk)
             lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
             part = order[lo:hi]
-            have = (snap / chunk).exists() and all(
-                (r := old.get(ii.id)) is not None and r[1] == ii.sha256 and r[7] == chunk for ii in part
+            have = (
+                (snap / chunk).exists()
+                and chunk not in rewrite
+                and all(f in old_sums for f in _chunk_files(chunk))
+                and all((r := old.get(ii.id)) is not None and r[1] == ii.sha256 and r[7] == chunk for ii in part)
             )
             if have:
                 rows.extend(old[ii.id] for ii in part)
+                sums.update({f: old_sums[f] for f in _chunk_files(chunk)})
                 continue
-            tmp = snap / (chunk + ".tmp")
-            idx: list[tuple[int, int, int]] = []
-            offset = 0
-            with tmp.open("wb") as f:
-                for ii in part:
-                    rows.append([*ii._meta(), chunk, len(idx)])
-                    for a in range(ii.articles):
-                        art = ii.article(a)
-                        blob = _article_record(art)
-                        f.write(blob)
-                        idx.append((offset, len(blob), len(art.paragraphs)))
-                        offset += len(blob)
-            np.save(snap / (chunk.removesuffix(".bin") + ".idx.npy"), np.asarray(idx, dtype=np.int64).reshape(-1, 3))
-            os.replace(tmp, snap / chunk)
+            rows.extend(_write_chunk(snap, chunk, part))
+            sums.update({f: bm25.file_sum(snap / f) for f in _chunk_files(chunk)})
         meta = self._settings() | {
             "snapshot": SNAPSHOT_VERSION,
             "fields": _snapshot_fields(),
             "chunks": chunks,
+            "chunk_files": sums,  # [size, CRC-32] of each chunk file when written, checked at load
             "issues": rows,
             "issue_columns": ["id", "sha256", "source", "articles", "paragraphs", "date", "page", "chunk", "first row"],
             "paragraphs": len(index.paragraphs),
         }
         self._write_json(snap / "snapshot.json", meta)
-        keep = set(chunks) | {c.removesuffix(".bin") + ".idx.npy" for c in chunks}
+        keep = set(sums)
         for stale in [*snap.glob("issues-*.bin"), *snap.glob("issues-*.npy"), *snap.glob("issues-*.pickle")]:
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
     def load_snapshot(self) -> Index | None:
         """The last saved index, if written with today's settings; the scorer arrays are memory-mapped
-        and parsed articles are read on demand."""
+        and parsed articles are read on demand.
+
+        Every file's size and CRC-32 are checked against those recorded when it was written (~0.25 s
+        a GB, two files at a time). A damaged chunk is rebuilt from the token cache on the spot; a
+        damaged scorer array makes the caller rebuild the index from the token cache (None). Either
+        way one warning names the file, and nothing damaged is ever served."""
         snap = self.snapshot_dir
         try:
             meta = self._read_json(snap / "snapshot.json")
@@ -563,7 +569,19 @@ class IndexStore:
                 return None
             if meta.get("snapshot") != SNAPSHOT_VERSION or meta.get("fields") != _snapshot_fields():
                 return None
-            scorer = bm25.BM25Scorer.load(snap / "bm25")
+            with ThreadPoolExecutor(max_workers=1) as pool:  # the chunks hash while the scorer loads
+                damaged = pool.submit(self._damaged_chunks, meta)
+                try:
+                    scorer = bm25.BM25Scorer.load(snap / "bm25")
+                except bm25.Damaged as exc:
+                    log.warning("index snapshot: %s: rebuilding the index from the token cache", exc)
+                    return None
+                bad = damaged.result()
+            if bad:
+                repaired = self._repair_chunks(meta, bad)
+                if repaired is None:
+                    return None
+                meta = repaired
             files = {c: _Chunk(snap / c) for c in meta["chunks"]}
             issues: dict[str, IndexedIssue] = {}
             for *m, chunk, row0 in meta["issues"]:
@@ -575,6 +593,69 @@ class IndexStore:
         if len(table) != scorer.size:
             return None
         return Index(issues=issues, scorer=scorer, paragraphs=table)
+
+    def _damaged_chunks(self, meta: dict) -> dict[str, bm25.Damaged]:
+        """The chunks (by .bin name) whose .bin or .idx.npy is not what was written."""
+        sums = meta["chunk_files"]
+        bad: dict[str, bm25.Damaged] = {}
+        for chunk in meta["chunks"]:
+            try:
+                bm25.check_files(self.snapshot_dir, {f: sums[f] for f in _chunk_files(chunk)})
+            except bm25.Damaged as exc:
+                bad[chunk] = exc
+        return bad
+
+    def _repair_chunks(self, meta: dict, bad: dict[str, bm25.Damaged]) -> dict | None:
+        """Rewrite damaged chunks from the token cache (parsed issues, no tokenizing); None when an
+        issue of one is not in the cache either (the caller then rebuilds from the corpus)."""
+        snap = self.snapshot_dir
+        sums = dict(meta["chunk_files"])
+        for chunk, exc in bad.items():
+            start = time.perf_counter()
+            rows = [r for r in meta["issues"] if r[7] == chunk]
+            part = [self.load_issue(r[0], r[1]) for r in rows]
+            if any(ii is None for ii in part):
+                log.warning("index snapshot: %s: not in the token cache either, rebuilding the index", exc)
+                return None
+            written = _write_chunk(snap, chunk, [ii for ii in part if ii is not None])
+            if [w[8] for w in written] != [r[8] for r in rows]:
+                return None  # the token cache holds other articles than the snapshot table says
+            sums.update({f: bm25.file_sum(snap / f) for f in _chunk_files(chunk)})
+            log.warning(
+                "index snapshot: %s: rebuilt %s (%d issues) from the token cache in %.1f s",
+                exc,
+                chunk,
+                len(rows),
+                time.perf_counter() - start,
+            )
+        meta = meta | {"chunk_files": sums}
+        self._write_json(snap / "snapshot.json", meta)
+        return meta
+
+
+def _chunk_files(chunk: str) -> tuple[str, str]:
+    """The two files of a chunk: articles (.bin) and their offsets (.idx.npy)."""
+    return chunk, chunk.removesuffix(".bin") + ".idx.npy"
+
+
+def _write_chunk(snap: Path, chunk: str, part: Sequence[IndexedIssue]) -> list[list]:
+    """Write one chunk (articles back to back, then the offset table); its snapshot.json rows."""
+    tmp = snap / (chunk + ".tmp")
+    rows: list[list] = []
+    idx: list[tuple[int, int, int]] = []
+    offset = 0
+    with tmp.open("wb") as f:
+        for ii in part:
+            rows.append([*ii._meta(), chunk, len(idx)])
+            for a in range(ii.articles):
+                art = ii.article(a)
+                blob = _article_record(art)
+                f.write(blob)
+                idx.append((offset, len(blob), len(art.paragraphs)))
+                offset += len(blob)
+    bm25.atomic_save(snap / _chunk_files(chunk)[1], np.asarray(idx, dtype=np.int64).reshape(-1, 3))
+    os.replace(tmp, snap / chunk)
+    return rows
 
 
 def _snapshot_fields() -> list[list[str]]:

@@ -28,7 +28,9 @@ import os
 import shutil
 import threading
 import uuid
+import zlib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -397,7 +399,7 @@ class BM25Scorer:
             tmp = directory / f".tmp-segment-{seg.name}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            for field in ("terms", "indptr", "docs", "tf"):
+            for field in _SEGMENT_FIELDS:
                 np.save(tmp / f"{field}.npy", getattr(seg, field))
             os.replace(tmp, seg_dir)
         _write_vocab(directory / "vocab.txt", self._vocab)
@@ -407,7 +409,7 @@ class BM25Scorer:
             ("max_tf", self._max_tf),
             ("min_dl", self._min_dl),
         ):
-            _atomic_save(directory / f"{field}.npy", arr)
+            atomic_save(directory / f"{field}.npy", arr)
         segment_dirs = [f"segment-{s.name}" for s in self._segments]
         params = {
             "format": FORMAT_VERSION,
@@ -424,6 +426,8 @@ class BM25Scorer:
             "paragraph / per term. segment-*/: term-major postings; postings of terms[i] are "
             "docs[indptr[i]:indptr[i+1]] with raw term frequencies tf[...].",
         }
+        arrays = [f"{d}/{f}.npy" for d in segment_dirs for f in _SEGMENT_FIELDS]
+        params["files"] = _sums(directory, [*arrays, *_TOP_FILES])
         tmp_params = directory / "params.json.tmp"
         tmp_params.write_text(json.dumps(params, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp_params, directory / "params.json")
@@ -439,10 +443,13 @@ class BM25Scorer:
         params = json.loads((directory / "params.json").read_text(encoding="utf-8"))
         if params.get("format") != FORMAT_VERSION:
             raise ValueError(f"{directory}: scorer format {params.get('format')}, expected {FORMAT_VERSION}")
+        if not isinstance(params.get("files"), dict):
+            raise Damaged(directory / "params.json", "no sizes and checksums recorded")
+        check_files(directory, params["files"])
         mode: Literal["r"] | None = "r" if mmap else None
         segments = []
         for name, (first, count) in zip(params["segments"], params["segment_paragraphs"], strict=True):
-            fields = ("terms", "indptr", "docs", "tf")
+            fields = _SEGMENT_FIELDS
             # plain ndarray views of the maps: np.memmap's indexing costs microseconds per call
             arrays = {f: np.load(directory / name / f"{f}.npy", mmap_mode=mode).view(np.ndarray) for f in fields}
             segments.append(Segment(name=name.removeprefix("segment-"), first_doc=first, n_docs=count, **arrays))
@@ -751,7 +758,65 @@ def _write_vocab(path: Path, vocab: dict[str, int]) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
+def atomic_save(path: Path, arr: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
     np.save(tmp, arr)
     os.replace(tmp, path)
+
+
+_SEGMENT_FIELDS = ("terms", "indptr", "docs", "tf")
+_TOP_FILES = ("vocab.txt", "doc_len.npy", "df.npy", "max_tf.npy", "min_dl.npy")
+
+
+class Damaged(ValueError):
+    """A saved file that is not what was written (truncated, garbled, missing): `path` names it, so
+    the caller can rebuild just that part and say so in one log line."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = Path(path), why
+
+
+def file_sum(path: Path) -> list[int]:
+    """[size, CRC-32] of a file. Read in blocks rather than mapped, so verifying a memory-mapped array
+    does not charge its pages to the process; zlib releases the GIL, so two files hash in parallel."""
+    crc = size = 0
+    buf = bytearray(1 << 22)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            crc = zlib.crc32(view[:n], crc)
+            size += n
+    return [size, crc]
+
+
+def check_files(root: Path, sums: dict[str, list[int]]) -> None:
+    """Raise Damaged for a file under `root` whose size or CRC-32 differs from `sums` (relative path →
+    [size, crc]). Sizes first: a truncated or missing file is found by a stat, before any reading."""
+    for rel, (size, _) in sums.items():
+        try:
+            got = os.stat(root / rel).st_size
+        except OSError as exc:
+            raise Damaged(root / rel, f"cannot be read ({exc.strerror})") from None
+        if got != size:
+            raise Damaged(root / rel, f"{got} bytes, {size} when written")
+    order = sorted(sums, key=lambda rel: -sums[rel][0])  # biggest first: the two threads finish together
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for rel, got_sum in zip(order, pool.map(lambda rel: file_sum(root / rel), order), strict=True):
+            if got_sum != list(sums[rel]):
+                raise Damaged(root / rel, f"checksum {got_sum[1]:08x}, {sums[rel][1]:08x} when written")
+
+
+def _sums(directory: Path, files: Sequence[str]) -> dict[str, list[int]]:
+    """Sizes and checksums of the files just written; a segment kept from an earlier save keeps the
+    ones recorded then (re-reading a 500 MB base segment at every add would cost a second)."""
+    try:
+        before = json.loads((directory / "params.json").read_text(encoding="utf-8")).get("files") or {}
+    except (OSError, ValueError):
+        before = {}
+    out: dict[str, list[int]] = {}
+    for rel in files:
+        kept = before.get(rel) if rel.startswith("segment-") else None
+        fresh = kept is None or os.stat(directory / rel).st_size != kept[0]
+        out[rel] = file_sum(directory / rel) if fresh or kept is None else kept
+    return out
