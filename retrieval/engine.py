@@ -113,6 +113,11 @@ class Engine:
         """Increases by one at every index swap; lets callers detect stale references."""
         return self._generation
 
+    @property
+    def newest(self) -> str | None:
+        """The newest issue's ISO date (what 今年, 去年 are read against); None when none is dated."""
+        return self._index.newest
+
     def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer:
         """Answer a question with up to k hits starting at rank offset+1, optionally only from `issues`."""
         index = self._index  # one snapshot for the whole question, even if a reload swaps meanwhile
