@@ -103,7 +103,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         if warn:
             await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
         return
-    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id)
+    chat_type = update.effective_chat.type if update.effective_chat else None
+    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
     await send(message, replies, quote=_is_group(update))
 
 
@@ -198,6 +199,31 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
 
 
+async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/new — the next question is not read as a follow-up (in a group: only the sender's)."""
+    message = update.effective_message
+    if message is not None:
+        user = update.effective_user
+        user_id = user.id if user else message.chat_id
+        await send(message, actions.new_topic(_svc(context), message.chat_id, user_id), quote=_is_group(update))
+
+
+async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/latest — the newest issue's headlines, each with a 原文 button."""
+    if update.effective_message:
+        await send(update.effective_message, await asyncio.to_thread(actions.issue, _svc(context), []))
+
+
+async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/issue 2024-01-06 | file id — that issue's headlines."""
+    if update.effective_message:
+        args = list(context.args or [])
+        replies = (
+            await asyncio.to_thread(actions.issue, _svc(context), args) if args else [Reply(render.ISSUE_USAGE_HTML)]
+        )
+        await send(update.effective_message, replies)
+
+
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice: say what works instead of staying silent."""
     if update.effective_message:
@@ -269,6 +295,14 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
 
 
+async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unanswered [days] — admins: what readers asked that got no confident answer."""
+    if await _refuse_non_admin(update, context) or update.effective_message is None:
+        return
+    replies = await asyncio.to_thread(actions.unanswered, _svc(context), list(context.args or []))
+    await send(update.effective_message, replies)
+
+
 async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
     message = update.effective_message
@@ -322,6 +356,10 @@ def register(app: Application) -> None:
         "start": start,
         "help": help_command,
         "ask": ask_command,
+        "new": new_topic,
+        "latest": latest,
+        "issue": issue,
+        "unanswered": unanswered,
         "subscribe": subscribe,
         "unsubscribe": unsubscribe,
         "subscriptions": subscriptions,

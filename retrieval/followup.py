@@ -33,6 +33,8 @@ _BODY = re.compile(r"全国|中央|国务院|国家|省政协|省委|省政府|�
 # what may trail the part of a question before its ask, and is no part of what it is about
 _TRAILING = re.compile(r"[的了是有在都共把向为将对与和及,,、\s]+$")
 _ADMIN = ("市", "州", "县", "区")
+# what an ordinal numbers: 十一届十二次|常委会
+_MEETING = re.compile(r"[\u4e00-\u9fff]{0,3}?(?:全体会议|常委会会议|常委会|主席会议|会议|座谈会|协商会|全会)")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _anchor_spans(query: Query, text: str) -> list[tuple[int, int]]:
     for m in _YEAR.finditer(text):
         spans.append((m.start(), m.end()))
     for m in _ORDINALS.finditer(text):
-        following = re.match(r"[\u4e00-\u9fff]{0,3}?(?:全体会议|常委会会议|常委会|主席会议|会议|座谈会|协商会|全会)", text[m.end() :])
+        following = _MEETING.match(text[m.end() :])
         spans.append((m.start(), m.end() + (following.end() if following else 0)))
     return spans
 
@@ -95,7 +97,7 @@ def has_own_anchor(query: Query) -> bool:
 def read(question: str, previous: Reading | None, today: str | None = None) -> Reading:
     """The question in the light of the previous reading (the question alone when it stands alone)."""
     query = analyze(question, today)
-    if previous is None:
+    if previous is None or not query.tokens:  # 😀 or ??? is no follow-up of anything
         return standalone(question, today)
     core = _TAIL.sub("", _LEAD.sub("", query.text))
     if query.kind is None and (_CONTINUES.search(query.text) or _only_elements(query, core)):
@@ -126,6 +128,8 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
         if old_place:
             swapped = _swap_place(old_place, new_place)
             text, anchor = text.replace(old_place, swapped), anchor.replace(old_place, swapped)
+            if not _ORDINALS.search(core):  # 五届二次会议 is 酒泉's numbering, not 金昌's
+                text, anchor = _ORDINALS.sub("", text), _ORDINALS.sub("", anchor)
         else:
             text, anchor = new_place + text, new_place + anchor
     # periods: as typed (去年 stays 去年, read against the newest issue)
@@ -152,8 +156,9 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
     topic = _TRAILING.sub("", re.sub(r"^[的之]", "", rest.strip()))
     if re.search(r"[\u4e00-\u9fff]{2,}", topic):
         old_topic = prev.noun if prev.noun and prev.noun in text else None
-        if old_topic:
-            text = text.replace(old_topic, topic, 1)
+        if old_topic:  # what follows the ask is what is counted: 多少次|党组会议
+            start, end = text.index(old_topic), len(_TAIL.sub("", text))
+            text = text[:start] + topic + text[end:] if start < end else text.replace(old_topic, topic, 1)
         else:
             text = anchor + topic + _ask_of(prev)
     return Reading(text, anchor, typed)
