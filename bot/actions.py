@@ -140,3 +140,19 @@ def unanswered(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
     days = int(args[0]) if args else 7
     rows, asked, answered = svc.unanswered(days)
     return [Reply(render.unanswered_html(days, rows, asked, answered))]
+
+
+def inline(svc: ChatService, question: str, user_id: int) -> tuple[list[render.InlineItem], int | None]:
+    """Inline mode: the results for `@bot 问题` and the query-log id the "more in the bot" link uses.
+    Read alone (an inline query has no conversation), logged as chat type "inline"."""
+    asked = svc.ask(question, chat_id=None, user_id=user_id, chat_type="inline", follow=False)
+    return render.inline_items(asked.answer), asked.query_id
+
+
+def deep_link(svc: ChatService, payload: str, chat_id: int, user_id: int | None) -> list[Reply] | None:
+    """/start q123 (the 在机器人中查看更多 button): that question answered in full here; None when the
+    payload is not one of ours."""
+    if not (payload.startswith("q") and payload[1:].isdigit() and len(payload) <= 16):
+        return None
+    question = svc.logged_question(int(payload[1:]))
+    return ask(svc, question, chat_id, user_id, "private") if question else None

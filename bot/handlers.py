@@ -15,6 +15,8 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
     Message,
     MessageEntity,
     Update,
@@ -26,6 +28,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -145,6 +148,43 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await answer_question(update, context, text)
 
 
+# -- inline mode ---------------------------------------------------------------------------------
+
+INLINE_CACHE_SECONDS = 300  # the same query within 5 minutes is answered by Telegram's cache
+MAX_INLINE_QUERY = 256  # Telegram's own limit on inline query text
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`@bot 问题` in any chat: up to 5 cited answers to pick from; the same flood limit as chat,
+    and nothing offered when the paper has nothing on it."""
+    query = update.inline_query
+    if query is None:
+        return
+    text = query.query.strip()
+    guard: FloodGuard = context.bot_data["flood"]
+    if not text or not guard.check(query.from_user.id)[0]:
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    items, query_id = await asyncio.to_thread(actions.inline, _svc(context), text, query.from_user.id)
+    more = None
+    if query_id is not None and context.bot.username:
+        url = f"https://t.me/{context.bot.username}?start=q{query_id}"
+        more = InlineKeyboardMarkup([[InlineKeyboardButton("在机器人中查看更多", url=url)]])
+    results = [
+        InlineQueryResultArticle(
+            id=f"{query_id or 0}-{i}",  # ≤ 64 bytes
+            title=item.title,
+            description=item.description,
+            input_message_content=InputTextMessageContent(
+                item.html, parse_mode=ParseMode.HTML, link_preview_options=None
+            ),
+            reply_markup=more,
+        )
+        for i, item in enumerate(items, 1)
+    ]
+    await query.answer(results, cache_time=INLINE_CACHE_SECONDS)
+
+
 # -- buttons -------------------------------------------------------------------------------------
 
 
@@ -186,7 +226,15 @@ async def _drop_more_button(message: Message) -> None:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start — greeting and help."""
+    """/start — greeting and help; /start q123 (deep link from an inline result) answers that question."""
+    message = update.effective_message
+    if message and context.args and update.effective_user:
+        replies = await asyncio.to_thread(
+            actions.deep_link, _svc(context), context.args[0], message.chat_id, update.effective_user.id
+        )
+        if replies is not None:
+            await send(message, replies)
+            return
     if update.effective_message:
         name = update.effective_user.first_name if update.effective_user else None
         await send(update.effective_message, [Reply(render.start_html(name, _is_group(update)))])
@@ -369,6 +417,7 @@ def register(app: Application) -> None:
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=new))
     app.add_handler(CallbackQueryHandler(button))
+    app.add_handler(InlineQueryHandler(inline_query))
     text = new & filters.TEXT & ~filters.COMMAND
     app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
     app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))

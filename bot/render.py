@@ -494,6 +494,42 @@ def unanswered_html(days: int, rows: Sequence[tuple[str, int, str | None]], tota
 UNANSWERED_USAGE_HTML = "用法:<code>/unanswered</code>(近 7 天)或 <code>/unanswered 30</code>(天数 1–365)"
 
 
+@dataclass(frozen=True)
+class InlineItem:
+    """One inline-mode result: what the picker shows (title, description) and the message it sends."""
+
+    title: str
+    description: str
+    html: str
+
+
+INLINE_MAX = 5  # results offered; Telegram allows 50
+
+
+def inline_items(answer: Answer) -> list[InlineItem]:
+    """`@bot 问题` in any chat: up to INLINE_MAX hits, each a self-contained cited message. The
+    confident tier leads with the short answer; "可能相关" hits say so; nothing found gives nothing."""
+    items = []
+    for hit in answer.hits[:INLINE_MAX]:
+        short = answer.short_answer if hit.rank == 1 and answer.tier == "answer" else None
+        related = answer.tier != "answer"
+        title = short or hit.citation.headline
+        lines = [f"❓ {esc(answer.question)}"]
+        if short:
+            lines.append(f"<b>答:</b>{esc(short)}")
+        elif related:
+            lines.append("🔎 没有找到确切的答案, 这篇报道可能相关:")
+        lines.append(_hit_block(hit, limit=3000).split(" ", 1)[1])  # the snippet and citation, without "1."
+        items.append(
+            InlineItem(
+                title=("可能相关:" if related else "") + title[:80],
+                description=hit.snippet[:120],
+                html="\n".join(lines),
+            )
+        )
+    return items
+
+
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 NOT_YOURS_TEXT = "这个按钮属于另一个聊天里的提问。请在这里重新提问。"
 RELOAD_USAGE_HTML = "用法:/reload 重新扫描资料库;/reload confirm 确认删除超过一半的报纸。"

@@ -150,6 +150,11 @@ class ChatService:
             query_id = self._log_query(reading.text, answer, seconds, chat_id, user_id, chat_type)
         return Asked(answer, query_id, self.version(), reading.text if reading.in_context else None)
 
+    def logged_question(self, query_id: int) -> str | None:
+        """The question a deep link (/start q123 from an inline result) refers to."""
+        logged = self.store.logged_query(query_id)
+        return logged.question if logged else None
+
     def _context(self, key: tuple[int | None, int | None]) -> Reading | None:
         with self._context_lock:
             entry = self._contexts.get(key)
