@@ -111,6 +111,13 @@ def test_console_at_a_terminal_edits_lines_keeps_history_and_ends_cleanly_on_ctr
             if ready:
                 seen += os.read(main, 65536)
         assert seen.count("已落地4个项目".encode()) > count
+        # Ctrl-D only once readline is reading again: typed while the answer is still printing, the
+        # terminal (not readline) would take it, and the test would hang under load
+        deadline = time.monotonic() + 60
+        while seen.count("问> ".encode()) < 3 and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                seen += os.read(main, 65536)
         os.write(main, b"\x04")  # Ctrl-D
         assert proc.wait(timeout=30) == 0
         with_tail = seen
