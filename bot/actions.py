@@ -13,10 +13,15 @@ from retrieval.engine import BadIssueFile, Progress
 from retrieval.model import Answer
 
 
-def ask(svc: ChatService, question: str, chat_id: int | None, user_id: int | None) -> list[Reply]:
-    """Answer a question: short answer, hits, 原文 buttons and 更多 when there are further results."""
-    asked = svc.ask(question, chat_id=chat_id, user_id=user_id)
+def ask(
+    svc: ChatService, question: str, chat_id: int | None, user_id: int | None, chat_type: str | None = None
+) -> list[Reply]:
+    """Answer a question: short answer, hits, 原文 buttons and 更多 when there are further results.
+    A follow-up is read after the previous question, and the reply says how it was read."""
+    asked = svc.ask(question, chat_id=chat_id, user_id=user_id, chat_type=chat_type)
     replies = _page(svc, asked.answer, asked.query_id, asked.version)
+    if asked.read_as and replies:
+        replies[0] = Reply(render.read_as_html(asked.read_as) + "\n\n" + replies[0].html, replies[0].buttons)
     limit = svc.settings.chat.max_question_chars
     if len(" ".join(question.split())) > limit and replies:
         note = f"<i>问题较长,只按前 {limit} 个字检索。</i>\n\n"
@@ -135,3 +140,45 @@ def unsubscribe(svc: ChatService, chat_id: int) -> list[Reply]:
 def subscriptions(svc: ChatService, chat_id: int) -> list[Reply]:
     sub = svc.subscription(chat_id)
     return [Reply(render.subscriptions_html(None if sub is None else sub.keywords))]
+
+
+def new_topic(svc: ChatService, chat_id: int | None, user_id: int | None) -> list[Reply]:
+    svc.forget(chat_id, user_id)
+    return [Reply(render.NEW_TOPIC_HTML)]
+
+
+def issue(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
+    """/latest (no args) or /issue 2024-01-06 | file id: the issue's headlines with 原文 buttons."""
+    args = args or []
+    if len(args) > 1:
+        return [Reply(render.ISSUE_USAGE_HTML)]
+    pages = svc.issue_pages(args[0] if args else None)
+    if pages is None:
+        return [Reply(render.no_issue_html(args[0]) if args else "资料库是空的: 还没有导入任何报纸。")]
+    return render.headlines_replies(pages, svc.issue_key)
+
+
+def unanswered(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
+    """/unanswered [days]: questions without a confident answer, deduplicated, most asked first."""
+    args = args or []
+    if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 365)):
+        return [Reply(render.UNANSWERED_USAGE_HTML)]
+    days = int(args[0]) if args else 7
+    rows, asked, answered = svc.unanswered(days)
+    return [Reply(render.unanswered_html(days, rows, asked, answered))]
+
+
+def inline(svc: ChatService, question: str, user_id: int) -> tuple[list[render.InlineItem], int | None]:
+    """Inline mode: the results for `@bot 问题` and the query-log id the "more in the bot" link uses.
+    Read alone (an inline query has no conversation), logged as chat type "inline"."""
+    asked = svc.ask(question, chat_id=None, user_id=user_id, chat_type="inline", follow=False)
+    return render.inline_items(asked.answer), asked.query_id
+
+
+def deep_link(svc: ChatService, payload: str, chat_id: int, user_id: int | None) -> list[Reply] | None:
+    """/start q123 (the 在机器人中查看更多 button): that question answered in full here; None when the
+    payload is not one of ours."""
+    if not (payload.startswith("q") and payload[1:].isdigit() and len(payload) <= 16):
+        return None
+    question = svc.logged_question(int(payload[1:]))
+    return ask(svc, question, chat_id, user_id, "private") if question else None

@@ -148,10 +148,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """One file: `name: value` lines (the contract). Several: one markdown table row per file."""
-    from retrieval.eval import evaluate, format_metrics, load_cases
+    from retrieval.eval import evaluate, format_metrics, is_conversation_file, load_cases
 
+    paths = [Path(f) for f in args.file]
     try:
-        sets = [(Path(f), load_cases(Path(f))) for f in args.file]
+        if any(p.is_file() and is_conversation_file(p) for p in paths):
+            return _eval_conversations(args, paths)
+        sets = [(p, load_cases(p)) for p in paths]
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
@@ -175,6 +178,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         m = result.metrics()
         cells = [f"{m[k]:.4f}" if k in m else "—" for k in keys]
         print(f"| `{path.name}` | {result.answerable} + {result.unanswerable} | " + " | ".join(cells) + " |")
+    return 0
+
+
+def _eval_conversations(args: argparse.Namespace, paths: list[Path]) -> int:
+    """Conversation sets: each turn read after the previous one (--alone: each turn by itself)."""
+    from retrieval.eval import evaluate_conversations, load_conversations
+
+    try:
+        sets = [(p, load_conversations(p)) for p in paths]
+    except (OSError, ValueError) as exc:
+        print(f"eval: {exc}", file=sys.stderr)
+        return 2
+    engine, service = _engine(args)
+    try:
+        results = [(p, evaluate_conversations(engine, c, engine.newest, in_context=not args.alone)) for p, c in sets]
+    finally:
+        if service is not None:
+            service.close()
+    for path, result in results:
+        if args.verbose:
+            for line in result.failures:
+                print(line, file=sys.stderr)
+        if len(results) > 1:
+            print(f"{path.name}:")
+        for name, value in result.metrics().items():
+            print(f"{name}: {value:.0f}" if name == "turns" else f"{name}: {value:.4f}")
     return 0
 
 
@@ -441,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "eval":
             p.add_argument("file", nargs="+", help="JSONL: question, answers, source, unanswerable (several: a table)")
             p.add_argument("-v", "--verbose", action="store_true", help="list the misses on stderr")
+            p.add_argument(
+                "--alone", action="store_true", help="conversation sets: ask every turn by itself (the baseline)"
+            )
         elif name == "parse":
             p.add_argument("file", help="an issue .txt file")
             p.add_argument("--json", action="store_true", help="print the JSON contract")

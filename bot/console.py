@@ -27,7 +27,8 @@ CONSOLE_CHAT = 0  # the chat id the console's subscriptions are stored under
 _CONSOLE_HELP = (
     "终端模式(未配置 Telegram token):直接输入问题,或使用命令。\n"
     "按钮在这里是命令:/more 更多结果,/source N 第 N 条的原文,/full 全文。\n"
-    "管理命令:/reload [confirm] /stats /digest [all]   退出:/quit 或 Ctrl-D"
+    "接着问(“那武威呢?”)会按上一个问题理解,/new 开始新话题;/latest 最新一期,/issue 日期或期号。\n"
+    "管理命令:/reload [confirm] /stats /digest [all] /unanswered [天数]   退出:/quit 或 Ctrl-D"
 )
 
 
@@ -64,7 +65,7 @@ class Console:
         if not line:
             return True
         if not line.startswith("/"):
-            self.show(actions.ask(self.svc, line, CONSOLE_CHAT, None))
+            self.show(actions.ask(self.svc, line, CONSOLE_CHAT, None, "console"))
             return True
         command, _, rest = line.partition(" ")
         command = command.lower().split("@")[0]
@@ -75,12 +76,20 @@ class Console:
             self.show([Reply(render.help_html(admin=True)), Reply(_CONSOLE_HELP)])
         elif command == "/ask":
             self.show(
-                actions.ask(self.svc, rest, CONSOLE_CHAT, None)
+                actions.ask(self.svc, rest, CONSOLE_CHAT, None, "console")
                 if rest.strip()
                 else [Reply(render.ASK_USAGE_HTML)]
             )
         elif command in ("/more", "/source", "/full"):
             self.press(command + (f" {args[0]}" if args else ""))
+        elif command == "/new":
+            self.show(actions.new_topic(self.svc, CONSOLE_CHAT, None))
+        elif command == "/latest":
+            self.show(actions.issue(self.svc, []))
+        elif command == "/issue":
+            self.show(actions.issue(self.svc, args) if args else [Reply(render.ISSUE_USAGE_HTML)])
+        elif command == "/unanswered":
+            self.show(actions.unanswered(self.svc, args))
         elif command == "/reload":
             self.show(actions.reload_command(self.svc, args))
         elif command == "/stats":

@@ -17,7 +17,9 @@ from telegram import (
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
     InputFile,
+    InputTextMessageContent,
     Message,
     MessageEntity,
     Update,
@@ -29,6 +31,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
@@ -115,7 +118,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         if warn:
             await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
         return
-    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id)
+    chat_type = update.effective_chat.type if update.effective_chat else None
+    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
     await send(message, replies, quote=_is_group(update))
 
 
@@ -154,6 +158,43 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                 text = text.replace(value, " ")  # entity offsets count UTF-16 units: use the value
     if to_bot or mentioned:
         await answer_question(update, context, text)
+
+
+# -- inline mode ---------------------------------------------------------------------------------
+
+INLINE_CACHE_SECONDS = 300  # the same query within 5 minutes is answered by Telegram's cache
+MAX_INLINE_QUERY = 256  # Telegram's own limit on inline query text
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`@bot 问题` in any chat: up to 5 cited answers to pick from; the same flood limit as chat,
+    and nothing offered when the paper has nothing on it."""
+    query = update.inline_query
+    if query is None:
+        return
+    text = query.query.strip()
+    guard: FloodGuard = context.bot_data["flood"]
+    if not text or not guard.check(query.from_user.id)[0]:
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    items, query_id = await asyncio.to_thread(actions.inline, _svc(context), text, query.from_user.id)
+    more = None
+    if query_id is not None and context.bot.username:
+        url = f"https://t.me/{context.bot.username}?start=q{query_id}"
+        more = InlineKeyboardMarkup([[InlineKeyboardButton("在机器人中查看更多", url=url)]])
+    results = [
+        InlineQueryResultArticle(
+            id=f"{query_id or 0}-{i}",  # ≤ 64 bytes
+            title=item.title,
+            description=item.description,
+            input_message_content=InputTextMessageContent(
+                item.html, parse_mode=ParseMode.HTML, link_preview_options=None
+            ),
+            reply_markup=more,
+        )
+        for i, item in enumerate(items, 1)
+    ]
+    await query.answer(results, cache_time=INLINE_CACHE_SECONDS)
 
 
 # -- buttons -------------------------------------------------------------------------------------
@@ -197,7 +238,15 @@ async def _drop_more_button(message: Message) -> None:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start — greeting and help."""
+    """/start — greeting and help; /start q123 (deep link from an inline result) answers that question."""
+    message = update.effective_message
+    if message and context.args and update.effective_user:
+        replies = await asyncio.to_thread(
+            actions.deep_link, _svc(context), context.args[0], message.chat_id, update.effective_user.id
+        )
+        if replies is not None:
+            await send(message, replies)
+            return
     if update.effective_message:
         name = update.effective_user.first_name if update.effective_user else None
         await send(update.effective_message, [Reply(render.start_html(name, _is_group(update)))])
@@ -208,6 +257,31 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if update.effective_message:
         admin = _settings(context).is_admin(update.effective_user.id if update.effective_user else None)
         await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
+
+
+async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/new — the next question is not read as a follow-up (in a group: only the sender's)."""
+    message = update.effective_message
+    if message is not None:
+        user = update.effective_user
+        user_id = user.id if user else message.chat_id
+        await send(message, actions.new_topic(_svc(context), message.chat_id, user_id), quote=_is_group(update))
+
+
+async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/latest — the newest issue's headlines, each with a 原文 button."""
+    if update.effective_message:
+        await send(update.effective_message, await asyncio.to_thread(actions.issue, _svc(context), []))
+
+
+async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/issue 2024-01-06 | file id — that issue's headlines."""
+    if update.effective_message:
+        args = list(context.args or [])
+        replies = (
+            await asyncio.to_thread(actions.issue, _svc(context), args) if args else [Reply(render.ISSUE_USAGE_HTML)]
+        )
+        await send(update.effective_message, replies)
 
 
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -331,6 +405,14 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
 
 
+async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unanswered [days] — admins: what readers asked that got no confident answer."""
+    if await _refuse_non_admin(update, context) or update.effective_message is None:
+        return
+    replies = await asyncio.to_thread(actions.unanswered, _svc(context), list(context.args or []))
+    await send(update.effective_message, replies)
+
+
 async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
     message = update.effective_message
@@ -391,6 +473,10 @@ def register(app: Application) -> None:
         "start": start,
         "help": help_command,
         "ask": ask_command,
+        "new": new_topic,
+        "latest": latest,
+        "issue": issue,
+        "unanswered": unanswered,
         "subscribe": subscribe,
         "unsubscribe": unsubscribe,
         "subscriptions": subscriptions,
@@ -400,6 +486,7 @@ def register(app: Application) -> None:
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=new))
     app.add_handler(CallbackQueryHandler(button))
+    app.add_handler(InlineQueryHandler(inline_query))
     text = new & filters.TEXT & ~filters.COMMAND
     app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
     app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))

@@ -305,6 +305,9 @@ EXAMPLES = (
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("ask", "提问:/ask 问题"),
+    ("new", "开始新话题:下一个问题不再接着上文理解"),
+    ("latest", "最新一期报纸的标题"),
+    ("issue", "某一期的标题:/issue 2024-01-06 或期号"),
     ("help", "使用说明和示例问题"),
     ("subscribe", "订阅新一期报纸摘要,可加关键词"),
     ("unsubscribe", "取消订阅"),
@@ -315,6 +318,7 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("reload", "管理员:重新扫描资料库"),
     ("stats", "管理员:资料库和使用统计"),
     ("digest", "管理员:预览本聊天的摘要;/digest all 立即推送"),
+    ("unanswered", "管理员:没有找到确切答案的问题:/unanswered [天数]"),
 )
 
 
@@ -334,6 +338,8 @@ def help_html(group: bool = False, admin: bool = False) -> str:
         *(f"• {esc(q)}" for q in EXAMPLES),
         "",
         "回答下方的按钮:<b>原文</b> 查看整段和全文,<b>更多</b> 查看后面的结果。",
+        "可以接着问:“总投资多少?”“那武威呢?”“去年呢?”会按上一个问题理解(10 分钟内);/new 开始新话题。",
+        "在任何聊天里输入 <code>@机器人用户名 问题</code>,可把带出处的答案直接发到该聊天。",
         "",
         "<b>命令</b>",
         *(f"/{name} — {esc(desc)}" for name, desc in COMMANDS),
@@ -550,6 +556,105 @@ RELOAD_USAGE_HTML = (
     "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入(可以检索,但不推送订阅摘要);"
     "<code>/reload confirm</code> 确认删除超过一半的报纸。"
 )
+
+
+def read_as_html(text: str) -> str:
+    """Shown above an answer to a follow-up, so a wrong reading is visible at once."""
+    return f"<i>按上文理解为:{esc(text)}</i>(/new 开始新话题)"
+
+
+NEW_TOPIC_HTML = "好的,下一个问题开始新话题。"
+
+
+def headlines_replies(
+    issues: Sequence[tuple[str, str, Sequence[Article]]], key_for: Callable[[str], str]
+) -> list[Reply]:
+    """/latest, /issue: each issue (page) as its date/page and numbered headlines, a 原文 button per
+    article (the whole article). `issues`: (issue id, where, articles)."""
+    replies = []
+    for issue_id, where, articles in issues:
+        shown = [a for a in articles if not a.continuation or a.headline][:_MAX_HEADLINES]
+        lines = [f"<b>{esc(where)}</b>"]
+        lines += [f"{i}. {esc(_headline(a))}" for i, a in enumerate(shown, 1)]
+        if not shown:
+            lines.append("<i>(本期没有文章)</i>")
+        buttons = [
+            Button(f"原文 {i}", source_data(SourceRef(key_for(issue_id), a.index, None, fingerprint(a.title))))
+            for i, a in enumerate(shown, 1)
+        ]
+        rows = tuple(tuple(buttons[j : j + 5]) for j in range(0, len(buttons), 5))
+        replies.append(Reply(_fit("\n".join(lines)), rows))
+    return replies
+
+
+_MAX_HEADLINES = 40
+
+
+def _headline(article: Article) -> str:
+    """As citations show it: 召开…常委会会议 only makes sense with its kicker (岷县政协)."""
+    kicker = article.kicker
+    return f"{kicker} {article.title}" if kicker and len(kicker) <= 12 else article.title
+
+
+ISSUE_USAGE_HTML = (
+    "用法:<code>/issue 2024-01-06</code>(日期)或 <code>/issue 期号</code>(文件名,不含 .txt);最新一期:/latest"
+)
+
+
+def no_issue_html(spec: str) -> str:
+    return f"没有找到 {esc(spec)} 这一期。{ISSUE_USAGE_HTML}"
+
+
+def unanswered_html(days: int, rows: Sequence[tuple[str, int, str | None]], total: int, answered: int) -> str:
+    """/unanswered: what readers asked that the paper did not answer confidently, most asked first."""
+    lines = [f"<b>近 {days} 天没有确切答案的问题</b>(共收到 {total} 个问题,有确切答案 {answered} 个)"]
+    if not rows:
+        lines.append("没有:每个问题都找到了确切答案。" if total else "这段时间没有人提问。")
+    for question, times, tier in rows:
+        mark = "可能相关" if tier == "related" else "没有找到" if tier == "none" else "未找到确切答案"
+        lines.append(f"• {esc(question[:80])} — {times} 次({mark})")
+    return _fit("\n".join(lines))
+
+
+UNANSWERED_USAGE_HTML = "用法:<code>/unanswered</code>(近 7 天)或 <code>/unanswered 30</code>(天数 1–365)"
+
+
+@dataclass(frozen=True)
+class InlineItem:
+    """One inline-mode result: what the picker shows (title, description) and the message it sends."""
+
+    title: str
+    description: str
+    html: str
+
+
+INLINE_MAX = 5  # results offered; Telegram allows 50
+
+
+def inline_items(answer: Answer) -> list[InlineItem]:
+    """`@bot 问题` in any chat: up to INLINE_MAX hits, each a self-contained cited message. The
+    confident tier leads with the short answer; "可能相关" hits say so; nothing found gives nothing."""
+    items = []
+    for hit in answer.hits[:INLINE_MAX]:
+        short = answer.short_answer if hit.rank == 1 and answer.tier == "answer" else None
+        related = answer.tier != "answer"
+        title = short or hit.citation.headline
+        lines = [f"❓ {esc(answer.question)}"]
+        if short:
+            lines.append(f"<b>答:</b>{esc(short)}")
+        elif related:
+            lines.append("🔎 没有找到确切的答案, 这篇报道可能相关:")
+        lines.append(_hit_block(hit, limit=3000).split(" ", 1)[1])  # the snippet and citation, without "1."
+        items.append(
+            InlineItem(
+                title=("可能相关:" if related else "") + title[:80],
+                description=hit.snippet[:120],
+                html="\n".join(lines),
+            )
+        )
+    return items
+
+
 STALE_TEXT = "资料库已更新,这个按钮对应的内容已经变化。请重新提问。"
 NOT_YOURS_TEXT = "这个按钮属于另一个聊天里的提问。请在这里重新提问。"
 ERROR_HTML = "😥 抱歉,处理您的消息时出错了,请稍后再试。"

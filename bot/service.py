@@ -22,6 +22,7 @@ from pathlib import Path
 from bot.config import Settings, ensure_corpus
 from bot.store import Store, Subscription
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
+from retrieval.followup import Reading, ask_in_context
 from retrieval.index import checkpoint
 from retrieval.model import Answer, Article, Paragraph
 
@@ -33,6 +34,7 @@ _WORDY = re.compile(r"\w", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MAX_KEYWORD = 30  # characters per subscription keyword: 20 of them still fit one message
 MAX_KEYWORDS = 20
+CONTEXT_SECONDS = 600  # a follow-up ("那武威呢?") refers to a question asked at most this long ago
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Asked:
     answer: Answer
     query_id: int | None
     version: int  # content version (see ChatService.version) the answer was ranked on
+    read_as: str | None = None  # the question as read after the previous one, when that changed it
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,17 @@ class BadKeywords(ValueError):
     """Subscription keywords refused; the message says why, for the user."""
 
 
+_DATE = re.compile(r"(\d{4})[-./年]?(\d{1,2})[-./月]?(\d{1,2})日?")
+
+
+def _iso_date(text: str) -> str | None:
+    m = _DATE.fullmatch(text.strip())
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in m.groups())
+    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
+
+
 def fingerprint(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
@@ -89,6 +103,9 @@ class ChatService:
         self.settings = settings
         self._reload_lock = threading.Lock()
         self.log_failures = 0
+        self.context_seconds: float = CONTEXT_SECONDS
+        self._contexts: dict[tuple[int | None, int | None], tuple[Reading, float]] = {}
+        self._context_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -111,23 +128,69 @@ class ChatService:
 
     # -- questions ----------------------------------------------------------------------------
 
-    def ask(self, question: str, *, chat_id: int | None = None, user_id: int | None = None, offset: int = 0) -> Asked:
-        """Answer a question (first page) and log it; the log id lets 更多 fetch later pages."""
+    def ask(
+        self,
+        question: str,
+        *,
+        chat_id: int | None = None,
+        user_id: int | None = None,
+        offset: int = 0,
+        chat_type: str | None = None,
+        follow: bool = True,
+    ) -> Asked:
+        """Answer a question (first page) and log it; the log id lets 更多 fetch later pages. With
+        `follow`, the question is read after the same person's previous one in this chat (follow-ups)."""
         question = self.clean(question)
         started = time.perf_counter()
-        answer = self._answer(question, offset)
+        key = (chat_id, user_id)
+        previous = self._context(key) if follow else None
+        answer, reading = ask_in_context(self._asker, question, previous, self.engine.newest)
+        if follow:
+            with self._context_lock:
+                self._contexts[key] = (reading, time.monotonic())
         query_id = None
         if offset == 0:
-            query_id = self._log_query(question, answer, time.perf_counter() - started, chat_id, user_id)
-        return Asked(answer, query_id, self.version())
+            seconds = time.perf_counter() - started
+            query_id = self._log_query(reading.text, answer, seconds, chat_id, user_id, chat_type)
+        return Asked(answer, query_id, self.version(), reading.text if reading.in_context else None)
+
+    def logged_question(self, query_id: int) -> str | None:
+        """The question a deep link (/start q123 from an inline result) refers to."""
+        logged = self.store.logged_query(query_id)
+        return logged.question if logged else None
+
+    def _context(self, key: tuple[int | None, int | None]) -> Reading | None:
+        with self._context_lock:
+            entry = self._contexts.get(key)
+            if entry is None or time.monotonic() - entry[1] > self.context_seconds:
+                self._contexts.pop(key, None)
+                return None
+            return entry[0]
+
+    def forget(self, chat_id: int | None, user_id: int | None) -> bool:
+        """/new: the next question starts afresh. True when there was something to forget."""
+        with self._context_lock:
+            return self._contexts.pop((chat_id, user_id), None) is not None
+
+    @property
+    def _asker(self) -> _ServiceAsker:
+        return _ServiceAsker(self)
 
     def _log_query(
-        self, question: str, answer: Answer, seconds: float, chat_id: int | None, user_id: int | None
+        self,
+        question: str,
+        answer: Answer,
+        seconds: float,
+        chat_id: int | None,
+        user_id: int | None,
+        chat_type: str | None = None,
     ) -> int | None:
         """The query-log row 更多 refers to; None when it cannot be written (a full disk): the answer
         still goes out, only without 更多. Failures are counted (/stats) and logged, never raised."""
         try:
-            return self.store.log_query(question, answer.found, len(answer.hits), seconds, chat_id, user_id)
+            return self.store.log_query(
+                question, answer.found, len(answer.hits), seconds, chat_id, user_id, answer.tier, chat_type
+            )
         except (sqlite3.Error, OSError) as exc:
             self.log_failures += 1
             log.warning("query log not written (%s); answered anyway (%d so far)", exc, self.log_failures)
@@ -183,6 +246,33 @@ class ChatService:
         if para is None or fingerprint(para.text) != fp:
             raise Stale(key)
         return Source(art, para, self.engine.where(issue))
+
+    # -- browsing issues (/latest, /issue) ------------------------------------------------------
+
+    def issue_pages(self, spec: str | None = None) -> list[tuple[str, str, tuple[Article, ...]]] | None:
+        """The newest issue's pages (spec None), an ISO date's pages, or one issue by its id:
+        (id, where, articles) each; None when nothing matches. A date is read as 2024-01-06,
+        2024.1.6, 2024/1/6 or 20240106."""
+        if spec is None:
+            ids = self.engine.newest_issues()
+        else:
+            iso = _iso_date(spec)
+            ids = self.engine.issues_on(iso) if iso else []
+            if not ids:
+                stem = spec[:-4] if spec.lower().endswith(".txt") else spec
+                ids = [stem] if self.engine.issue(stem) is not None else []
+        out = []
+        for iid in ids:
+            issue = self.engine.issue(iid)
+            if issue is not None:
+                out.append((iid, self.engine.where(iid), issue.articles))
+        return out or None
+
+    def unanswered(self, days: int) -> tuple[list[tuple[str, int, str | None]], int, int]:
+        """(questions without a confident answer in the last `days` days, questions asked, answered)."""
+        since = time.time() - days * 86400
+        asked, answered = self.store.asked_between(since)
+        return self.store.unanswered(since), asked, answered
 
     # -- corpus administration ----------------------------------------------------------------
 
@@ -292,6 +382,16 @@ class ChatService:
     def subscription(self, chat_id: int) -> Subscription | None:
         sub = self.store.subscription(chat_id)
         return sub if sub is not None and sub.active else None
+
+
+class _ServiceAsker:
+    """The engine as follow-up reading sees it: the service's own checks, its page size."""
+
+    def __init__(self, svc: ChatService) -> None:
+        self.svc = svc
+
+    def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer:
+        return self.svc._answer(question, offset)
 
 
 class FloodGuard:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -101,6 +102,13 @@ MIGRATIONS: list[str] = [
     # bookkeeping is unchanged, but digests skip them: history is not news.
     """
     ALTER TABLE ingest_log ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 5: what /unanswered and the weekly summary need: the answer's tier (answer | related | none)
+    # and the kind of chat (private, group, supergroup, inline, console). Rows logged before have NULL.
+    """
+    ALTER TABLE query_log ADD COLUMN tier TEXT;
+    ALTER TABLE query_log ADD COLUMN chat_type TEXT;
+    CREATE INDEX query_log_asked ON query_log (asked_at);
     """,
 ]
 
@@ -338,13 +346,22 @@ class Store:
     # -- query log ----------------------------------------------------------------------------
 
     def log_query(
-        self, question: str, found: bool, hits: int, seconds: float, chat_id: int | None, user_id: int | None
+        self,
+        question: str,
+        found: bool,
+        hits: int,
+        seconds: float,
+        chat_id: int | None,
+        user_id: int | None,
+        tier: str | None = None,
+        chat_type: str | None = None,
+        asked_at: float | None = None,
     ) -> int:
         with self.transaction() as conn:
             cur = conn.execute(
-                """INSERT INTO query_log (asked_at, chat_id, user_id, question, found, hits, seconds)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (time.time(), chat_id, user_id, question, int(found), hits, seconds),
+                """INSERT INTO query_log (asked_at, chat_id, user_id, question, found, hits, seconds, tier, chat_type)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (asked_at or time.time(), chat_id, user_id, question, int(found), hits, seconds, tier, chat_type),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -359,6 +376,27 @@ class Store:
     def answered_count(self) -> int:
         """Questions given a confident answer (the rest got "可能相关" hits or nothing)."""
         return int(self.query("SELECT COUNT(*) FROM query_log WHERE found")[0][0])
+
+    def unanswered(self, since: float, limit: int = 30) -> list[tuple[str, int, str | None]]:
+        """Questions asked since `since` that got no confident answer: (question, times, tier of the
+        last asking), most asked first; the same question typed differently (spaces, punctuation)
+        counts once."""
+        rows = self.query(
+            "SELECT question, tier FROM query_log WHERE NOT found AND asked_at >= ? ORDER BY id", (since,)
+        )
+        seen: dict[str, list] = {}
+        for r in rows:
+            key = _question_key(r["question"])
+            entry = seen.setdefault(key, [r["question"], 0, None])
+            entry[1] += 1
+            entry[2] = r["tier"]
+        ranked = sorted(seen.values(), key=lambda e: -e[1])
+        return [(q, n, t) for q, n, t in ranked[:limit]]
+
+    def asked_between(self, since: float) -> tuple[int, int]:
+        """(questions, confidently answered) asked since `since`."""
+        row = self.query("SELECT COUNT(*), COALESCE(SUM(found), 0) FROM query_log WHERE asked_at >= ?", (since,))[0]
+        return int(row[0]), int(row[1])
 
     # -- issue keys ---------------------------------------------------------------------------
 
@@ -414,6 +452,11 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         active=bool(row["active"]),
         created_at=row["created_at"],
     )
+
+
+def _question_key(question: str) -> str:
+    """漳县 有几个工作室? and 漳县有几个工作室 are one question."""
+    return re.sub(r"[\W_]+", "", question).lower()
 
 
 def _statements(script: str) -> list[str]:

@@ -131,6 +131,11 @@ class Engine:
         """Increases by one at every index swap; lets callers detect stale references."""
         return self._generation
 
+    @property
+    def newest(self) -> str | None:
+        """The newest issue's ISO date (what 今年, 去年 are read against); None when none is dated."""
+        return self._index.newest
+
     def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer:
         """Answer a question with up to k hits starting at rank offset+1, optionally only from `issues`."""
         index = self._index  # one snapshot for the whole question, even if a reload swaps meanwhile
@@ -260,6 +265,20 @@ class Engine:
         issues = self._index.issues
         return [IssueSummary(iid, ii.source, ii.sha256, ii.articles, ii.paragraphs) for iid, ii in issues.items()]
 
+    def newest_issues(self) -> list[str]:
+        """The newest issue's pages (every issue of the newest date, by page); the last issue id when
+        none is dated."""
+        issues = self._index.issues
+        newest = self._index.newest
+        if newest is None:
+            return [max(issues)] if issues else []
+        return self.issues_on(newest)
+
+    def issues_on(self, date: str) -> list[str]:
+        """Issue ids printed on an ISO date, page by page."""
+        found = [ii for ii in self._index.issues.values() if ii.date == date]
+        return [ii.id for ii in sorted(found, key=lambda ii: (_page_number(ii.page), ii.id))]
+
     def issue(self, issue_id: str) -> Issue | None:
         ii = self._index.issues.get(issue_id)
         return ii.issue if ii else None
@@ -284,6 +303,10 @@ class Engine:
     def stats(self) -> CorpusStats:
         index = self._index
         return CorpusStats(len(index.issues), index.article_count, len(index.paragraphs), self._generation)
+
+
+def _page_number(page: str | None) -> int:
+    return int(page) if page and page.isdigit() else 0
 
 
 def upload_name(name: str) -> str:

@@ -130,3 +130,91 @@ def evaluate(engine: Asker, cases: list[Case], k: int = 3) -> EvalResult:
 
 def format_metrics(result: EvalResult) -> str:
     return "\n".join(f"{name}: {value:.4f}" for name, value in result.metrics().items())
+
+
+# -- conversations (follow-up questions) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    turns: tuple[Case, ...]
+
+
+def is_conversation_file(path: Path) -> bool:
+    """A conversation set: JSONL whose lines are {"id", "turns": [{"question", "answers" | "unanswerable"}]}."""
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if line.strip():
+            return '"turns"' in line
+    return False
+
+
+def load_conversations(path: Path) -> list[Conversation]:
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            turns = tuple(
+                Case(str(t["question"]), tuple(str(a) for a in t.get("answers") or ()), None,
+                     bool(t.get("unanswerable", False)))
+                for t in row["turns"]
+            )  # fmt: skip
+            if not turns:
+                raise ValueError("no turns")
+            out.append(Conversation(str(row.get("id", lineno)), turns))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{lineno}: not a valid conversation line ({exc})") from None
+    return out
+
+
+@dataclass
+class ConversationResult:
+    """Per turn position (1st, 2nd, 3rd question): turns, right at rank 1 (or, when the paper has no
+    answer, not answered confidently), and right with the confident tier."""
+
+    turns: dict[int, int] = field(default_factory=dict)
+    right: dict[int, int] = field(default_factory=dict)
+    answered: dict[int, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        n = sum(self.turns.values()) or 1
+        out = {"turns_right": sum(self.right.values()) / n, "turns_answered": sum(self.answered.values()) / n}
+        for i in sorted(self.turns):
+            out[f"turn{i}_right"] = self.right.get(i, 0) / self.turns[i]
+        out["turns"] = float(sum(self.turns.values()))
+        return out
+
+
+def evaluate_conversations(
+    engine: Asker, conversations: list[Conversation], today: str | None = None, in_context: bool = True, k: int = 3
+) -> ConversationResult:
+    """Ask each conversation's turns in order, each read after the previous (`in_context`), or each
+    alone (the baseline: what the bot did before follow-ups)."""
+    from retrieval.followup import ask_in_context
+
+    result = ConversationResult()
+    for conv in conversations:
+        previous = None
+        for i, case in enumerate(conv.turns, start=1):
+            if in_context:
+                answer, previous = ask_in_context(engine, case.question, previous, today, k=k)
+                read_as = previous.text
+            else:
+                answer, read_as = engine.ask(case.question, k=k), case.question
+            confident = answer.tier == "answer"
+            if case.unanswerable:
+                right = answered = not confident
+            else:
+                right = correct_ranks(case, answer)[:1] == [1]
+                answered = right and confident
+            result.turns[i] = result.turns.get(i, 0) + 1
+            result.right[i] = result.right.get(i, 0) + right
+            result.answered[i] = result.answered.get(i, 0) + answered
+            if not right or not answered:
+                got = answer.hits[0].snippet[:40] if answer.hits else answer.message
+                mark = "wrong" if not right else f"right but {answer.tier}"
+                result.failures.append(f"{conv.id} turn {i} {mark}: {case.question} → read as {read_as} → {got}")
+    return result

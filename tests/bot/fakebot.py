@@ -205,6 +205,19 @@ class FakeBotAPI:
             }
         )
 
+    def inline_query(self, query: str, user_id: int = 1001) -> int:
+        """A user typing `@bot query` in some chat."""
+        return self.push(
+            {
+                "inline_query": {
+                    "id": str(next(self._message_ids)),
+                    "from": {"id": user_id, "is_bot": False, "first_name": "测试"},
+                    "query": query,
+                    "offset": "",
+                }
+            }
+        )
+
     def document(
         self,
         data: bytes,
@@ -342,7 +355,7 @@ class FakeBotAPI:
                 "username": self.username,
                 "can_join_groups": True,
                 "can_read_all_group_messages": False,
-                "supports_inline_queries": False,
+                "supports_inline_queries": True,
             }
         if method in ("sendMessage", "editMessageText"):
             text = str(params.get("text", ""))
@@ -354,6 +367,9 @@ class FakeBotAPI:
             name = str(params.get("document_filename") or "file")
             msg["document"] = {"file_id": f"sent{msg['message_id']}", "file_unique_id": "s", "file_name": name}
             return msg
+        if method == "answerInlineQuery":
+            _check_inline_results(params.get("results") or [])
+            return True
         if method == "editMessageReplyMarkup":
             _check_markup(params.get("reply_markup"))
             return self._bot_message(params)
@@ -438,6 +454,26 @@ def _check_text(text: str, parse_mode: str | None) -> None:
         raise BotAPIError(400, "Bad Request: message text is empty")
     if len(plain.encode("utf-16-le")) // 2 > 4096:
         raise BotAPIError(400, "Bad Request: message is too long")
+
+
+def _check_inline_results(results: list[dict[str, Any]]) -> None:
+    """What Telegram refuses in answerInlineQuery: over 50 results, ids over 64 bytes or repeated,
+    message text that would not parse, buttons with neither callback data nor a URL."""
+    if len(results) > 50:
+        raise BotAPIError(400, "Bad Request: RESULTS_TOO_MUCH")
+    ids = [str(r.get("id", "")) for r in results]
+    if any(not i or len(i.encode("utf-8")) > 64 for i in ids) or len(set(ids)) != len(ids):
+        raise BotAPIError(400, "Bad Request: RESULT_ID_INVALID")
+    for r in results:
+        if not r.get("title"):
+            raise BotAPIError(400, "Bad Request: RESULT_TITLE_EMPTY")
+        content = r.get("input_message_content") or {}
+        _check_text(str(content.get("message_text", "")), content.get("parse_mode"))
+        _check_markup(r.get("reply_markup"))
+        for row in (r.get("reply_markup") or {}).get("inline_keyboard", []):
+            for b in row:
+                if not b.get("callback_data") and not b.get("url"):
+                    raise BotAPIError(400, "Bad Request: BUTTON_TYPE_INVALID")
 
 
 def _check_markup(markup: Any) -> None:

@@ -137,3 +137,12 @@ def test_console_at_a_terminal_edits_lines_keeps_history_and_ends_cleanly_on_ctr
     text = with_tail.decode("utf-8", "replace")
     assert "^[[D" not in text and "INFO" not in text
     assert text.rstrip(" ").endswith(("\n", "\r\n"))  # the shell prompt starts on a line of its own
+
+
+def test_console_reads_follow_ups_and_new_forgets(tmp_path: Path, corpus: Path, data_dir: Path) -> None:
+    lines = ["酒泉市政协2023年落地了几个项目?", "那武威呢?", "/new", "总投资多少?", "/latest", "/unanswered 1"]
+    out = run_console(tmp_path, corpus, data_dir, "\n".join(lines) + "\n").stdout
+    assert "按上文理解为:武威市政协2023年落地了几个项目?" in out
+    assert out.count("按上文理解为") == 1  # not after /new
+    assert "原文 1" not in out and "→ /source 1" in out  # /latest's buttons as commands
+    assert "近 1 天没有确切答案的问题" in out

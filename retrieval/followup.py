@@ -1,0 +1,226 @@
+"""Pipeline stage: a question read in the light of the previous one in the same conversation.
+
+People ask the way they talk: "酒泉市政协2023年落地了几个项目?", then "总投资多少?", then
+"那武威呢?". Two shapes of follow-up, both worked out from the Query fields alone (places,
+periods, ordinals, the ask and what it asks about), never from a particular question:
+
+- an *elliptical* one ("那武威呢?", "去年呢?", "第十五次呢?", "常委会会议呢?") names only what
+  changes: the previous question is repeated with that place, period, ordinal or topic replaced;
+- an *incomplete* one ("总投资多少?") asks something new but names no place or body of its own:
+  it inherits the previous question's anchor (who, when, which meeting: "酒泉市政协2023年").
+
+A question that names its own place or a body (全国政协, 省政协…) stands alone. An unmarked
+question is only read in context when that reading is at least as confident as the question
+alone (see `ask_in_context`), so a new question that merely lacks a place is not spoiled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from retrieval.model import Answer
+from retrieval.query import _ORDINALS, _YEAR, Query, _kind, analyze, clean
+from retrieval.tokenizer import places
+
+# "那", "那么", "还有", "另外" before, "呢" after: the speaker is continuing, not starting afresh
+_LEAD = re.compile(r"^(?:那么|那|还有|另外|再问一下|那请问|请问)[,,、\s]*")
+_TAIL = re.compile(r"[呢吗啊呀][??。.!!\s]*$|[??。.!!\s]+$")
+_CONTINUES = re.compile(r"^(?:那么|那|还有|另外)|呢[??。.!!\s]*$")
+# bodies that need no place to be one body: 全国政协, 省政协, 国务院…
+_BODY = re.compile(r"全国|中央|国务院|国家|省政协|省委|省政府|省人大")
+# what may trail the part of a question before its ask, and is no part of what it is about
+_TRAILING = re.compile(r"[的了是有在都共把向为将对与和及,,、\s]+$")
+_ADMIN = ("市", "州", "县", "区")
+# what an ordinal numbers: 十一届十二次|常委会
+_MEETING = re.compile(r"[\u4e00-\u9fff]{0,3}?(?:全体会议|常委会会议|常委会|主席会议|会议|座谈会|协商会|全会)")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a question is read: `text` is what is asked; `anchor` is what a next follow-up inherits."""
+
+    text: str
+    anchor: str
+    typed: str  # the question as the user typed it
+
+    @property
+    def in_context(self) -> bool:
+        return clean(self.text) != clean(self.typed)
+
+
+def standalone(question: str, today: str | None = None) -> Reading:
+    return Reading(question, anchor_of(analyze(question, today)), question)
+
+
+def anchor_of(query: Query) -> str:
+    """The part of a question that says who / when / which meeting: the text before its ask, cut
+    after the last place, body, period or ordinal in it ("酒泉市政协2023年" of "…落地了几个项目")."""
+    text = query.text
+    subject = _before_ask(text)
+    end = 0
+    for _, stop in _anchor_spans(query, subject):
+        end = max(end, stop)
+    anchor = subject[:end] if end else subject
+    return _TRAILING.sub("", anchor)
+
+
+def _before_ask(text: str) -> str:
+    """The question's text before its question word (all of it when it has none)."""
+    _, m = _kind(text)
+    return text[: m.start()] if m else _TAIL.sub("", text)
+
+
+def _anchor_spans(query: Query, text: str) -> list[tuple[int, int]]:
+    """Where the places, bodies, periods and ordinals (with the word after: 十一届十二次常委会) are."""
+    spans = []
+    for token in sorted((t for t in query.tokens if t in places()), key=len, reverse=True):
+        i = text.find(token)
+        if i >= 0:
+            spans.append((i, i + len(token)))
+    for m in _BODY.finditer(text):
+        spans.append((m.start(), m.end()))
+    for m in _YEAR.finditer(text):
+        spans.append((m.start(), m.end()))
+    for m in _ORDINALS.finditer(text):
+        following = _MEETING.match(text[m.end() :])
+        spans.append((m.start(), m.end() + (following.end() if following else 0)))
+    return spans
+
+
+def has_own_anchor(query: Query) -> bool:
+    """Names a place or a body of its own: asked afresh, nothing to inherit."""
+    return bool(query.places) or bool(_BODY.search(query.text))
+
+
+def read(question: str, previous: Reading | None, today: str | None = None) -> Reading:
+    """The question in the light of the previous reading (the question alone when it stands alone)."""
+    query = analyze(question, today)
+    if previous is None or not query.tokens:  # 😀 or ??? is no follow-up of anything
+        return standalone(question, today)
+    core = _TAIL.sub("", _LEAD.sub("", query.text))
+    if query.kind is None and (_CONTINUES.search(query.text) or _only_elements(query, core)):
+        return _replace(previous, query, core, question, today)
+    if has_own_anchor(query) or not previous.anchor or previous.anchor in query.text:
+        return standalone(question, today)
+    text = previous.anchor + _LEAD.sub("", query.text)
+    return Reading(text, previous.anchor, question)
+
+
+def _only_elements(query: Query, core: str) -> bool:
+    """"武威?", "2022年?": nothing but a place, a period or an ordinal."""
+    rest = core
+    for start, stop in sorted(_anchor_spans(query, core), reverse=True):
+        rest = rest[:start] + rest[stop:]
+    return bool(core) and not re.search(r"[\u4e00-\u9fff]{2,}", _TRAILING.sub("", rest))
+
+
+def _replace(previous: Reading, query: Query, core: str, typed: str, today: str | None) -> Reading:
+    """"那武威呢?": the previous question with what the new one names put in place of its own."""
+    prev = analyze(previous.text, today)
+    text, anchor, rest = previous.text, previous.anchor, core
+    # places
+    new_place = _longest_place(query, core)
+    if new_place:
+        rest = rest.replace(new_place, "", 1)
+        old_place = _longest_place(prev, text)
+        if old_place:
+            swapped = _swap_place(old_place, new_place)
+            text, anchor = text.replace(old_place, swapped), anchor.replace(old_place, swapped)
+            if not _ORDINALS.search(core):  # 五届二次会议 is 酒泉's numbering, not 金昌's
+                text, anchor = _ORDINALS.sub("", text), _ORDINALS.sub("", anchor)
+        else:
+            text, anchor = new_place + text, new_place + anchor
+    # periods: as typed (去年 stays 去年, read against the newest issue)
+    new_period = _YEAR.search(core)
+    relative = [p.word for p in query.periods if p.word]
+    typed_period = new_period.group(0) if new_period else (relative[0] if relative else None)
+    if typed_period:
+        rest = rest.replace(typed_period, "", 1)
+        old = _YEAR.search(text) or _relative_in(prev, text)
+        if old:
+            old_text = old if isinstance(old, str) else old.group(0)
+            text, anchor = text.replace(old_text, typed_period, 1), anchor.replace(old_text, typed_period, 1)
+        else:
+            text, anchor = _insert_after_anchor(text, anchor, typed_period)
+    # ordinals: 第十五次 for 第十次
+    new_ordinal = _ORDINALS.search(core)
+    if new_ordinal:
+        rest = rest.replace(new_ordinal.group(0), "", 1)
+        old_ordinal = list(_ORDINALS.finditer(text))
+        if old_ordinal:
+            o = old_ordinal[-1].group(0)
+            text, anchor = text.replace(o, new_ordinal.group(0), 1), anchor.replace(o, new_ordinal.group(0), 1)
+    # what is left names a topic: 常委会会议 for 党组会议
+    topic = _TRAILING.sub("", re.sub(r"^[的之]", "", rest.strip()))
+    if re.search(r"[\u4e00-\u9fff]{2,}", topic):
+        old_topic = prev.noun if prev.noun and prev.noun in text else None
+        if old_topic:  # what follows the ask is what is counted: 多少次|党组会议
+            start, end = text.index(old_topic), len(_TAIL.sub("", text))
+            text = text[:start] + topic + text[end:] if start < end else text.replace(old_topic, topic, 1)
+        else:
+            text = anchor + topic + _ask_of(prev)
+    return Reading(text, anchor, typed)
+
+
+def _longest_place(query: Query, text: str) -> str | None:
+    found = [t for t in query.tokens if t in places() and t in text]
+    return max(found, key=len) if found else None
+
+
+def _swap_place(old: str, new: str) -> str:
+    """酒泉市政协 → 武威市政协 for 武威; 康县政协 → 临夏州政协 for 临夏州; the body kept unless named."""
+    names = places()
+    canon = names.get(old, old)
+    old_place = canon
+    for suffix in _ADMIN:
+        if old.startswith(canon + suffix):
+            old_place = canon + suffix
+            break
+    body = old[len(old_place) :] if old.startswith(old_place) else ""
+    new_canon = names.get(new, new)
+    if new.endswith("政协"):
+        return new
+    if new == new_canon and old_place != canon and new + old_place[len(canon) :] in names:
+        new = new + old_place[len(canon) :]  # 武威 → 武威市, as the previous question had it
+    return new + body
+
+
+def _relative_in(query: Query, text: str) -> str | None:
+    for p in query.periods:
+        if p.word and p.word in text:
+            return p.word
+    return None
+
+
+def _insert_after_anchor(text: str, anchor: str, period: str) -> tuple[str, str]:
+    if anchor and text.startswith(anchor):
+        return anchor + period + text[len(anchor) :], anchor + period
+    return period + text, period + anchor
+
+
+def _ask_of(query: Query) -> str:
+    _, m = _kind(query.text)
+    return _TAIL.sub("", query.text[m.start() :]) if m else ""
+
+
+class Asker(Protocol):
+    def ask(self, question: str, k: int = 3, offset: int = 0, issues: frozenset[str] | None = None) -> Answer: ...
+
+
+def ask_in_context(
+    asker: Asker, question: str, previous: Reading | None, today: str | None = None, k: int = 3
+) -> tuple[Answer, Reading]:
+    """Answer `question` as read after `previous`. A question read in context without saying so
+    (no 那…/…呢) is answered alone instead when alone it is confident and in context it is not."""
+    reading = read(question, previous, today)
+    if not reading.in_context:
+        return asker.ask(question, k=k), reading
+    answer = asker.ask(reading.text, k=k)
+    if _CONTINUES.search(clean(question)) or answer.tier == "answer":
+        return answer, reading
+    alone = asker.ask(question, k=k)
+    if alone.tier == "answer":
+        return alone, standalone(question, today)
+    return answer, reading

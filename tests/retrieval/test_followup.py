@@ -1,0 +1,51 @@
+"""Follow-up questions read after the previous one: what is inherited, what is replaced, what stands alone."""
+
+from __future__ import annotations
+
+from retrieval.followup import read, standalone
+
+FIRST = "酒泉市政协2023年落地了几个项目?"
+
+
+def after(*questions: str, today: str | None = "2024-01-06") -> str:
+    previous = None
+    for q in questions:
+        previous = read(q, previous, today)
+    assert previous is not None
+    return previous.text
+
+
+def test_a_question_without_place_or_year_inherits_them() -> None:
+    assert after(FIRST, "总投资多少?") == "酒泉市政协2023年总投资多少?"
+
+
+def test_that_place_instead_replaces_the_place_and_keeps_the_rest() -> None:
+    assert after(FIRST, "那武威呢?") == "武威市政协2023年落地了几个项目?"
+    assert after("康县政协主席是谁?", "那临夏州呢?") == "临夏州政协主席是谁?"
+
+
+def test_a_year_replaces_the_year_and_a_relative_one_is_kept_as_typed() -> None:
+    assert after(FIRST, "2022年呢?") == "酒泉市政协2022年落地了几个项目?"
+    assert after(FIRST, "去年呢?") == "酒泉市政协去年落地了几个项目?"
+
+
+def test_three_turns_chain_and_an_ordinal_replaces_an_ordinal() -> None:
+    assert after(FIRST, "那武威呢?", "去年呢?") == "武威市政协去年落地了几个项目?"
+    assert after("十四届全国政协第十次双周协商座谈会围绕什么协商?", "第十五次呢?") == (
+        "十四届全国政协第十五次双周协商座谈会围绕什么协商?"
+    )
+
+
+def test_another_place_drops_the_first_places_session_numbers() -> None:
+    read_as = after("酒泉市政协五届二次会议以来立案的提案有多少件?", "金昌市政协呢?")
+    assert read_as.startswith("金昌市政协") and "五届二次" not in read_as
+
+
+def test_a_topic_instead_replaces_what_was_counted() -> None:
+    assert after("武威市政协开了多少次党组会议?", "常委会会议呢?") == "武威市政协开了多少次常委会会议?"
+
+
+def test_a_question_with_a_place_or_body_of_its_own_stands_alone() -> None:
+    for q in ("漳县有多少名政协委员入驻了委员联络工作室?", "省政协课题专项研究工作第二次推进会议是哪天召开的?"):
+        reading = read(q, standalone(FIRST), "2024-01-06")
+        assert reading.text == q and not reading.in_context
