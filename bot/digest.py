@@ -300,7 +300,10 @@ def condense(items: Sequence[DigestIssue], keywords: Sequence[str] = (), *, limi
             (a, i.issue) for i in sorted(day, key=lambda i: i.issue.id) for a in i.issue.articles if not a.continuation
         ]
         lines.append(f"\n<b>最新一期 {html.escape(_day(day[0].issue))} 的文章</b>:")
-    footer = "\n\n其余内容都已收入资料库:直接向我提问即可检索;/latest 看最新一期的标题,/issue 日期(如 /issue 2024-01-06)看某一期。"
+    footer = (
+        "\n\n其余内容都已收入资料库:直接向我提问即可检索;"
+        "/latest 看最新一期的标题,/issue 日期(如 /issue 2024-01-06)看某一期。"
+    )
     if not kws:
         footer += "只想看关心的主题:<code>/subscribe 关键词</code>。"
     budget = limit - _FOOTER_ROOM - utf16_len(footer) - 40
