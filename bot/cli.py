@@ -359,6 +359,35 @@ def _check_telegram(settings) -> tuple[bool, str]:  # settings: Settings
     )
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """The live index against rank_bm25.BM25Okapi on its own tokens: top-k ids and scores for a sample."""
+    from retrieval.eval import load_cases
+    from retrieval.verify import sample_questions, verify
+
+    engine, service = _engine(args)
+    try:
+        questions = (
+            [c.question for c in load_cases(Path(args.questions))][: args.n]
+            if args.questions
+            else sample_questions(engine, args.n)
+        )
+        result = verify(engine, questions, k=args.k)
+    finally:
+        if service is not None:
+            service.close()
+    where = (
+        f"the whole index, {result.paragraphs:,} paragraphs"
+        if result.whole_index
+        else f"a sampled sub-corpus of {result.paragraphs:,} paragraphs scored both ways"
+    )
+    mark = "✓" if result.ok else "✗"
+    summary = f"{result.agreed}/{result.questions} questions: top-{args.k} ids and scores as rank_bm25 ranks them"
+    print(f"{mark} {summary} ({where})")
+    for line in result.mismatches[:10]:
+        print(f"  ✗ {line}")
+    return 0 if result.ok else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run
 
@@ -427,6 +456,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "bench-chat": (cmd_bench_chat, "chat latency: simulated users asking through a fake Bot API server"),
     "speed": (cmd_speed, "warm ask latency and start-to-first-answer on the configured corpus"),
     "backup": (cmd_backup, "copy bot.sqlite3 (subscriptions, ingest log) to FILE, safely while the bot runs"),
+    "verify": (cmd_verify, "check the live index ranks exactly as rank_bm25.BM25Okapi on a sample of questions"),
     "fit": (cmd_fit, "fit the answer/abstain judge on labelled questions (cross-validated); --write saves it"),
 }
 
@@ -440,14 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", help="config TOML file (default: ./config.toml if present, else built-in)")
         p.set_defaults(func=func)
-        if name in ("ask", "eval", "ingest", "reload", "speed"):
+        if name in ("ask", "eval", "ingest", "reload", "speed", "verify"):
             p.add_argument("--corpus", metavar="DIR", help="corpus folder of issue .txt files (default: from config)")
         if name in ("ingest", "reload"):
             p.add_argument("--list", action="store_true", help="list every added, changed, removed and refused file")
             p.add_argument(
                 "--backfill", action="store_true", help="import as history: answerable at once, never digested"
             )
-        if name in ("ask", "eval", "speed"):
+        if name == "verify":
+            p.add_argument("--questions", metavar="FILE", help="JSONL questions (default: sampled headlines)")
+            p.add_argument("-n", type=int, default=20, help="questions to check (default 20)")
+            p.add_argument("-k", type=int, default=10, help="hits compared per question (default 10)")
+        if name in ("ask", "eval", "speed", "verify"):
             p.add_argument(
                 "--data",
                 metavar="DIR",

@@ -239,3 +239,20 @@ def test_backup_without_a_database_says_where_it_looked(
     assert main(["backup", "--config", config, str(tmp_path / "copy.sqlite3")]) == 1
     err = capsys.readouterr().err
     assert "bot.sqlite3" in err and "no database there" in err and not (tmp_path / "copy.sqlite3").exists()
+
+
+def test_verify_compares_the_live_index_with_rank_bm25_and_catches_a_disagreement(
+    config: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--config", config, "-n", "10"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("✓ 10/10 questions") and "whole index, 165 paragraphs" in out
+    # the index no longer matches its own tokens: one issue's cached tokens rewritten behind its back
+    cache = sorted((tmp_path / "data" / "index" / "issues").glob("*.json"))[0]
+    data = json.loads(cache.read_text(encoding="utf-8"))
+    data["tokens"] = [[*t, "政协", "政协", "委员"] for t in data["tokens"]]
+    cache.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "政协委员", "answers": []}, ensure_ascii=False), encoding="utf-8")
+    assert main(["verify", "--config", config, "--questions", str(questions)]) == 1
+    assert capsys.readouterr().out.startswith("✗ 0/1 questions")
