@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -754,7 +755,12 @@ def _ingest(job: tuple[str, bytes, str]) -> IndexedIssue | str:
         ii = index_issue(parse_bytes(name, data))
     except BadIssueFile as exc:
         return str(exc)
-    IndexStore(Path(data_dir)).save_issue(ii)
+    try:
+        IndexStore(Path(data_dir)).save_issue(ii)
+    except OSError as exc:  # a full disk refuses the one file it cannot cache, not the whole start
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{name}: 磁盘空间不足, 无法保存它的索引 (no space left on device)"
+        raise
     return ii
 
 
@@ -894,12 +900,26 @@ def scan(
         index = base.with_added([ii for iid, ii in issues.items() if iid not in old])
     else:
         index = Index.build(issues.values(), tokens_of=lambda ii: _cached_tokens(store, ii))
-    store.write_manifest(index, stats)
+    _best_effort("manifest", lambda: store.write_manifest(index, stats))
     checkpoint("manifest")
     if index is not base or not (store.snapshot_dir / "snapshot.json").exists():
-        store.save_snapshot(index)
+        _best_effort("snapshot", lambda: store.save_snapshot(index), cleanup=store.snapshot_dir)
     checkpoint("snapshot")
     return ScanResult(index, added, changed, removed, unchanged, refused, time.perf_counter() - start)
+
+
+def _best_effort(what: str, write: Callable[[], None], cleanup: Path | None = None) -> None:
+    """Persist what a restart needs; on a full disk, serve from memory and say so (the next start
+    with room rebuilds it) instead of stopping, and leave no half-written files behind."""
+    try:
+        write()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.warning("%s not saved (%s): serving from memory; it is rebuilt at the next start", what, exc.strerror)
+        if cleanup is not None:
+            for tmp in cleanup.rglob("*.tmp"):
+                tmp.unlink(missing_ok=True)
 
 
 def _cached_tokens(store: IndexStore, ii: IndexedIssue) -> Sequence[Sequence[str]]:

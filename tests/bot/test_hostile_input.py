@@ -129,3 +129,42 @@ async def test_a_file_whose_last_character_is_cut_is_accepted(fakebot: FakeBotAP
     assert "新增 1 期" in report.plain
     [answer] = await say(fakebot, NEW_QUESTION)
     assert "42名" in answer.plain
+
+
+def test_start_up_on_a_full_disk_refuses_the_one_file_not_the_bot(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk fills up while the first start indexes the corpus: the issue whose cache cannot be
+    written is refused with 磁盘空间不足, the snapshot is skipped, and the rest is answered."""
+    import errno
+
+    from retrieval.engine import Engine
+    from retrieval.index import IndexStore
+
+    save_issue, save_snapshot = IndexStore.save_issue, IndexStore.save_snapshot
+
+    def full_for_jiuquan(self: IndexStore, ii: Any) -> None:
+        if ii.id.startswith("004_"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save_issue(self, ii)
+
+    def full(self: IndexStore, *args: Any, **kwargs: Any) -> None:
+        (self.snapshot_dir).mkdir(parents=True, exist_ok=True)
+        (self.snapshot_dir / "half.tmp").write_bytes(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(IndexStore, "save_issue", full_for_jiuquan)
+    monkeypatch.setattr(IndexStore, "save_snapshot", full)
+    engine, report = Engine.open(corpus, tmp_path / "data")
+    assert report.issues == 4
+    assert [r.reason for r in report.refused if r.name.startswith("004_")] == [
+        "004_d3292c7a9a19adbb.txt: 磁盘空间不足, 无法保存它的索引 (no space left on device)"
+    ]
+    assert engine.ask("陇西县政协主席是谁").short_answer == "刘树武"
+    assert "snapshot not saved" in caplog.text
+    assert not list((tmp_path / "data").rglob("*.tmp"))
+    # room again: the next start indexes it, as any new file
+    monkeypatch.setattr(IndexStore, "save_issue", save_issue)
+    monkeypatch.setattr(IndexStore, "save_snapshot", save_snapshot)
+    _, again = Engine.open(corpus, tmp_path / "data")
+    assert again.issues == 5 and not again.refused
