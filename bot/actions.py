@@ -130,7 +130,20 @@ def subscribe(svc: ChatService, chat_id: int, keywords: list[str]) -> list[Reply
         sub = svc.subscribe(chat_id, keywords)
     except BadKeywords as exc:
         return [Reply(f"⚠️ 未订阅:{render.esc(str(exc))}")]
-    return [Reply(render.subscribed_html(sub.keywords))]
+    return [Reply(render.subscribed_html(sub.keywords, digest_schedule(svc)))]
+
+
+def digest_schedule(svc: ChatService) -> str:
+    """When the next digest goes out, in the configured zone — or that none are scheduled."""
+    from datetime import datetime
+
+    from bot.schedule import next_run
+
+    cfg = svc.settings.digest
+    if not cfg.enabled:
+        return "定时推送未开启([digest] enabled = false)。"
+    when = next_run(cfg.cron, cfg.tzinfo, datetime.now(cfg.tzinfo))
+    return f"下次推送:{when:%Y-%m-%d %H:%M} ({cfg.timezone})" if when else ""
 
 
 def unsubscribe(svc: ChatService, chat_id: int) -> list[Reply]:

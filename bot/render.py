@@ -525,11 +525,17 @@ def stats_html(
     return "\n".join(lines)
 
 
-def subscribed_html(keywords: Sequence[str]) -> str:
+def subscribed_html(keywords: Sequence[str], schedule: str = "") -> str:
+    """`schedule`: when digests go out (下次推送:2026-11-27 08:00 (Asia/Shanghai)), so a /digest
+    right after subscribing finding nothing yet is no surprise."""
+    when = f"\n{esc(schedule)}" if schedule else ""
     if keywords:
         words = "、".join(esc(k) for k in keywords)
-        return f"✅ 已订阅:新一期报纸中提到 <b>{words}</b> 的文章会推送给您。\n取消订阅:/unsubscribe"
-    return "✅ 已订阅:每有新一期报纸,都会推送摘要给您。\n只看某些主题:/subscribe 关键词1 关键词2\n取消订阅:/unsubscribe"
+        return f"✅ 已订阅:新一期报纸中提到 <b>{words}</b> 的文章会推送给您。{when}\n取消订阅:/unsubscribe"
+    return (
+        f"✅ 已订阅:每有新一期报纸,都会推送摘要给您(之前已收录的不再推送)。{when}\n"
+        "只看某些主题:/subscribe 关键词1 关键词2\n取消订阅:/unsubscribe"
+    )
 
 
 def subscriptions_html(keywords: Sequence[str] | None) -> str:

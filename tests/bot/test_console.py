@@ -50,6 +50,7 @@ def test_console_answers_questions_and_buttons_and_exits_on_eof(tmp_path: Path, 
     assert "树立品牌 示范效益日益凸显" in out  # the whole article (/full)
     assert "没有可检索的文字" in out
     assert "已订阅" in out and "当前订阅关键词:招商引资" in out
+    assert "下次推送:" in out and "(Asia/Shanghai)" in out  # subscribing says when digests come
     assert "收到问题:3 个(有确切答案 1 个,未找到确切答案 2 个)" in out  # the emoji counts: it was asked
     assert "没有这个按钮" not in out  # /source 1 after /more: the question's first page is still there
     assert "没有新增、更新或删除的报纸" in out
