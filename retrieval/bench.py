@@ -329,99 +329,6 @@ def _restore_index_state(data: Path, state: dict[Path, bytes | None]) -> None:
             path.write_bytes(content)
 
 
-def _corpus_tokens(scorer: Any) -> list[list[str]]:
-    """Every paragraph's tokens (multiset, terms in first-appearance order) rebuilt from the postings."""
-    from scipy import sparse
-
-    terms = list(scorer._vocab)
-    rows, cols, vals = [], [], []
-    for seg in scorer._segments:
-        rows.append(np.asarray(seg.docs, dtype=np.int64))
-        cols.append(np.repeat(np.asarray(seg.terms, dtype=np.int64), np.diff(np.asarray(seg.indptr))))
-        vals.append(np.asarray(seg.tf, dtype=np.int64))
-    m = sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(scorer.size, len(terms))
-    )
-    m.sort_indices()
-    out = []
-    indptr, indices, data = m.indptr, m.indices, m.data
-    for d in range(scorer.size):
-        lo, hi = indptr[d], indptr[d + 1]
-        doc: list[str] = []
-        for t, c in zip(indices[lo:hi].tolist(), data[lo:hi].tolist(), strict=True):
-            doc.extend([terms[t]] * c)
-        out.append(doc)
-    return out
-
-
-def phase_reference(corpus: Path, data: Path, queries: list[list[str]], n_reference: int) -> dict[str, Any]:
-    from rank_bm25 import BM25Okapi
-
-    from retrieval.engine import Engine
-
-    engine, _ = Engine.open(corpus, data)
-    scorer = engine._index.scorer
-    assert scorer is not None
-    t0 = time.perf_counter()
-    docs = _corpus_tokens(scorer)
-    rebuild_s = time.perf_counter() - t0
-    rss0 = _rss_mb()
-    t0 = time.perf_counter()
-    ref = BM25Okapi(docs)
-    build_s = time.perf_counter() - t0
-    out: dict[str, Any] = {
-        "rank_bm25_build_s": build_s,
-        "rank_bm25_index_rss_mb": _rss_mb() - rss0,
-        "tokens_rebuild_s": rebuild_s,
-    }
-    times, same, checked = [], 0, 0
-    for q in queries[:n_reference]:
-        t0 = time.perf_counter()
-        scores = np.asarray(ref.get_scores(q))
-        times.append(time.perf_counter() - t0)
-        order = np.argsort(-scores, kind="stable")[:RANK_K]
-        want = [(int(i), float(scores[i])) for i in order if scores[i] > 0]
-        got = scorer.top_k(q, RANK_K)
-        checked += 1
-        same += [d for d, _ in got] == [d for d, _ in want] and all(
-            abs(a - b) <= 1e-6 * abs(b) for (_, a), (_, b) in zip(got, want, strict=True)
-        )
-    out |= {
-        "rank_bm25_get_scores": _percentiles(times),
-        "parity_checked": checked,
-        "parity_identical": same,
-        "peak_rss_mb": _peak_mb(),
-    }
-    del ref
-    try:
-        import bm25s
-    except ImportError:
-        out["bm25s"] = None
-        return out
-    vocab = {t: i for i, t in enumerate(scorer._vocab)}
-    ids = [[vocab[t] for t in d] for d in docs]
-    del docs
-    model = bm25s.BM25(method="robertson", k1=1.5, b=0.75)
-    build_s, _ = _timed(lambda: model.index((ids, vocab), show_progress=False))
-    known = [[t for t in q if t in vocab] or [next(iter(vocab))] for q in queries]
-    model.retrieve([known[0]], k=RANK_K, show_progress=False, n_threads=1)
-    times, overlap = [], []
-    for q in known:
-        dt, (res, _s) = _timed(lambda q=q: model.retrieve([q], k=RANK_K, show_progress=False, n_threads=1))  # type: ignore[misc]
-        times.append(dt)
-        ours = {d for d, _ in scorer.top_k(q, RANK_K)}
-        if ours:
-            overlap.append(len(ours & {int(x) for x in res[0]}) / len(ours))
-    out["bm25s"] = {
-        "version": bm25s.__version__,
-        "method": "robertson",
-        "build_s": build_s,
-        "retrieve": _percentiles(times),
-        "overlap_at_10": float(np.mean(overlap)) if overlap else None,
-    }
-    return out
-
-
 # -- driver ------------------------------------------------------------------------------------
 
 
@@ -475,6 +382,7 @@ def run(
     output: Path | None,
     command: str,
     reuse_index: bool = False,
+    passes: int = 3,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "command": command, "sizes": {}}
     log = workdir / "bench.log"
@@ -530,16 +438,20 @@ def run(
         queries = res["serve"].pop("queries")
         qtok = root / "query_tokens.json"
         qtok.write_text(json.dumps(queries, ensure_ascii=False))
-        print(f"[{label}] reference …", file=sys.stderr, flush=True)
-        res["reference"] = _run_phase(
+        print(f"[{label}] compare (one process, interleaved) …", file=sys.stderr, flush=True)
+        res["compare"] = _run_phase(
             [
                 "--phase",
-                "reference",
+                "compare",
                 *common,
                 "--questions-file",
                 str(qtok),
                 "--reference-queries",
                 str(_n_reference(paragraphs)),
+                "--passes",
+                str(passes),
+                "--cache",
+                str(root),
             ],
             log,
         )
@@ -549,6 +461,10 @@ def run(
         if output:
             output.write_text(render(results), encoding="utf-8")
     return results
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _f(x: float | None, digits: int = 1) -> str:
@@ -697,7 +613,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep an index already built in WORKDIR (first-ingest figures are then those of the run that built it)",
     )
-    p.add_argument("--phase", choices=["ingest", "serve", "reference"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        help="interleaved passes over the questions in the comparison; ratios are the median over passes (default 3)",
+    )
+    p.add_argument("--phase", choices=["ingest", "serve", "compare"], help=argparse.SUPPRESS)
+    p.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--questions-file", type=Path, help=argparse.SUPPRESS)
@@ -710,8 +633,10 @@ def main(argv: list[str] | None = None) -> int:
             qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
             res = phase_serve(a.corpus, a.data, qs, a.add_paragraphs, a.seed)
         else:
+            from retrieval.bench_compare import compare
+
             qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
-            res = phase_reference(a.corpus, a.data, qs, a.reference_queries)
+            res = compare(a.data, a.cache, qs, a.passes, a.reference_queries, _log)
         print(json.dumps(res, ensure_ascii=False))
         return 0
     if a.render:
@@ -728,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         out,
         command.strip(),
         reuse_index=a.reuse_index,
+        passes=a.passes,
     )
     print(json.dumps(res, ensure_ascii=False, indent=1))
     return 0
