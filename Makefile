@@ -40,4 +40,5 @@ eval: $(RUNTIME)
 	$(BIN)/python -m bot eval $(wildcard ../shared/qa/dev.jsonl) tests/data/qa_*.jsonl
 
 bench: $(DEV)
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bot bench
