@@ -513,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "backup":
             p.add_argument("file", help="the new backup file (never overwritten)")
         elif name in ("bench", "bench-chat"):
-            p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (try: bench --help)")
+            p.add_argument(
+                "rest", nargs=argparse.REMAINDER, help="the benchmark's own options: python -m bot bench --help"
+            )
         elif name == "speed":
             p.add_argument("--questions", help="JSONL of questions to time (default: one example question)")
             p.add_argument("--rounds", type=int, default=20, help="passes over the questions (default 20)")
@@ -521,6 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("bench", "bench-chat"):  # the benchmarks own their options, --help included
+        rest = argv[1:]
+        return (
+            cmd_bench(argparse.Namespace(rest=rest))
+            if argv[0] == "bench"
+            else cmd_bench_chat(argparse.Namespace(rest=rest))
+        )
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if getattr(args, "command", None) in ("bench", "bench-chat"):
