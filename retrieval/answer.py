@@ -16,7 +16,7 @@ from retrieval.measure import COUNTED as _COUNTED_RX
 from retrieval.measure import counted, undated
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
-from retrieval.shapes import DATE, WHERE, answer_shape, bound, has_unit_count, who_answer
+from retrieval.shapes import DATE, WHERE, _names_counted, answer_shape, bound, has_unit_count, who_answer
 from retrieval.tokenizer import normalize
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
@@ -24,8 +24,10 @@ RELATED = "没有找到确切的答案, 以下报道可能相关。"
 
 SNIPPET_MAX = 160
 _SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
-# what a number counts, printed right after it: 名政协委员, 个政协协商议事室 (up to a particle or verb)
-_NOUN_TAIL = re.compile(r"[\u4e00-\u9fff]{0,8}?(?=[的和与及、]|$|[,;。]|[进开建完成参])")
+# a noun phrase ends where a verb or particle starts (8名政协委员 | 下沉到…)
+_PREDICATE = re.compile(
+    r"(?:下沉|参加|参与|开展|组织|建设|建成|完成|提出|发言|走访|深入|按照|立足|围绕|通过|实现|推动|举办|召开|落地|到|在|对|向|为|共|已|等|的)"
+)
 _CLAUSE = re.compile(r"[^,;:。!?]+")
 
 
@@ -108,14 +110,22 @@ def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str |
 
 
 def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
+    """The count the question asks for. With a noun asked (几个专班组), only a number printed with that
+    noun is stated: a number about something else (两个重点) would be a confident wrong answer."""
     clauses = [c.strip() for c in _CLAUSE.findall(snippet) if c.strip()]
+    total = sum(weights.get(w, 0.0) for w in query.words)
     best: tuple[float, int] | None = None
     for i, clause in enumerate(clauses):
         if not counted(clause, query.unit):
             continue
+        tied = bound(query, clause)
         s = matched_weight(query, weights, clause) + 0.01
+        if query.noun and not tied and not (has_unit_count(query, clause) and s >= RELATED_COVERAGE * total):
+            continue  # untied: only with the asked measure word in a clause holding a third of the question
         if has_unit_count(query, clause):
             s *= 2
+        if tied:
+            s *= 3
         if best is None or s > best[0]:
             best = (s, i)
     if best is None:
@@ -134,22 +144,31 @@ def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str 
 
 def _counted_phrase(query: Query, clause: str) -> str:
     """The number with its measure word and what it counts, not the whole clause: 46个政协协商议事室
-    from 按照…标准高质量完成了46个政协协商议事室的建设任务; 议事平台1263个 when the noun comes first."""
+    from 按照…标准高质量完成了46个政协协商议事室的建设任务; 议事平台1263个 when the noun comes first.
+    Of several numbers (城区…7个、乡镇…13个) the one printed with the thing asked wins."""
     matches = list(_COUNTED_RX.finditer(undated(clause, query.unit)))
     if not matches:
         return clause
-    bound = [m for m in matches if query.unit and m.group(0).endswith(query.unit)] or matches
-    m = bound[0]
+    with_unit = [m for m in matches if query.unit and m.group(0).endswith(query.unit)] or matches
+    m = next((m for m in with_unit if _names_counted(query.noun, clause, m)), with_unit[0])
     if query.noun:
-        after = clause.find(query.noun, m.end(), m.end() + 8)
-        if after >= 0:
-            tail = _NOUN_TAIL.match(clause, after + len(query.noun))
-            return clause[m.start() : tail.end() if tail else after + len(query.noun)]
         before = clause.rfind(query.noun, max(0, m.start() - 14), m.start())
-        if before >= 0:
+        if before >= 0 and clause.find(query.noun, m.end(), m.end() + 8) < 0:
             return clause[before : m.end()]
-    tail = _NOUN_TAIL.match(clause, m.end())
-    return clause[m.start() : tail.end() if tail else m.end()]
+    return clause[m.start() : _asked_words_end(query, clause, m.end())]
+
+
+def _asked_words_end(query: Query, clause: str, start: int) -> int:
+    """Where what follows a number stops being the question's own words: 8名政协委员 of
+    8名政协委员立足工作实际 when the question asks 几名政协委员; at most 12 characters."""
+    asked = sorted({w for w in (*query.words, *query.tokens) if len(w) >= 2 and not w.isascii()}, key=len, reverse=True)
+    end = start
+    while end < min(len(clause), start + 12):
+        word = next((w for w in asked if clause.startswith(w, end)), None)
+        if word is None or _PREDICATE.match(word):
+            break
+        end += len(word)
+    return end
 
 
 def build_answer(

@@ -23,12 +23,13 @@ import numpy.typing as npt
 
 from retrieval.query import Query
 from retrieval.search import FEATURES, Candidate
+from retrieval.shapes import answer_key
 
 # Below a third of the question's weight a paragraph is not "related", it merely shares a word.
 RELATED_COVERAGE = 1 / 3
 DECISION_FEATURES = (
-    "margin",  # the first candidate's lead (rank logit) over the best candidate of another article
-    "share",  # its softmax share of the pool under the rank model
+    "margin",  # the first candidate's lead (rank logit) over the best rival: another article giving another answer
+    "share",  # softmax share (rank model) of the candidates agreeing with it: its article, or the same answer
     "coverage",
     "para_coverage",
     "absent",  # share of the question's words the corpus never printed
@@ -42,6 +43,7 @@ DECISION_FEATURES = (
     "words",  # log(1 + number of question words)
     "no_kind",  # no question word: a keyword-style question
     "log_size",  # log10 of the paragraphs indexed
+    "agree",  # the best candidate of another article gives the same name, number or date
 )
 _PATH = Path(str(resources.files("retrieval") / "data" / "judge.json"))
 
@@ -163,17 +165,24 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float, siz
     """`size`: paragraphs in the index: in a bigger archive the same evidence singles out less."""
     top = ranked[0]
     c = top.candidate
-    other = next(
-        (
-            s.logit
-            for s in ranked[1:]
-            if (s.candidate.paragraph.issue, s.candidate.paragraph.article) != (c.paragraph.issue, c.paragraph.article)
-        ),
-        top.logit - 10.0,
-    )
+    key = answer_key(query, c.paragraph.text)
+    where = (c.paragraph.issue, c.paragraph.article)
+
+    def rival(s: Scored) -> bool:
+        """Another article that does not give the same name, number or date: what the first hit must beat."""
+        p = s.candidate.paragraph
+        if (p.issue, p.article) == where:
+            return False
+        return key is None or answer_key(query, p.text) != key
+
+    head = ranked[:12]  # the rest weigh nothing in the softmax; answer_key is not free
+    other = next((s.logit for s in head[1:] if rival(s)), top.logit - 10.0)
     f = c.feature
     logits = np.asarray([s.logit for s in ranked])
-    share = 1.0 / float(np.exp(logits - top.logit).sum())
+    weights = np.exp(logits - top.logit)
+    agreeing = np.zeros(len(ranked), dtype=bool)  # the first hit's article, or the same answer elsewhere
+    agreeing[: len(head)] = [not rival(s) for s in head]
+    share = float(weights[agreeing].sum() / weights.sum())
     return (
         top.logit - other,
         share,
@@ -190,7 +199,21 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float, siz
         math.log1p(len(query.words)),
         float(query.kind is None),
         math.log10(max(size, 1)),
+        _agree(query, ranked),
     )
+
+
+def _agree(query: Query, ranked: Sequence[Scored]) -> float:
+    top = ranked[0].candidate
+    key = answer_key(query, top.paragraph.text)
+    if key is None:
+        return 0.0
+    where = (top.paragraph.issue, top.paragraph.article)
+    for s in ranked[1:6]:
+        c = s.candidate
+        if (c.paragraph.issue, c.paragraph.article) != where:
+            return float(answer_key(query, c.paragraph.text) == key)
+    return 0.0
 
 
 @cache

@@ -22,7 +22,7 @@ UNIT_RX = "|".join(re.escape(u) for u in UNITS)
 # 几/多少 + unit, and the size questions 多长/多大/多高/多远/多久/多深/多重 (answered by a number with a unit)
 COUNT_ASK = re.compile(r"(?:多少|几)(?P<unit>" + UNIT_RX + r")?|多[长大高远久深重宽]|第几|百分之几|占比")
 NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
-COUNTED = re.compile(NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
+COUNTED = re.compile(r"(?<!第)" + NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")  # 第二次 is an ordinal
 ARABIC_COUNTED = re.compile(r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
 _DATES = re.compile(r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日")
 _DATE_UNITS = frozenset({"年", "月", "日", "天", "周"})

@@ -205,7 +205,12 @@ def analyze(question: str, today: str | None = None) -> Query:
         after = [w for w in query_words(text[m.end() :]) if keep(w)]
         while after and len(after[0]) == 1 and after[0] in UNITS:  # 哪几所学校: past the measure word
             after = after[1:]
+        # jieba may cut an unfamiliar noun (专班组 → 专 / 班组): then the asked thing is the short run of
+        # characters up to the next particle or punctuation
+        run = re.match(r"[\u4e00-\u9fff]{2,8}?(?=[的是有在和与及吗呢?,。、]|$)", text[m.end() :])
         noun = after[0] if after and len(after[0]) >= 2 else None
+        if run and len(run.group(0)) <= 6 and (noun is None or run.group(0).startswith(after[0])):
+            noun = run.group(0)
     if m and m.start() > 0:
         before = [w for w in query_words(text[: m.start()]) if keep(w) and w not in ("有", "是", "了", "达", "为")]
         head = before[-1] if before and len(before[-1]) >= 2 else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from retrieval.measure import ARABIC_COUNTED, NUM, counted, undated
+from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, counted, undated
 from retrieval.query import Query
 
 WHEN = re.compile(r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天")
@@ -38,6 +38,7 @@ _SURNAMES = set(
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
 _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
+_ANY_COUNTED = COUNTED
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
@@ -123,12 +124,13 @@ def bound_head(query: Query, text: str) -> bool:
 
 
 def _names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
-    """The counted noun printed with the number, after it (4个项目) or before it in the same clause
-    (议事平台1263个)."""
+    """The counted noun printed with the number, after it (4个项目) or before it in the same item of
+    a list (议事平台1263个; in 城区…7个、乡镇…13个 乡镇 goes with 13个, not 7个)."""
     if not noun:
         return True
-    before = re.split(r"[,;。:]", text[max(0, m.start() - 14) : m.start()])[-1]
-    return noun in text[m.end() : m.end() + 8] or noun in before
+    before = re.split(r"[,;。:、]", text[max(0, m.start() - 14) : m.start()])[-1]
+    after = re.split(r"[,;。:、]", text[m.end() : m.end() + 8])[0]
+    return noun in after or noun in before
 
 
 def bound(query: Query, text: str) -> bool:
@@ -186,3 +188,19 @@ def answer_shape(query: Query, text: str) -> float:
     elif query.kind == "which" and (text.count("、") >= 2 or NAMED.search(text)):
         factor *= 1.25  # 哪些 answers are lists: A、B、C
     return factor
+
+
+def answer_key(query: Query, text: str) -> str | None:
+    """The bare answer a paragraph gives (a name, a counted number, a date), to see whether two
+    articles agree: 高台县政协主席向钧 in two reports makes 向钧 more certain, not less."""
+    if query.kind == "who":
+        return who_answer(query, text)
+    if query.kind == "count":
+        for m in _ANY_COUNTED.finditer(undated(text, query.unit)):
+            if (not query.unit or m.group(0).endswith(query.unit)) and _names_counted(query.noun, text, m):
+                return m.group(0)
+        return None
+    if query.kind == "when":
+        date = DATE.search(text)
+        return date.group(0) if date else None
+    return None
