@@ -37,7 +37,7 @@ lint: $(DEV)
 	$(BIN)/mypy
 
 eval: $(RUNTIME)
-	$(BIN)/python -m bot eval $(wildcard ../shared/qa/dev.jsonl) tests/data/qa_*.jsonl
+	$(BIN)/python -m bot eval $(wildcard ../shared/qa/dev.jsonl) tests/data/qa_extra.jsonl tests/data/qa_holdout.jsonl tests/data/qa_seeds_blind.jsonl
 
 bench: $(DEV)
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[bench]'

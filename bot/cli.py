@@ -239,7 +239,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
             print("would remove: " + " ".join(report.would_remove), file=sys.stderr)
         if report.confirmable:
             print("run again with --yes to remove them", file=sys.stderr)
-        print(format_report(report))
+        print(f"现有 {report.issues} 期, {report.articles} 篇文章, {report.paragraphs} 段 (unchanged)")
         return 1
     print(format_report(report, full=args.list, backfill=args.backfill))
     return 1 if report.refused and not report.issues else 0
@@ -250,8 +250,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from bot.store import StoreError, backup
 
     source = _settings(args).db_path
+    target = Path(args.file)
+    if not target.parent.is_dir():
+        print(f"backup failed: no such folder for the copy: {target.parent}", file=sys.stderr)
+        return 1
     try:
-        size = backup(source, Path(args.file))
+        size = backup(source, target)
     except (StoreError, OSError) as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 1
@@ -305,19 +309,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"✗ config: {exc}")
         return 1
     lines = [(True, f"config: {settings.source or '(built-in defaults, no config.toml)'}")]
-    corpus = settings.corpus_dir
-    files = sorted(corpus.glob("*.txt")) if corpus.is_dir() else []
-    lines.append(
-        (
-            corpus.is_dir(),
-            f"corpus: {corpus} — {len(files)} issue files" if corpus.is_dir() else f"corpus: no such folder {corpus}",
-        )
-    )
+    lines.append(_check_corpus(settings))
     lines.append(_check_writable(settings.data_dir))
     lines.append(_check_telegram(settings))
     for ok, text in lines:
         print(("✓ " if ok else "✗ ") + text)
     return 0 if all(ok for ok, _ in lines) else 1
+
+
+def _check_corpus(settings) -> tuple[bool, str]:  # settings: Settings
+    corpus = settings.corpus_dir
+    if corpus.is_dir():
+        return True, f"corpus: {corpus} — {len(list(corpus.glob('*.txt')))} issue files"
+    seeds = settings.seed_from
+    if seeds is not None and not settings.db_path.exists():
+        count = len(list(seeds.glob("*.txt")))
+        return True, f"corpus: {corpus} — filled from {seeds.name}/ ({count} files) at the first run"
+    return False, f"corpus: no such folder {corpus}"
 
 
 def _check_writable(folder: Path) -> tuple[bool, str]:

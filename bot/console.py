@@ -41,18 +41,18 @@ class Console:
         self.digest = ConsoleDigest(svc, CONSOLE_CHAT)
 
     def show(self, replies: list[Reply], new_question: bool = True) -> None:
-        """A new question's replies replace the buttons; a pressed button's (更多) add to them, so
-        /source 1 still works after /more."""
-        if new_question:
-            self.buttons = {}
+        """A new answer's buttons replace the old ones; a pressed button's (更多) add to them, so
+        /source 1 still works after /more; a reply without buttons (chit-chat, a usage line) keeps them."""
+        fresh: dict[str, str] = {}
         for reply in replies:
             print(render.to_plain(reply.html, color=self.color), file=self.out)
             if reply.attachment is not None:  # a terminal has room for the full list
                 print(reply.attachment.data.decode("utf-8"), file=self.out)
             for row in reply.buttons:
                 for b in row:
-                    self.buttons[_command_for(b.text)] = b.data
-        if self.buttons:
+                    fresh[_command_for(b.text)] = b.data
+        if fresh:
+            self.buttons = fresh if new_question else {**self.buttons, **fresh}
             print("  → " + "  ".join(sorted(self.buttons, key=_order)), file=self.out)
         print(file=self.out)
 
@@ -130,8 +130,10 @@ def _command_for(label: str) -> str:
     return "/" + label
 
 
-def _order(command: str) -> tuple[int, str]:
-    return (1 if command == "/more" else 0, command)
+def _order(command: str) -> tuple[int, int, str]:
+    """/source 2 before /source 10, /more last."""
+    number = command.rsplit(" ", 1)[-1]
+    return (1 if command == "/more" else 0, int(number) if number.isdigit() else 0, command)
 
 
 def run_console(settings: Settings, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
