@@ -213,7 +213,8 @@ def ask_in_context(
     asker: Asker, question: str, previous: Reading | None, today: str | None = None, k: int = 3
 ) -> tuple[Answer, Reading]:
     """Answer `question` as read after `previous`. A question read in context without saying so
-    (no 那…/…呢) is answered alone instead when alone it is confident and in context it is not."""
+    (no 那…/…呢) is answered alone instead when the context does not help: alone it is confident, or
+    in context nothing relates (天气 after a question about 兰州), or alone it is at least as sure."""
     reading = read(question, previous, today)
     if not reading.in_context:
         return asker.ask(question, k=k), reading
@@ -221,6 +222,6 @@ def ask_in_context(
     if _CONTINUES.search(clean(question)) or answer.tier == "answer":
         return answer, reading
     alone = asker.ask(question, k=k)
-    if alone.tier == "answer":
-        return alone, standalone(question, today)
+    if alone.tier == "answer" or answer.tier == "none" or alone.confidence >= answer.confidence:
+        return alone, standalone(question, today)  # the context adds nothing: read the question as asked
     return answer, reading

@@ -49,3 +49,15 @@ def test_a_question_with_a_place_or_body_of_its_own_stands_alone() -> None:
     for q in ("漳县有多少名政协委员入驻了委员联络工作室?", "省政协课题专项研究工作第二次推进会议是哪天召开的?"):
         reading = read(q, standalone(FIRST), "2024-01-06")
         assert reading.text == q and not reading.in_context
+
+
+def test_a_question_the_context_does_not_help_is_answered_as_asked(seed_engine) -> None:  # type: ignore[no-untyped-def]
+    """天气 after a question about 兰州: nothing relates in context either, so the reply must not
+    claim to have read it as 兰州市政协2019年今天天气怎么样."""
+    from retrieval.followup import ask_in_context
+
+    previous = read("兰州市政协2019年落地了几个项目", None, None)
+    answer, reading = ask_in_context(seed_engine, "今天天气怎么样?", previous, None)
+    assert not reading.in_context and answer.tier != "answer"
+    answer, reading = ask_in_context(seed_engine, "总投资多少?", read(FIRST, None, None), None)
+    assert reading.in_context and answer.short_answer == "70亿元"
