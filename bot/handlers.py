@@ -119,8 +119,12 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
             await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
         return
     chat_type = update.effective_chat.type if update.effective_chat else None
-    replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
-    await send(message, replies, quote=_is_group(update))
+    # One person's questions in one chat are answered one at a time, in the order they came: a
+    # follow-up ("那武威呢?") must be read after the question it follows, not race it.
+    locks: dict[tuple[int, int], asyncio.Lock] = context.bot_data.setdefault("question_locks", {})
+    async with locks.setdefault((message.chat_id, user_id), asyncio.Lock()):
+        replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
+        await send(message, replies, quote=_is_group(update))
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -112,3 +112,14 @@ async def test_new_commands_are_in_help_and_menus(fakebot: FakeBotAPI, bot: Any)
     admin = next(m for scope, m in menus.items() if "chat" in scope)
     assert {"new", "latest", "issue"} <= set(everyone) and "unanswered" not in everyone
     assert "unanswered" in admin
+
+
+async def test_a_follow_up_sent_right_after_its_question_is_read_after_it(fakebot: FakeBotAPI, bot: Any) -> None:
+    """Typed in quick succession, the two messages are handled concurrently by the Application; the
+    follow-up must still be read after the question, and the replies come in order."""
+    before = len(fakebot.sent(USER))
+    fakebot.message(FIRST, chat_id=USER)
+    fakebot.message("总投资多少?", chat_id=USER)
+    replies = await fakebot.wait_for(chat_id=USER, after=before, count=2)
+    assert "4个项目" in replies[0].plain and "按上文理解为" not in replies[0].plain
+    assert "按上文理解为:酒泉市政协2023年总投资多少?" in replies[1].plain
