@@ -121,7 +121,11 @@ class FakeBotAPI:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bot-api", daemon=True)
+        # serve_forever checks for shutdown every poll_interval (0.5 s by default): every test's
+        # teardown waited that long
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-bot-api", daemon=True
+        )
         self._thread.start()
         return self
 
