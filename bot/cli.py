@@ -126,7 +126,8 @@ def format_report(report: ReloadReport, full: bool = False, backfill: bool = Fal
 
     if full:
         return render.report_text(report, "资料库已更新").rstrip()
-    return render.to_plain(render.report_html(report, backfill=backfill))
+    text = render.to_plain(render.report_html(report, backfill=backfill))
+    return text.replace("完整清单见附件。", "完整清单:加 --list 再运行一次。")  # no attachment in a terminal
 
 
 # ---------------------------------------------------------------- commands
@@ -229,9 +230,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     from bot.service import ChatService
 
+    bar = TerminalProgress() if sys.stderr.isatty() else None
     service, report = ChatService.open(
-        _settings(args), confirm_removal=bool(getattr(args, "yes", False)), backfill=args.backfill
+        _settings(args), confirm_removal=bool(getattr(args, "yes", False)), backfill=args.backfill, progress=bar
     )
+    if bar is not None:
+        bar.done()
     service.close()
     if report.held:
         print(f"reload held, nothing changed: {report.held}", file=sys.stderr)
@@ -243,6 +247,32 @@ def cmd_reload(args: argparse.Namespace) -> int:
         return 1
     print(format_report(report, full=args.list, backfill=args.backfill))
     return 1 if report.refused and not report.issues else 0
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr for long ingests (files done / total, elapsed, ETA); the CLI
+    uses it only at a terminal, so logs and pipes stay clean."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total <= 0 or (done < total and now - self.last < 0.2):  # a few redraws a second, not one a file
+            return
+        self.last = now
+        elapsed = now - self.started
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = int(30 * done / total)
+        line = f"\r{stage} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} files, {elapsed:.0f} s, ETA {eta:.0f} s"
+        print(line, end="", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

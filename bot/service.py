@@ -109,14 +109,18 @@ class ChatService:
 
     @classmethod
     def open(
-        cls, settings: Settings, confirm_removal: bool = False, backfill: bool = False
+        cls,
+        settings: Settings,
+        confirm_removal: bool = False,
+        backfill: bool = False,
+        progress: Progress | None = None,
     ) -> tuple[ChatService, ReloadReport]:
         """Open the engine over the corpus folder and the store, logging what the engine ingested
         (`backfill`: as history, which digests skip) and whatever an earlier run indexed but crashed
         before logging (see `reconcile`)."""
         ensure_corpus(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir), confirm_removal)
+        engine, report = Engine.open(Path(settings.corpus_dir), Path(settings.data_dir), confirm_removal, progress)
         store = Store(settings.db_path)
         service = cls(engine, store, settings)
         service.record(report, backfill)

@@ -114,11 +114,13 @@ class Engine:
         self._write_lock = threading.Lock()
 
     @classmethod
-    def open(cls, corpus_dir: Path, data_dir: Path, confirm_removal: bool = False) -> tuple[Engine, ReloadReport]:
+    def open(
+        cls, corpus_dir: Path, data_dir: Path, confirm_removal: bool = False, progress: Progress | None = None
+    ) -> tuple[Engine, ReloadReport]:
         """Load the persisted index from data_dir, ingest what changed in corpus_dir, return the report.
         When the rescan is held (folder missing, mass removal) the saved index serves as it was."""
         engine = cls(corpus_dir, data_dir)
-        report = engine.reload(confirm_removal)
+        report = engine.reload(confirm_removal, progress)
         if report.held and not engine._index.issues:
             saved = engine._store.load_snapshot()
             if saved is not None:

@@ -256,3 +256,19 @@ def test_verify_compares_the_live_index_with_rank_bm25_and_catches_a_disagreemen
     questions.write_text(json.dumps({"question": "政协委员", "answers": []}, ensure_ascii=False), encoding="utf-8")
     assert main(["verify", "--config", config, "--questions", str(questions)]) == 1
     assert capsys.readouterr().out.startswith("✗ 0/1 questions")
+
+
+def test_ingest_shows_progress_at_a_terminal_and_nothing_in_a_pipe(
+    config: str, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["ingest", "--config", config]) == 0
+    err = capsys.readouterr().err
+    assert "5/5 files" in err and "ETA" in err and err.endswith("\n")
+    (corpus / "new_20240106.txt").write_text("标题\n\n正文一段,政协委员调研。\n", encoding="utf-8")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert main(["ingest", "--config", config]) == 0
+    out, err = capsys.readouterr()
+    assert "files" not in err and "新增 1 期" in out
