@@ -181,6 +181,31 @@ def unanswered(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
     return [Reply(render.unanswered_html(days, rows, asked, answered))]
 
 
+WEEK = 7 * 86400
+
+
+def weekly(svc: ChatService, chat_id: int, args: list[str] | None = None) -> list[Reply]:
+    """/weekly on|off — admins: the weekly summary, sent on the digest schedule once a week."""
+    words = [a.lower() for a in args or []]
+    if words not in (["on"], ["off"]):
+        return [Reply(render.WEEKLY_USAGE_HTML)]
+    if words == ["on"]:
+        svc.store.weekly_optin(chat_id, True)
+        return [Reply(f"✅ 已开启每周问答小结:随摘要定时发送,每周一次。{digest_schedule(svc)}")]
+    was = svc.store.weekly_optin(chat_id, False)
+    return [Reply("已停止每周问答小结。" if was else "本聊天没有开启每周问答小结。")]
+
+
+def weekly_due(svc: ChatService, now: float) -> list[tuple[int, list[Reply]]]:
+    """The summaries due now, per chat (the digest job sends them and then marks them sent)."""
+    due = svc.store.weekly_due(now, WEEK)
+    if not due:
+        return []
+    rows, asked, answered = svc.unanswered(7)
+    replies = [Reply(render.weekly_html(rows, asked, answered))]
+    return [(chat_id, replies) for chat_id in due]
+
+
 def inline(svc: ChatService, question: str, user_id: int) -> tuple[list[render.InlineItem], int | None]:
     """Inline mode: the results for `@bot 问题` and the query-log id the "more in the bot" link uses.
     Read alone (an inline query has no conversation), logged as chat type "inline"."""

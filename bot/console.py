@@ -28,7 +28,7 @@ _CONSOLE_HELP = (
     "终端模式(未配置 Telegram token):直接输入问题,或使用命令。\n"
     "按钮在这里是命令:/more 更多结果,/source N 第 N 条的原文,/full 全文。\n"
     "接着问(“那武威呢?”)会按上一个问题理解,/new 开始新话题;/latest 最新一期,/issue 日期或期号。\n"
-    "管理命令:/reload [confirm] /stats /digest [all] /unanswered [天数]   退出:/quit 或 Ctrl-D"
+    "管理命令:/reload [confirm] /stats /digest [all] /unanswered [天数] /weekly   退出:/quit 或 Ctrl-D"
 )
 
 
@@ -90,6 +90,13 @@ class Console:
             self.show(actions.issue(self.svc, args) if args else [Reply(render.ISSUE_USAGE_HTML)])
         elif command == "/unanswered":
             self.show(actions.unanswered(self.svc, args))
+        elif command == "/weekly":  # at a terminal: this week's summary now; on/off as in Telegram
+            rows, asked, answered = self.svc.unanswered(7)
+            self.show(
+                actions.weekly(self.svc, CONSOLE_CHAT, args)
+                if args
+                else [Reply(render.weekly_html(rows, asked, answered))]
+            )
         elif command == "/reload":
             self.show(actions.reload_command(self.svc, args))
         elif command == "/stats":
@@ -109,9 +116,7 @@ class Console:
     def press(self, command: str) -> None:
         data = self.buttons.get(command)
         if data is None:
-            print(
-                "没有这个按钮;先提一个问题。可用:" + ("  ".join(self.buttons) or "无") + "\n", file=self.out
-            )
+            print("没有这个按钮;先提一个问题。可用:" + ("  ".join(self.buttons) or "无") + "\n", file=self.out)
             return
         result = actions.press(self.svc, data, CONSOLE_CHAT)
         if result.notice:

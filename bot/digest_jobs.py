@@ -48,6 +48,26 @@ async def digest_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     report = await _digester(context).run(context.bot, kind=kind)
     if report.retry_after is not None:
         _schedule_resume(context.application, report.retry_after + 1)
+    await send_weekly(context)
+
+
+async def send_weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins who opted in get the weekly summary with the first digest run of their week; one that
+    Telegram refuses now is tried again at the next run (it is marked sent only once delivered)."""
+    import time
+
+    from bot import actions
+    from bot.handlers import send_to
+
+    service: ChatService = context.bot_data["service"]
+    now = time.time()
+    for chat_id, replies in await asyncio.to_thread(actions.weekly_due, service, now):
+        try:
+            await send_to(context.bot, chat_id, replies)
+        except Exception as exc:
+            log.warning("weekly summary to %s not sent (%s); next run retries", chat_id, exc)
+            continue
+        await asyncio.to_thread(service.store.weekly_sent, chat_id, now)
 
 
 def _schedule_resume(app: Application, delay: float) -> None:

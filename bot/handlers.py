@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeChat,
     InlineKeyboardButton,
@@ -72,6 +73,14 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in reply.buttons]
     )
+
+
+async def send_to(bot: Bot, chat_id: int, replies: Sequence[Reply]) -> None:
+    """Send replies to a chat nobody is talking in right now (a scheduled summary)."""
+    for reply in replies:
+        await bot.send_message(
+            chat_id, reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply), disable_web_page_preview=True
+        )
 
 
 async def send(message: Message, replies: Sequence[Reply], quote: bool = False) -> None:
@@ -417,6 +426,15 @@ async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await send(update.effective_message, replies)
 
 
+async def weekly(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/weekly on|off — admins: a weekly summary of what was asked and not answered."""
+    message, chat = update.effective_message, update.effective_chat
+    if await _refuse_non_admin(update, context) or message is None or chat is None:
+        return
+    replies = await asyncio.to_thread(actions.weekly, _svc(context), chat.id, list(context.args or []))
+    await send(message, replies)
+
+
 async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
     message = update.effective_message
@@ -481,6 +499,7 @@ def register(app: Application) -> None:
         "latest": latest,
         "issue": issue,
         "unanswered": unanswered,
+        "weekly": weekly,
         "subscribe": subscribe,
         "unsubscribe": unsubscribe,
         "subscriptions": subscriptions,

@@ -319,6 +319,7 @@ ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
     ("stats", "管理员:资料库和使用统计"),
     ("digest", "管理员:预览本聊天的摘要;/digest all 立即推送"),
     ("unanswered", "管理员:没有找到确切答案的问题:/unanswered [天数]"),
+    ("weekly", "管理员:每周问答小结:/weekly on 或 /weekly off"),
 )
 
 
@@ -620,6 +621,26 @@ def unanswered_html(days: int, rows: Sequence[tuple[str, int, str | None]], tota
         mark = "可能相关" if tier == "related" else "没有找到" if tier == "none" else "未找到确切答案"
         lines.append(f"• {esc(question[:80])} — {times} 次({mark})")
     return _fit("\n".join(lines))
+
+
+def weekly_html(rows: Sequence[tuple[str, int, str | None]], total: int, answered: int, top: int = 10) -> str:
+    """The weekly admin summary: how many questions, what share got a confident answer, and the
+    questions the paper most often could not answer (what the newsroom might cover next)."""
+    share = f"{answered / total:.0%}" if total else "—"
+    lines = [
+        "<b>📊 本周问答小结</b>(近 7 天)",
+        f"收到问题 {total} 个,有确切答案 {answered} 个({share})。",
+    ]
+    if rows:
+        lines.append("没有找到确切答案、被问得最多的问题:")
+        lines += [f"• {esc(q[:80])} — {n} 次" for q, n, _ in rows[:top]]
+    elif total:
+        lines.append("每个问题都找到了确切答案。")
+    lines.append("<i>退订小结:/weekly off</i>")
+    return _fit("\n".join(lines))
+
+
+WEEKLY_USAGE_HTML = "用法:<code>/weekly on</code> 每周收到问答小结(随摘要定时发送);<code>/weekly off</code> 停止。"
 
 
 UNANSWERED_USAGE_HTML = "用法:<code>/unanswered</code>(近 7 天)或 <code>/unanswered 30</code>(天数 1–365)"

@@ -110,6 +110,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE query_log ADD COLUMN chat_type TEXT;
     CREATE INDEX query_log_asked ON query_log (asked_at);
     """,
+    # 6: admins who asked for the weekly summary (questions, answered share, top unanswered) and when
+    # each last got one, so a daily digest schedule sends it once a week, also across restarts.
+    """
+    CREATE TABLE weekly_reports (
+        chat_id   INTEGER PRIMARY KEY,
+        last_sent REAL
+    );
+    """,
 ]
 
 
@@ -392,6 +400,29 @@ class Store:
             entry[2] = r["tier"]
         ranked = sorted(seen.values(), key=lambda e: -e[1])
         return [(q, n, t) for q, n, t in ranked[:limit]]
+
+    def weekly_optin(self, chat_id: int, on: bool) -> bool:
+        """Start or stop an admin chat's weekly summary; returns whether it was on before."""
+        with self.transaction() as conn:
+            was = conn.execute("SELECT 1 FROM weekly_reports WHERE chat_id = ?", (chat_id,)).fetchone() is not None
+            if on:
+                conn.execute("INSERT OR IGNORE INTO weekly_reports (chat_id, last_sent) VALUES (?, NULL)", (chat_id,))
+            else:
+                conn.execute("DELETE FROM weekly_reports WHERE chat_id = ?", (chat_id,))
+        return was
+
+    def weekly_due(self, now: float, every: float) -> list[int]:
+        """Chats whose weekly summary is due: never sent, or last sent at least `every` seconds ago
+        (less an hour, so a run at 08:00:05 a week after 08:00:30 still counts)."""
+        rows = self.query(
+            "SELECT chat_id FROM weekly_reports WHERE last_sent IS NULL OR last_sent <= ? ORDER BY chat_id",
+            (now - every + 3600,),
+        )
+        return [int(r["chat_id"]) for r in rows]
+
+    def weekly_sent(self, chat_id: int, at: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE weekly_reports SET last_sent = ? WHERE chat_id = ?", (at, chat_id))
 
     def asked_between(self, since: float) -> tuple[int, int]:
         """(questions, confidently answered) asked since `since`."""

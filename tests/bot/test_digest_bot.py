@@ -226,3 +226,32 @@ def test_console_has_digests_on_the_same_schedule(settings: Settings, corpus: Pa
         assert console.digest.next_fire == datetime(2024, 3, 2, 8, 0, tzinfo=settings.digest.tzinfo)
     finally:
         service.close()
+
+
+async def test_weekly_summary_for_admins_who_opt_in_once_a_week(
+    fakebot: FakeBotAPI, make_settings: Callable[..., Settings]
+) -> None:
+    import time as _time
+
+    settings = with_digest(make_settings())
+    async with running_bot(settings) as app:
+        assert "⛔" in await say(fakebot, "/weekly on", USER, user_id=USER)  # admins only
+        assert "已开启每周问答小结" in await say(fakebot, "/weekly on", ADMIN, user_id=ADMIN)
+        await say(fakebot, "酒泉市政协2023年落地了几个项目?", USER, user_id=USER)
+        await say(fakebot, "北京市政协主席是谁?", USER, user_id=USER)
+        await say(fakebot, "北京市政协主席是谁", OFFICIAL, user_id=OFFICIAL)
+        [digest_job] = app.job_queue.get_jobs_by_name(DIGEST_JOB)
+        await digest_job.run(app)
+        [summary] = [c.plain for c in fakebot.sent(ADMIN) if "本周问答小结" in c.plain]
+        assert "收到问题 3 个,有确切答案 1 个(33%)" in summary
+        assert "北京市政协主席是谁? — 2 次" in summary  # typed two ways, counted once
+        await digest_job.run(app)  # the next day's run: not again this week
+        assert len([c for c in fakebot.sent(ADMIN) if "本周问答小结" in c.plain]) == 1
+        service = app.bot_data["service"]
+        service.store.weekly_sent(ADMIN, _time.time() - 8 * 86400)  # a week later
+        await digest_job.run(app)
+        assert len([c for c in fakebot.sent(ADMIN) if "本周问答小结" in c.plain]) == 2
+        assert "已停止" in await say(fakebot, "/weekly off", ADMIN, user_id=ADMIN)
+        service.store.weekly_sent(ADMIN, _time.time() - 8 * 86400)
+        await digest_job.run(app)
+        assert len([c for c in fakebot.sent(ADMIN) if "本周问答小结" in c.plain]) == 2
