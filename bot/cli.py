@@ -7,12 +7,14 @@ recorded in the ingest log that digests are built from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from retrieval.engine import ReloadReport
 from retrieval.model import Answer
@@ -64,6 +66,17 @@ def _engine(args: argparse.Namespace):
         return engine, None
     service, _ = _service(args)
     return service.engine, service
+
+
+@contextlib.contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[Any]:
+    """The engine for a read-only command, its service (when there is one) closed afterwards."""
+    engine, service = _engine(args)
+    try:
+        yield engine
+    finally:
+        if service is not None:
+            service.close()
 
 
 def answer_to_json(answer: Answer) -> dict:
@@ -134,12 +147,8 @@ def format_report(report: ReloadReport, full: bool = False, backfill: bool = Fal
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    engine, service = _engine(args)
-    try:
+    with _opened(args) as engine:
         answer = engine.ask(" ".join(args.question), k=args.k)
-    finally:
-        if service is not None:
-            service.close()
     if args.json:
         print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
     else:
@@ -159,12 +168,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
-    engine, service = _engine(args)
-    try:
+    with _opened(args) as engine:
         results = [(path, evaluate(engine, cases)) for path, cases in sets]
-    finally:
-        if service is not None:
-            service.close()
     if args.verbose:
         for _, result in results:
             for line in result.failures:
@@ -191,12 +196,8 @@ def _eval_conversations(args: argparse.Namespace, paths: list[Path]) -> int:
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
-    engine, service = _engine(args)
-    try:
+    with _opened(args) as engine:
         results = [(p, evaluate_conversations(engine, c, engine.newest, in_context=not args.alone)) for p, c in sets]
-    finally:
-        if service is not None:
-            service.close()
     for path, result in results:
         if args.verbose:
             for line in result.failures:
@@ -402,17 +403,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from retrieval.eval import load_cases
     from retrieval.verify import sample_questions, verify
 
-    engine, service = _engine(args)
-    try:
+    with _opened(args) as engine:
         questions = (
             [c.question for c in load_cases(Path(args.questions))][: args.n]
             if args.questions
             else sample_questions(engine, args.n)
         )
         result = verify(engine, questions, k=args.k)
-    finally:
-        if service is not None:
-            service.close()
     where = (
         f"the whole index, {result.paragraphs:,} paragraphs"
         if result.whole_index
@@ -449,8 +446,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from retrieval.eval import load_cases
 
     started = time.perf_counter()
-    engine, service = _engine(args)
-    try:
+    with _opened(args) as engine:
         first = engine.ask("酒泉市政协2023年落地了几个项目")
         cold = _since_process_start(started)
         questions = [c.question for c in load_cases(Path(args.questions))] if args.questions else [first.question]
@@ -462,9 +458,6 @@ def cmd_speed(args: argparse.Namespace) -> int:
                 t = time.perf_counter()
                 engine.ask(q)
                 times.append((time.perf_counter() - t) * 1000)
-    finally:
-        if service is not None:
-            service.close()
     times.sort()
     p = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731
     print(f"process start → first answer: {cold:.2f} s")

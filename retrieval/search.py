@@ -97,11 +97,6 @@ def absent_share(index: Index, query: Query) -> float:
     return len(absent) / len(query.words)
 
 
-def coverage(query: Query, weights: dict[str, float], text: str) -> float:
-    """`text` normalised (tokenizer.normalize)."""
-    return Matcher(query, weights).coverage(text)
-
-
 def _in_period(p: Period, date: str | None, text: str) -> bool:
     if date and p.start <= date <= p.end:
         return True
