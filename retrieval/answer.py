@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
-from retrieval.measure import COUNTED as _COUNTED_RX
-from retrieval.measure import counted, undated
+from retrieval.measure import COUNTED, counted, undated
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query, matched_weight
-from retrieval.shapes import DATE, WHERE, _names_counted, answer_shape, bound, has_unit_count, who_answer
+from retrieval.shapes import DATE, WHERE, answer_shape, bound, has_unit_count, names_counted, who_answer
 from retrieval.tokenizer import normalize
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
@@ -146,11 +145,11 @@ def _counted_phrase(query: Query, clause: str) -> str:
     """The number with its measure word and what it counts, not the whole clause: 46个政协协商议事室
     from 按照…标准高质量完成了46个政协协商议事室的建设任务; 议事平台1263个 when the noun comes first.
     Of several numbers (城区…7个、乡镇…13个) the one printed with the thing asked wins."""
-    matches = list(_COUNTED_RX.finditer(undated(clause, query.unit)))
+    matches = list(COUNTED.finditer(undated(clause, query.unit)))
     if not matches:
         return clause
     with_unit = [m for m in matches if query.unit and m.group(0).endswith(query.unit)] or matches
-    m = next((m for m in with_unit if _names_counted(query.noun, clause, m)), with_unit[0])
+    m = next((m for m in with_unit if names_counted(query.noun, clause, m)), with_unit[0])
     if query.noun:
         before = clause.rfind(query.noun, max(0, m.start() - 14), m.start())
         if before >= 0 and clause.find(query.noun, m.end(), m.end() + 8) < 0:

@@ -38,7 +38,6 @@ _SURNAMES = set(
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
 _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
-_ANY_COUNTED = COUNTED
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
@@ -123,7 +122,7 @@ def bound_head(query: Query, text: str) -> bool:
     return any(_NUM_SOON.match(text, m.end()) for m in re.finditer(re.escape(query.head), text))
 
 
-def _names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
+def names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
     """The counted noun printed with the number, after it (4个项目) or before it in the same item of
     a list (议事平台1263个; in 城区…7个、乡镇…13个 乡镇 goes with 13个, not 7个)."""
     if not noun:
@@ -139,10 +138,10 @@ def bound(query: Query, text: str) -> bool:
     holder under the exact title asked (副主席 ≠ 主席, 原 = former)."""
     if query.kind == "count":
         if not query.unit and query.noun:  # 多少委员: any number printed with that noun
-            return any(_names_counted(query.noun, text, m) for m in _ANY_NUM.finditer(text))
+            return any(names_counted(query.noun, text, m) for m in _ANY_NUM.finditer(text))
         if not query.unit:
             return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(undated(text)))
-        return any(_names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
+        return any(names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
     if query.kind == "who":
         return who_answer(query, text) is not None
     if query.kind == "which" and query.noun:
@@ -196,8 +195,8 @@ def answer_key(query: Query, text: str) -> str | None:
     if query.kind == "who":
         return who_answer(query, text)
     if query.kind == "count":
-        for m in _ANY_COUNTED.finditer(undated(text, query.unit)):
-            if (not query.unit or m.group(0).endswith(query.unit)) and _names_counted(query.noun, text, m):
+        for m in COUNTED.finditer(undated(text, query.unit)):
+            if (not query.unit or m.group(0).endswith(query.unit)) and names_counted(query.noun, text, m):
                 return m.group(0)
         return None
     if query.kind == "when":

@@ -47,24 +47,24 @@ def test_ask_json_related_tier_shows_hits_without_an_answer(config: str, capsys:
     assert out["hits"] == [] or out["tier"] == "related"
 
 
+def _ask_dated(tmp_path: Path, name: str, question: str) -> None:
+    """`ask --json` over a corpus of one seed page saved under a dated file name."""
+    corpus = tmp_path / "dated"
+    corpus.mkdir()
+    (corpus / name).write_bytes(next(SEEDS.glob("004_*.txt")).read_bytes())
+    main(["ask", "--json", "--corpus", str(corpus), "--data", str(tmp_path / "d"), question])
+
+
 def test_ask_json_gives_the_issue_date_from_the_file_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    corpus = tmp_path / "dated"
-    corpus.mkdir()
-    source = next(SEEDS.glob("004_*.txt"))
-    (corpus / "gszx_20240106_p3.txt").write_bytes(source.read_bytes())
-    main(["ask", "--json", "--corpus", str(corpus), "--data", str(tmp_path / "d"), "酒泉市政协落地了几个项目"])
+    _ask_dated(tmp_path, "gszx_20240106_p3.txt", "酒泉市政协落地了几个项目")
     out = json.loads(capsys.readouterr().out)
     assert out["hits"][0]["date"] == "2024-01-06" and out["hits"][0]["page"] == "3"
 
 
 def test_relative_dates_are_read_against_the_newest_issue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = tmp_path / "dated"
-    corpus.mkdir()
-    source = next(SEEDS.glob("004_*.txt"))
-    (corpus / "gszx_20240106_p1.txt").write_bytes(source.read_bytes())
-    main(["ask", "--json", "--corpus", str(corpus), "--data", str(tmp_path / "d"), "酒泉市政协今年落地了几个项目"])
+    _ask_dated(tmp_path, "gszx_20240106_p1.txt", "酒泉市政协今年落地了几个项目")
     out = json.loads(capsys.readouterr().out)
     assert out["readings"] == ["“今年”按2024年理解"]
     assert out["found"] is True

@@ -78,14 +78,20 @@ def test_the_report_stays_under_telegrams_limit_whatever_the_names() -> None:
     assert reply.attachment.data.decode().count("原因<&>" * 100) == 50
 
 
+def _cli_corpus(tmp_path: Path, pages: int) -> tuple[Path, Path]:
+    """A corpus folder of `pages` pages and a config pointing the CLI at it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_pages(corpus, pages)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    return corpus, config
+
+
 def test_ingest_prints_the_summary_and_with_list_every_file(tmp_path: Path, capsys: Any) -> None:
     from bot.cli import main
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_pages(corpus, 20)
-    config = tmp_path / "config.toml"
-    config.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    corpus, config = _cli_corpus(tmp_path, 20)
     assert main(["ingest", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "新增 20 期" in out and "…及其他 12 期" in out and "xwlb_20240105_p4" not in out
@@ -190,11 +196,7 @@ def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: 
     from bot.digest import Ledger
     from bot.store import Store
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_pages(corpus, 8)
-    config = tmp_path / "config.toml"
-    config.write_text(f'[corpus]\ndir = "{corpus}"\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    _, config = _cli_corpus(tmp_path, 8)
     assert main(["ingest", "--backfill", "--config", str(config)]) == 0
     assert "不推送订阅摘要" in capsys.readouterr().out
     store = Store(tmp_path / "data" / "bot.sqlite3")
