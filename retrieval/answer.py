@@ -14,8 +14,9 @@ from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
 from retrieval.measure import COUNTED, counted, undated
 from retrieval.model import Answer, Citation, Hit
-from retrieval.query import Query, matched_weight
-from retrieval.shapes import DATE, WHERE, answer_shape, bound, has_unit_count, names_counted, who_answer
+from retrieval.query import Query
+from retrieval.search import Plan
+from retrieval.shapes import DATE, WHERE, names_counted
 from retrieval.tokenizer import normalize
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
@@ -34,9 +35,7 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.findall(text) if s.strip()]
 
 
-def best_snippet(
-    query: Query, weights: dict[str, float], text: str, context: str = "", caption: bool = False
-) -> str:
+def best_snippet(plan: Plan, text: str, context: str = "", caption: bool = False) -> str:
     """The sentence carrying most of the question's weight, in the shape of the answer asked for.
 
     Terms the article's headline or section already supplies (the place, the meeting) count half:
@@ -45,18 +44,19 @@ def best_snippet(
     sents = sentences(text) or [text]
     if len(text) <= 80 or (caption and len(text) <= SNIPPET_MAX):  # a photo caption is read whole
         return text
+    query, shapes = plan.query, plan.shapes
     ctx = normalize(context)
-    local = {t: (w * 0.5 if t in ctx else w) for t, w in weights.items()}
+    matcher = plan.matcher.reweighted({t: (w * 0.5 if t in ctx else w) for t, w in plan.weights.items()})
 
     def score(s: str) -> float:  # the sentence that ties the answer to the thing asked wins over a lead-in
-        return matched_weight(query, local, s) * answer_shape(query, s) * (1.5 if bound(query, s) else 1.0)
+        return matcher.weight(normalize(s)) * shapes.shape(s) * (1.5 if shapes.bound(s) else 1.0)
 
     i = max(range(len(sents)), key=lambda k: (score(sents[k]), -k))
     snippet = sents[i].strip()
     nxt = sents[i + 1].strip() if i + 1 < len(sents) else ""
     if nxt and (
         len(snippet) < 25  # a lead-in like "深入开展主题教育。" says nothing alone
-        or (answer_shape(query, snippet) == 1.0 and answer_shape(query, nxt) > 1.0)  # the answer follows
+        or (shapes.shape(snippet) == 1.0 and shapes.shape(nxt) > 1.0)  # the answer follows
     ):
         snippet += nxt
     if len(snippet) > SNIPPET_MAX:
@@ -94,11 +94,12 @@ def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]
     return tuple(sorted(spans))
 
 
-def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
+def short_answer(plan: Plan, snippet: str) -> str | None:
+    query = plan.query
     if query.kind == "count":
-        return _count_answer(query, weights, snippet)
+        return _count_answer(plan, snippet)
     if query.kind == "who":
-        return who_answer(query, snippet)
+        return plan.shapes.who(snippet)
     if query.kind == "when":
         m = DATE.search(snippet)
         return m.group(0) if m else None
@@ -108,20 +109,21 @@ def short_answer(query: Query, weights: dict[str, float], snippet: str) -> str |
     return None
 
 
-def _count_answer(query: Query, weights: dict[str, float], snippet: str) -> str | None:
+def _count_answer(plan: Plan, snippet: str) -> str | None:
     """The count the question asks for. With a noun asked (几个专班组), only a number printed with that
     noun is stated: a number about something else (两个重点) would be a confident wrong answer."""
+    query, shapes, weights = plan.query, plan.shapes, plan.weights
     clauses = [c.strip() for c in _CLAUSE.findall(snippet) if c.strip()]
     total = sum(weights.get(w, 0.0) for w in query.words)
     best: tuple[float, int] | None = None
     for i, clause in enumerate(clauses):
         if not counted(clause, query.unit):
             continue
-        tied = bound(query, clause)
-        s = matched_weight(query, weights, clause) + 0.01
-        if query.noun and not tied and not (has_unit_count(query, clause) and s >= RELATED_COVERAGE * total):
+        tied = shapes.bound(clause)
+        s = plan.matcher.weight(normalize(clause)) + 0.01
+        if query.noun and not tied and not (shapes.unit_count(clause) and s >= RELATED_COVERAGE * total):
             continue  # untied: only with the asked measure word in a clause holding a third of the question
-        if has_unit_count(query, clause):
+        if shapes.unit_count(clause):
             s *= 2
         if tied:
             s *= 3
@@ -172,9 +174,8 @@ def _asked_words_end(query: Query, clause: str, start: int) -> int:
 
 def build_answer(
     question: str,
-    query: Query,
+    plan: Plan,
     ranked: Sequence[Scored],
-    weights: dict[str, float],
     tier: str,
     confidence: float,
     k: int = 3,
@@ -182,6 +183,7 @@ def build_answer(
 ) -> Answer:
     """The reply for one tier: answer (short answer + cited snippets), related (cited snippets, no
     short answer, said to be possibly related) or none (a message only)."""
+    query = plan.query
     if not query.tokens:
         return Answer(
             question=question,
@@ -194,7 +196,7 @@ def build_answer(
     hits: list[Hit] = []
     for rank, cand in enumerate(shown[offset : offset + k], start=offset + 1):
         snippet = best_snippet(
-            query, weights, cand.paragraph.text, context_text(cand.article, cand.paragraph), cand.article.photo
+            plan, cand.paragraph.text, context_text(cand.article, cand.paragraph), cand.article.photo
         )
         hits.append(
             Hit(
@@ -215,7 +217,7 @@ def build_answer(
             )
         )
     confident = tier == "answer"
-    short = short_answer(query, weights, hits[0].snippet) if hits and offset == 0 and confident else None
+    short = short_answer(plan, hits[0].snippet) if hits and offset == 0 and confident else None
     message = None if hits else "没有更多结果了。"
     if not confident and hits:
         message = RELATED

@@ -23,7 +23,7 @@ from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ReloadHeld, Scan
 from retrieval.model import Answer, Article, Issue, Paragraph, printed
 from retrieval.parse import BadIssueFile, parse_bytes
 from retrieval.query import Query, analyze
-from retrieval.search import POOL, Candidate, absent_share, candidates, term_weights
+from retrieval.search import POOL, Candidate, Plan, candidates, plan
 
 MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
 MAX_NAME_BYTES = 200  # an upload's file name; most file systems stop at 255
@@ -85,13 +85,19 @@ class ReloadReport:
 
 @dataclass(frozen=True)
 class Pool:
-    """A question read against one index snapshot, with its BM25 candidates and their features."""
+    """A question read against one index snapshot (its plan), with its BM25 candidates and their features."""
 
-    query: Query
-    weights: dict[str, float]
-    absent: float
+    plan: Plan
     candidates: list[Candidate]
     size: int = 0  # paragraphs in the index it was read against
+
+    @property
+    def query(self) -> Query:
+        return self.plan.query
+
+    @property
+    def absent(self) -> float:
+        return self.plan.absent
 
 
 @dataclass(frozen=True)
@@ -146,9 +152,10 @@ class Engine:
         pool = self.pool(question, issues=issues, size=max(POOL, offset + k), index=index)
         judge = judging.load()
         ranked = judge.order(pool.candidates)
-        confidence = judge.confidence(pool.query, ranked, pool.absent, pool.size)
+        plan = pool.plan
+        confidence = judge.confidence(plan.query, ranked, plan.absent, pool.size, plan.shapes)
         tier = judge.tier(confidence, ranked)
-        return build_answer(question, pool.query, ranked, pool.weights, tier, confidence, k=k, offset=offset)
+        return build_answer(question, plan, ranked, tier, confidence, k=k, offset=offset)
 
     def pool(
         self, question: str, issues: frozenset[str] | None = None, size: int = POOL, index: Index | None = None
@@ -156,11 +163,10 @@ class Engine:
         """The question read (relative dates against the newest issue) and its candidates with features."""
         index = index or self._index
         query = analyze(question[:MAX_QUESTION], today=index.newest)
+        read = plan(index, query)
         if index.scorer is None or not query.tokens:
-            return Pool(query, {}, 1.0, [])
-        weights = term_weights(index, query.tokens + query.words)
-        cands = candidates(index, query, weights, issues=issues, pool=size)
-        return Pool(query, weights, absent_share(index, query), cands, index.scorer.size)
+            return Pool(read, [])
+        return Pool(read, candidates(index, read, issues=issues, pool=size), index.scorer.size)
 
     def reload(self, confirm_removal: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index.

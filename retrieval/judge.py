@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from retrieval.query import Query
 from retrieval.search import FEATURES, Candidate
-from retrieval.shapes import answer_key
+from retrieval.shapes import Shapes
 
 # Below a third of the question's weight a paragraph is not "related", it merely shares a word.
 RELATED_COVERAGE = 1 / 3
@@ -137,10 +137,13 @@ class Judge:
         scored = [Scored(c, float(v)) for c, v in zip(cands, logits, strict=True)]
         return sorted(scored, key=lambda s: -s.logit)
 
-    def confidence(self, query: Query, ranked: Sequence[Scored], absent: float, size: int) -> float:
+    def confidence(
+        self, query: Query, ranked: Sequence[Scored], absent: float, size: int, shapes: Shapes | None = None
+    ) -> float:
+        """`shapes`: the question's (its answers found per text are shared with the features)."""
         if not ranked:
             return 0.0
-        x = np.asarray([decision_features(query, ranked, absent, size)], dtype=np.float64)
+        x = np.asarray([decision_features(query, ranked, absent, size, shapes)], dtype=np.float64)
         return float(1 / (1 + math.exp(-float(self.decide.logits(x)[0]))))
 
     def tier(self, confidence: float, ranked: Sequence[Scored]) -> str:
@@ -161,11 +164,15 @@ class Judge:
         return judge
 
 
-def decision_features(query: Query, ranked: Sequence[Scored], absent: float, size: int) -> tuple[float, ...]:
+def decision_features(
+    query: Query, ranked: Sequence[Scored], absent: float, size: int, shapes: Shapes | None = None
+) -> tuple[float, ...]:
     """`size`: paragraphs in the index: in a bigger archive the same evidence singles out less."""
+    shapes = shapes or Shapes(query)
+    answer_key = shapes.key
     top = ranked[0]
     c = top.candidate
-    key = answer_key(query, c.paragraph.text)
+    key = answer_key(c.paragraph.text)
     where = (c.paragraph.issue, c.paragraph.article)
 
     def rival(s: Scored) -> bool:
@@ -173,7 +180,7 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float, siz
         p = s.candidate.paragraph
         if (p.issue, p.article) == where:
             return False
-        return key is None or answer_key(query, p.text) != key
+        return key is None or answer_key(p.text) != key
 
     head = ranked[:12]  # the rest weigh nothing in the softmax; answer_key is not free
     other = next((s.logit for s in head[1:] if rival(s)), top.logit - 10.0)
@@ -199,20 +206,20 @@ def decision_features(query: Query, ranked: Sequence[Scored], absent: float, siz
         math.log1p(len(query.words)),
         float(query.kind is None),
         math.log10(max(size, 1)),
-        _agree(query, ranked),
+        _agree(shapes, ranked),
     )
 
 
-def _agree(query: Query, ranked: Sequence[Scored]) -> float:
+def _agree(shapes: Shapes, ranked: Sequence[Scored]) -> float:
     top = ranked[0].candidate
-    key = answer_key(query, top.paragraph.text)
+    key = shapes.key(top.paragraph.text)
     if key is None:
         return 0.0
     where = (top.paragraph.issue, top.paragraph.article)
     for s in ranked[1:6]:
         c = s.candidate
         if (c.paragraph.issue, c.paragraph.article) != where:
-            return float(answer_key(query, c.paragraph.text) == key)
+            return float(shapes.key(c.paragraph.text) == key)
     return 0.0
 
 

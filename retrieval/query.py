@@ -39,6 +39,8 @@ def _ordinal_rx(parts: tuple[str, ...]) -> re.Pattern[str]:
 
 def ordinal_in(parts: tuple[str, ...], text: str) -> bool:
     return bool(_ordinal_rx(parts).search(text))
+
+
 _ASKING = re.compile(r"^(?:几|多少|多)\w?$")  # 几所, 多少次: the question's own measure word, not a term
 _NAME_ASK = re.compile(r"叫什么|什么名字|名称是什么|全称")
 _PERSON = re.compile(r"主席|书记|主任|组长|部长|局长|市长|县长|院长|总经理|教授|站长|委员|代表|人|者|员|谁")
@@ -234,7 +236,10 @@ def analyze(question: str, today: str | None = None) -> Query:
     )
 
 
-def word_parts(query: Query) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+WordParts = tuple[str, tuple[str, ...], tuple[str, ...]]  # a question word, its forms, its sub-words
+
+
+def word_parts(query: Query) -> list[WordParts]:
     """Per question word: the forms that count as it (itself, how the paper prints it in full) and
     its sub-words, longest first (武威市政协 → 武威市, 市政协, 武威...)."""
     return [
@@ -256,23 +261,38 @@ def matched_weight(query: Query, weights: dict[str, float], text: str, *, normal
 class Matcher:
     """matched_weight for one question and many texts: the words' forms and parts worked out once."""
 
-    def __init__(self, query: Query, weights: dict[str, float]) -> None:
-        self.words = [(forms, parts, weights.get(w, 0.0), len(w)) for w, forms, parts in word_parts(query)]
+    def __init__(self, query: Query, weights: dict[str, float], parts: list[WordParts] | None = None) -> None:
+        self.query = query
+        self.parts = parts if parts is not None else word_parts(query)
+        self.words = [(forms, subs, weights.get(w, 0.0), len(w)) for w, forms, subs in self.parts]
         self.weights = weights
         self.total = sum(w for _, _, w, _ in self.words)
+        # every string whose presence decides a weight: found once per text, then looked up
+        self.strings = tuple(dict.fromkeys(x for forms, subs, _, _ in self.words for x in (*forms, *subs)))
+
+    def reweighted(self, weights: dict[str, float]) -> Matcher:
+        """The same question's matcher under other weights (a snippet's: context words count half)."""
+        return Matcher(self.query, weights, self.parts)
 
     def weight(self, t: str) -> float:
         """`t` normalised."""
+        return self.weight_of({x for x in self.strings if x in t})
+
+    def weight_of(self, present: set[str] | frozenset[str]) -> float:
+        """weight() of a text whose present strings (of `strings`) are known."""
         total = 0.0
         for forms, parts, weight, size in self.words:
-            if any(f in t for f in forms):
+            if any(f in present for f in forms):
                 total += weight
                 continue
             for p in parts:
-                if p in t:
+                if p in present:
                     total += self.weights.get(p, 0.0) * len(p) / size
                     break
         return total
 
     def coverage(self, t: str) -> float:
         return self.weight(t) / self.total if self.total > 0 else 0.0
+
+    def coverage_of(self, present: set[str] | frozenset[str]) -> float:
+        return self.weight_of(present) / self.total if self.total > 0 else 0.0

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from retrieval.index import Index, article_context, headings
 from retrieval.model import Article, Paragraph
 from retrieval.query import Matcher, Period, Query, ordinal_in
-from retrieval.shapes import answer_shape, bound, bound_head, holds_answer
+from retrieval.shapes import Shapes
 from retrieval.tokenizer import normalize
 
 _BODIES = ("政协", "委员会", "常委会", "人大", "政府")
@@ -71,6 +71,38 @@ class Candidate:
 def article_text(article: Article) -> str:
     body = "".join(p.text for p in article.paragraphs)
     return normalize(" ".join(x for x in (article_context(article), body) if x))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One question's way through retrieval, judging and composing: its reading (Query) with the
+    term weights it has in this index and what every later stage derives from the two, worked out
+    once (word forms and parts, answer-shape patterns, adjacent word pairs)."""
+
+    query: Query
+    weights: dict[str, float]
+    absent: float  # share of the question's words the corpus never printed
+    matcher: Matcher
+    shapes: Shapes
+    pairs: tuple[str, ...]  # adjacent question words printed together: the phrase feature
+    by_weight: tuple[tuple[float, str], ...]  # question words, heaviest first
+    strings: tuple[str, ...]  # what the features look for in a paragraph and its context
+
+    @classmethod
+    def of(cls, query: Query, weights: dict[str, float], absent: float = 1.0) -> Plan:
+        matcher = Matcher(query, weights)
+        pairs = tuple(a + b for a, b in zip(query.words, query.words[1:], strict=False))
+        head = (query.head,) if query.head else ()
+        strings = tuple(dict.fromkeys((*matcher.strings, *query.words, *pairs, *head)))
+        by_weight = tuple(sorted(((weights.get(w, 0.0), w) for w in query.words), reverse=True))
+        return cls(query, weights, absent, matcher, Shapes(query), pairs, by_weight, strings)
+
+
+def plan(index: Index, query: Query) -> Plan:
+    """The question's plan against this index: weights from its idf, the corpus's gaps."""
+    if index.scorer is None or not query.tokens:
+        return Plan.of(query, {})
+    return Plan.of(query, term_weights(index, query.tokens + query.words), absent_share(index, query))
 
 
 def term_weights(index: Index, tokens: tuple[str, ...]) -> dict[str, float]:
@@ -134,14 +166,29 @@ def _entity_shares(
     return pm, pf, tm, tf
 
 
-def candidates(
-    index: Index,
-    query: Query,
-    weights: dict[str, float],
-    issues: frozenset[str] | None = None,
-    pool: int = POOL,
-) -> list[Candidate]:
-    """The BM25 pool with its features, in BM25 order; `weights` from term_weights."""
+@dataclass
+class _ArticleView:
+    """What every candidate of one article shares: its normalised context, the question words its
+    headings lack, the strings its context prints, and (looked at only when needed) its whole text."""
+
+    heads: str
+    specific: list[tuple[str, float]]
+    specific_total: float
+    present: set[str]
+    best: float = 0.0
+    whole_text: str | None = None
+
+
+def _view(plan: Plan, art: Article) -> _ArticleView:
+    headlines = normalize(headings(art))
+    specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
+    heads = normalize(article_context(art))
+    return _ArticleView(heads, specific, sum(x for _, x in specific), {s for s in plan.strings if s in heads})
+
+
+def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
+    """The BM25 pool with its features, in BM25 order."""
+    query = plan.query
     if index.scorer is None or not query.tokens:
         return []
     allowed = index.paragraph_mask(issues) if issues is not None else None
@@ -149,62 +196,70 @@ def candidates(
     if not ranked:
         return []
     best = ranked[0][1] or 1.0
-    out: list[Candidate] = []
-    matcher = Matcher(query, weights)
-    by_weight = sorted(((weights.get(w, 0.0), w) for w in query.words), reverse=True)
-    pairs = [a + b for a, b in zip(query.words, query.words[1:], strict=False)]
-    article_best: dict[tuple[str, int], float] = {}
-    wholes: dict[tuple[str, int], str] = {}
-    heads_of: dict[tuple[str, int], tuple[str, list[tuple[str, float]], float]] = {}
+    views: dict[tuple[str, int], _ArticleView] = {}
     rows = []
     for rank, (doc, score) in enumerate(ranked):
         p = index.paragraphs[doc]
         art = index.article(p)
         ii = index.issues[p.issue]
         key = (p.issue, p.article)
-        if key not in heads_of:
-            headlines = normalize(headings(art))
-            specific = [(w, weights.get(w, 0.0)) for w in query.words if w not in headlines]
-            heads_of[key] = (normalize(article_context(art)), specific, sum(x for _, x in specific))
-        heads, specific, specific_total = heads_of[key]
-        text = normalize(p.text)
-        local = " ".join(x for x in (heads, normalize(p.section) if p.section else "", text) if x)
-        cov = matcher.coverage(local)
+        view = views.get(key)
+        if view is None:
+            view = views[key] = _view(plan, art)
 
-        def whole(art: Article = art, key: tuple[str, int] = key) -> str:
-            if key not in wholes:
-                wholes[key] = index.normalized_article(art, article_text)
-            return wholes[key]
+        def whole(art: Article = art, view: _ArticleView = view) -> str:
+            if view.whole_text is None:
+                view.whole_text = index.normalized_article(art, article_text)
+            return view.whole_text
 
-        shares = _entity_shares(query, whole, local, ii.date)
-        article_best[key] = max(article_best.get(key, 0.0), score / best)
-        features = (
-            score / best,
-            math.log1p(rank) / math.log1p(POOL),
-            cov,
-            matcher.coverage(text),
-            sum(x for w, x in specific if w in text) / specific_total if specific_total > 0 else 1.0,
-            float(holds_answer(query, p.text)),
-            float(answer_shape(query, p.text) > 1.0),
-            float(bound(query, p.text)),
-            float(bound_head(query, p.text)),
-            sum(p in local for p in pairs) / len(pairs) if pairs else 0.0,
-            _ordinal_missing(query, local, whole),
-            *shares,
-            float(p.n == 1),
-            next((x for x, w in by_weight if w not in local), 0.0) / matcher.total if matcher.total > 0 else 0.0,
-            float(query.head is not None and query.head in text),
+        view.best = max(view.best, score / best)
+        features = _paragraph_features(plan, p, view, ii.date, whole)
+        rows.append(
+            (doc, score, p, art, ii, (score / best, math.log1p(rank) / math.log1p(POOL), *features), view, whole)
         )
-        rows.append((doc, score, p, art, ii, features, cov, key, whole))
     orgs = [w for w in query.words if w.endswith(_BODIES) and len(w) > 2]
-    article_cov: dict[tuple[str, int], float] = {}
-    for doc, score, p, art, ii, features, cov, key, whole_text in rows:
-        if key not in article_cov:
-            article_cov[key] = matcher.coverage(whole_text())
+    article_cov: dict[int, float] = {}
+    out: list[Candidate] = []
+    for doc, score, p, art, ii, features, view, whole_text in rows:
+        if id(view) not in article_cov:
+            article_cov[id(view)] = plan.matcher.coverage(whole_text())
         org_missing = sum(o not in whole_text() for o in orgs) / len(orgs) if orgs else 0.0
-        per_article = (article_cov[key], article_best[key], org_missing)
-        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *per_article), cov))
+        per_article = (article_cov[id(view)], view.best, org_missing)
+        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *per_article), features[2]))
     return out
+
+
+def _paragraph_features(
+    plan: Plan, p: Paragraph, view: _ArticleView, date: str | None, whole: Callable[[], str]
+) -> tuple[float, ...]:
+    """The features from `coverage` to `head_in_paragraph` (see FEATURES) of one paragraph."""
+    query, matcher, shapes = plan.query, plan.matcher, plan.shapes
+    text = normalize(p.text)
+    section = normalize(p.section) if p.section else ""
+    local = " ".join(x for x in (view.heads, section, text) if x)
+    # what the paragraph prints, then what it prints with its context: no string has a space, so
+    # one is in the joined text exactly when it is in one of its parts
+    in_text = {s for s in plan.strings if s in text}
+    in_local = in_text | view.present
+    if section:
+        in_local |= {s for s in plan.strings if s in section}
+    specific = view.specific
+    total = matcher.total
+    return (
+        matcher.coverage_of(in_local),
+        matcher.coverage_of(in_text),
+        sum(x for w, x in specific if w in in_text) / view.specific_total if view.specific_total > 0 else 1.0,
+        float(shapes.holds(p.text)),
+        float(shapes.shape(p.text) > 1.0),
+        float(shapes.bound(p.text)),
+        float(shapes.bound_head(p.text)),
+        sum(x in in_local for x in plan.pairs) / len(plan.pairs) if plan.pairs else 0.0,
+        _ordinal_missing(query, local, whole),
+        *_entity_shares(query, whole, local, date),
+        float(p.n == 1),
+        next((x for x, w in plan.by_weight if w not in in_local), 0.0) / total if total > 0 else 0.0,
+        float(query.head is not None and query.head in in_text),
+    )
 
 
 def _ordinal_missing(query: Query, local: str, whole: Callable[[], str]) -> float:

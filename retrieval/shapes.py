@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, counted, undated
+from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, undated
 from retrieval.query import Query
 
 WHEN = re.compile(r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天")
@@ -38,9 +38,15 @@ _SURNAMES = set(
     "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
 )
 _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
+_DIGIT = re.compile(r"\d")
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
 _UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
+
+
+_ROLE_RX = {r: re.compile(r) for r in ROLES}
+_FORMER = re.compile("原|前任")
+_ITEM_END = re.compile(r"[,;。:、]")
 
 
 def has_unit_count(query: Query, text: str) -> bool:
@@ -57,15 +63,16 @@ def _office_starts(text: str, roles: list[str], query: Query | None) -> list[int
     """Where the asked office is printed as itself: 主席 not inside 副主席, and not a former holder
     (原副主席) unless the question says 副 / 原."""
     ends = []
+    former_asked = query is not None and bool(_FORMER.search(query.text))
     for r in roles:
-        for m in re.finditer(r, text):
+        if r not in text:
+            continue
+        for m in _ROLE_RX[r].finditer(text):
             if query is not None:
                 before = text[max(0, m.start() - 8) : m.start()]
                 if not r.startswith("副") and before.endswith("副") and "副" + r not in query.text:
                     continue
-                if re.search(r"原|前任", before.split("、")[-1].split(",")[-1]) and not re.search(
-                    "原|前任", query.text
-                ):
+                if not former_asked and _FORMER.search(before.split("、")[-1].split(",")[-1]):
                     continue
             ends.append(m.end())
     return sorted(ends)
@@ -74,15 +81,14 @@ def _office_starts(text: str, roles: list[str], query: Query | None) -> list[int
 def who_answer(query: Query, text: str) -> str | None:
     """The name a 谁 question asks for: after the office it names, exactly as named; with no office
     named, after any office."""
-    asked = asked_roles(query)
-    return name_after_role(text, asked, query) if asked else name_after_role(text, list(ROLES))
+    return Shapes(query).who(text)
 
 
 def name_after_role(text: str, roles: list[str], query: Query | None = None) -> str | None:
     """The name printed with an office: 主席王晓玲主持 → 王晓玲; 由主席王毅为组长 → 王毅. With the
     question at hand, only the office as asked counts (see _office_starts)."""
     for end in _office_starts(text, roles, query):
-        m = _NAME_AFTER_ROLE.match(text[end:])
+        m = _NAME_AFTER_ROLE.match(text, end)
         if m and m.group(1)[0] in _SURNAMES:
             return m.group(1)
     for m in _APPOINTED.finditer(text):  # 吴晓军同志任青海省委书记
@@ -100,26 +106,13 @@ def name_after_role(text: str, roles: list[str], query: Query | None = None) -> 
 
 
 def holds_answer(query: Query, text: str) -> bool:
-    """Whether text can answer at all: a count question needs a counted number, a 谁 question
-    about an office needs a name printed after that office."""
-    if query.kind == "count":
-        if query.unit in _DURATIONS:  # 几天 has no synonym to hide behind: the number of days must be there
-            return has_unit_count(query, text)
-        return bool(counted(text, query.unit)) or bool(re.search(r"\d", undated(text, query.unit)))
-    if query.kind == "who":
-        return who_answer(query, text) is not None
-    if query.kind == "when":
-        return bool(WHEN.search(text))
-    return True
+    """Whether text can answer at all (see Shapes.holds)."""
+    return Shapes(query).holds(text)
 
 
 def bound_head(query: Query, text: str) -> bool:
-    """The thing measured is printed with a number right after it: 总投资159.4亿元, 面积达4557平方公里."""
-    if not query.head:
-        return False
-    if query.kind == "count":
-        text = undated(text, query.unit)
-    return any(_NUM_SOON.match(text, m.end()) for m in re.finditer(re.escape(query.head), text))
+    """The thing measured is printed with a number right after it (see Shapes.bound_head)."""
+    return Shapes(query).bound_head(text)
 
 
 def names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
@@ -127,79 +120,160 @@ def names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
     a list (议事平台1263个; in 城区…7个、乡镇…13个 乡镇 goes with 13个, not 7个)."""
     if not noun:
         return True
-    before = re.split(r"[,;。:、]", text[max(0, m.start() - 14) : m.start()])[-1]
-    after = re.split(r"[,;。:、]", text[m.end() : m.end() + 8])[0]
+    before = _ITEM_END.split(text[max(0, m.start() - 14) : m.start()])[-1]
+    after = _ITEM_END.split(text[m.end() : m.end() + 8])[0]
     return noun in after or noun in before
 
 
 def bound(query: Query, text: str) -> bool:
-    """The answer is tied to the thing asked: a number with the asked measure word and, when the
-    question names what is counted, that noun right after it (已落地4个项目, not 八项规定); an office
-    holder under the exact title asked (副主席 ≠ 主席, 原 = former)."""
-    if query.kind == "count":
-        if not query.unit and query.noun:  # 多少委员: any number printed with that noun
-            return any(names_counted(query.noun, text, m) for m in _ANY_NUM.finditer(text))
-        if not query.unit:
-            return bound_head(query, text) if query.head else bool(ARABIC_COUNTED.search(undated(text)))
-        return any(names_counted(query.noun, text, m) for m in _UNIT_NUM(query.unit).finditer(text))
-    if query.kind == "who":
-        return who_answer(query, text) is not None
-    if query.kind == "which" and query.noun:
-        ends = re.escape(query.noun[-1] + (query.noun[0] if len(query.noun) == 2 else ""))
-        item = rf"[\u4e00-\u9fff]{{1,12}}[{ends}]"
-        return bool(re.search(item + "、" + item, text))
-    if query.kind == "where":
-        return bool(WHERE.search(text))
-    if query.kind == "what":  # 什么课题: a quoted name printed next to 课题 (“…”课题, 主题为“…”)
-        targets = [w for w in (query.head, query.noun) if w]
-        return any(
-            -8 <= t.start() - n.end() <= 0 or 0 <= n.start() - t.end() <= 8
-            for w in targets
-            for t in re.finditer(re.escape(w), text)
-            for n in NAMED.finditer(text)
-        )
-    if query.kind == "when":  # 哪一年建成通水: a date printed near the event asked about, not any date
-        events = [w for w in (query.noun, query.head) if w]
-        return (
-            any(
-                abs(d.start() - e.start()) <= 16
-                for w in events
-                for e in re.finditer(re.escape(w), text)
-                for d in WHEN.finditer(text)
-            )
-            if events
-            else bool(WHEN.search(text))
-        )
-    return False
+    """The answer is tied to the thing asked (see Shapes.bound)."""
+    return Shapes(query).bound(text)
 
 
 def answer_shape(query: Query, text: str) -> float:
-    """How well text holds the kind of thing the question asks for: 1.0 (not at all) to 1.5625."""
-    factor = 1.0
-    if query.kind == "count" and counted(text, query.unit):
-        factor *= 1.25
-        if has_unit_count(query, text):
-            factor *= 1.25
-    elif (query.kind == "when" and DATE.search(text)) or (query.kind == "who" and who_answer(query, text)):
-        factor *= 1.25
-    elif query.kind == "what" and NAMED.search(text):
-        factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
-    elif query.kind == "which" and (text.count("、") >= 2 or NAMED.search(text)):
-        factor *= 1.25  # 哪些 answers are lists: A、B、C
-    return factor
+    """How well text holds the kind of thing the question asks for (see Shapes.shape)."""
+    return Shapes(query).shape(text)
 
 
 def answer_key(query: Query, text: str) -> str | None:
-    """The bare answer a paragraph gives (a name, a counted number, a date), to see whether two
-    articles agree: 高台县政协主席向钧 in two reports makes 向钧 more certain, not less."""
-    if query.kind == "who":
-        return who_answer(query, text)
-    if query.kind == "count":
-        for m in COUNTED.finditer(undated(text, query.unit)):
-            if (not query.unit or m.group(0).endswith(query.unit)) and names_counted(query.noun, text, m):
-                return m.group(0)
+    """The bare answer a paragraph gives (see Shapes.key)."""
+    return Shapes(query).key(text)
+
+
+def _rx(word: str | None) -> re.Pattern[str] | None:
+    return re.compile(re.escape(word)) if word else None
+
+
+class Shapes:
+    """The answer shapes of one question, read off many texts: its patterns compiled once, and what
+    several features ask of the same text (the name after the office, the counted numbers) found
+    once per text."""
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        self.asked = asked_roles(query)
+        self.unit_rx = _UNIT_NUM(query.unit) if query.unit else None
+        self.head_rx = _rx(query.head)
+        self.noun_rx = _rx(query.noun)
+        self.which_rx = None
+        if query.kind == "which" and query.noun:
+            ends = re.escape(query.noun[-1] + (query.noun[0] if len(query.noun) == 2 else ""))
+            item = rf"[\u4e00-\u9fff]{{1,12}}[{ends}]"
+            self.which_rx = re.compile(item + "、" + item)
+        self.targets = [rx for rx in (self.head_rx, self.noun_rx) if rx]  # 什么: what a quoted name goes with
+        self.events = [rx for rx in (self.noun_rx, self.head_rx) if rx]  # 何时: the event a date goes with
+        self._who: dict[str, str | None] = {}
+        self._undated: dict[str, str] = {}
+
+    def who(self, text: str) -> str | None:
+        """The name a 谁 question asks for: after the office it names, exactly as named; with no
+        office named, after any office."""
+        if text not in self._who:
+            q = self.query
+            self._who[text] = name_after_role(text, self.asked, q) if self.asked else name_after_role(text, list(ROLES))
+        return self._who[text]
+
+    def undated(self, text: str) -> str:
+        if text not in self._undated:
+            self._undated[text] = undated(text, self.query.unit)
+        return self._undated[text]
+
+    def counted(self, text: str) -> bool:
+        return bool(COUNTED.search(self.undated(text)))
+
+    def unit_count(self, text: str) -> bool:
+        return self.unit_rx is not None and bool(self.unit_rx.search(text))
+
+    def holds(self, text: str) -> bool:
+        """Whether text can answer at all: a count question needs a counted number, a 谁 question
+        about an office needs a name printed after that office."""
+        kind = self.query.kind
+        if kind == "count":
+            if self.query.unit in _DURATIONS:  # 几天 has no synonym to hide behind: the number of days must be there
+                return self.unit_count(text)
+            return self.counted(text) or bool(_DIGIT.search(self.undated(text)))
+        if kind == "who":
+            return self.who(text) is not None
+        if kind == "when":
+            return bool(WHEN.search(text))
+        return True
+
+    def bound_head(self, text: str) -> bool:
+        """The thing measured is printed with a number right after it: 总投资159.4亿元, 面积达4557平方公里."""
+        if self.head_rx is None:
+            return False
+        if self.query.kind == "count":
+            text = self.undated(text)
+        return any(_NUM_SOON.match(text, m.end()) for m in self.head_rx.finditer(text))
+
+    def bound(self, text: str) -> bool:
+        """The answer is tied to the thing asked: a number with the asked measure word and, when the
+        question names what is counted, that noun right after it (已落地4个项目, not 八项规定); an office
+        holder under the exact title asked (副主席 ≠ 主席, 原 = former)."""
+        q = self.query
+        if q.kind == "count":
+            return self._count_bound(text)
+        if q.kind == "who":
+            return self.who(text) is not None
+        if q.kind == "which" and q.noun:
+            return self.which_rx is not None and bool(self.which_rx.search(text))
+        if q.kind == "where":
+            return bool(WHERE.search(text))
+        if q.kind == "what":  # 什么课题: a quoted name printed next to 课题 (“…”课题, 主题为“…”)
+            return any(
+                -8 <= t.start() - n.end() <= 0 or 0 <= n.start() - t.end() <= 8
+                for rx in self.targets
+                for t in rx.finditer(text)
+                for n in NAMED.finditer(text)
+            )
+        if q.kind == "when":  # 哪一年建成通水: a date printed near the event asked about, not any date
+            if not self.events:
+                return bool(WHEN.search(text))
+            return any(
+                abs(d.start() - e.start()) <= 16
+                for rx in self.events
+                for e in rx.finditer(text)
+                for d in WHEN.finditer(text)
+            )
+        return False
+
+    def _count_bound(self, text: str) -> bool:
+        q = self.query
+        if not q.unit and q.noun:  # 多少委员: any number printed with that noun
+            return any(names_counted(q.noun, text, m) for m in _ANY_NUM.finditer(text))
+        if not q.unit:
+            return self.bound_head(text) if q.head else bool(ARABIC_COUNTED.search(undated(text)))
+        assert self.unit_rx is not None
+        return any(names_counted(q.noun, text, m) for m in self.unit_rx.finditer(text))
+
+    def shape(self, text: str) -> float:
+        """How well text holds the kind of thing the question asks for: 1.0 (not at all) to 1.5625."""
+        kind = self.query.kind
+        factor = 1.0
+        if kind == "count" and self.counted(text):
+            factor *= 1.25
+            if self.unit_count(text):
+                factor *= 1.25
+        elif (kind == "when" and DATE.search(text)) or (kind == "who" and self.who(text)):
+            factor *= 1.25
+        elif kind == "what" and NAMED.search(text):
+            factor *= 1.25  # 什么 answers are mostly a quoted name: “…” or 《…》
+        elif kind == "which" and (text.count("、") >= 2 or NAMED.search(text)):
+            factor *= 1.25  # 哪些 answers are lists: A、B、C
+        return factor
+
+    def key(self, text: str) -> str | None:
+        """The bare answer a paragraph gives (a name, a counted number, a date), to see whether two
+        articles agree: 高台县政协主席向钧 in two reports makes 向钧 more certain, not less."""
+        q = self.query
+        if q.kind == "who":
+            return self.who(text)
+        if q.kind == "count":
+            for m in COUNTED.finditer(self.undated(text)):
+                if (not q.unit or m.group(0).endswith(q.unit)) and names_counted(q.noun, text, m):
+                    return m.group(0)
+            return None
+        if q.kind == "when":
+            date = DATE.search(text)
+            return date.group(0) if date else None
         return None
-    if query.kind == "when":
-        date = DATE.search(text)
-        return date.group(0) if date else None
-    return None
