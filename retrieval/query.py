@@ -269,6 +269,7 @@ class Matcher:
         self.total = sum(w for _, _, w, _ in self.words)
         # every string whose presence decides a weight: found once per text, then looked up
         self.strings = tuple(dict.fromkeys(x for forms, subs, _, _ in self.words for x in (*forms, *subs)))
+        self._known: dict[frozenset[str], float] = {}  # weight per set of present strings: texts repeat them
 
     def reweighted(self, weights: dict[str, float]) -> Matcher:
         """The same question's matcher under other weights (a snippet's: context words count half)."""
@@ -276,10 +277,13 @@ class Matcher:
 
     def weight(self, t: str) -> float:
         """`t` normalised."""
-        return self.weight_of({x for x in self.strings if x in t})
+        return self.weight_of(frozenset(x for x in self.strings if x in t))
 
-    def weight_of(self, present: set[str] | frozenset[str]) -> float:
+    def weight_of(self, present: frozenset[str]) -> float:
         """weight() of a text whose present strings (of `strings`) are known."""
+        known = self._known.get(present)
+        if known is not None:
+            return known
         total = 0.0
         for forms, parts, weight, size in self.words:
             if any(f in present for f in forms):
@@ -289,10 +293,11 @@ class Matcher:
                 if p in present:
                     total += self.weights.get(p, 0.0) * len(p) / size
                     break
+        self._known[present] = total
         return total
 
     def coverage(self, t: str) -> float:
         return self.weight(t) / self.total if self.total > 0 else 0.0
 
-    def coverage_of(self, present: set[str] | frozenset[str]) -> float:
+    def coverage_of(self, present: frozenset[str]) -> float:
         return self.weight_of(present) / self.total if self.total > 0 else 0.0

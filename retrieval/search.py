@@ -142,28 +142,16 @@ def _entity_shares(
 ) -> tuple[float, float, float, float]:
     """(place missing, place far, time missing, time far) as shares of what the question names;
     `whole_text` gives the normalised article, looked at only when the local text lacks something."""
-
-    def shares(items: list, here, anywhere) -> tuple[float, float]:
-        if not items:
-            return 0.0, 0.0
-        missing = far = 0
-        for e in items:
-            if here(e):
-                continue
-            if anywhere(e, whole_text()):
-                far += 1
-            else:
-                missing += 1
-        return missing / len(items), far / len(items)
-
-    pm, pf = shares(sorted(query.places), lambda e: e in local, lambda e, t: e in t)
-    times = [*query.periods, *query.holidays]
-    tm, tf = shares(
-        times,
-        lambda p: p in local if isinstance(p, str) else _in_period(p, date, local),
-        lambda p, t: p in t if isinstance(p, str) else _in_period(p, None, t),
-    )
-    return pm, pf, tm, tf
+    place_missing = place_far = time_missing = time_far = 0.0
+    if query.places:
+        far = [e in whole_text() for e in query.places if e not in local]
+        place_missing, place_far = far.count(False) / len(query.places), far.count(True) / len(query.places)
+    times = len(query.periods) + len(query.holidays)
+    if times:
+        far = [_in_period(p, None, whole_text()) for p in query.periods if not _in_period(p, date, local)]
+        far += [h in whole_text() for h in query.holidays if h not in local]
+        time_missing, time_far = far.count(False) / times, far.count(True) / times
+    return place_missing, place_far, time_missing, time_far
 
 
 @dataclass
@@ -174,7 +162,7 @@ class _ArticleView:
     heads: str
     specific: list[tuple[str, float]]
     specific_total: float
-    present: set[str]
+    present: frozenset[str]
     best: float = 0.0
     whole_text: str | None = None
 
@@ -183,7 +171,7 @@ def _view(plan: Plan, art: Article) -> _ArticleView:
     headlines = normalize(headings(art))
     specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
     heads = normalize(article_context(art))
-    return _ArticleView(heads, specific, sum(x for _, x in specific), {s for s in plan.strings if s in heads})
+    return _ArticleView(heads, specific, sum(x for _, x in specific), frozenset(s for s in plan.strings if s in heads))
 
 
 def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
@@ -239,7 +227,7 @@ def _paragraph_features(
     local = " ".join(x for x in (view.heads, section, text) if x)
     # what the paragraph prints, then what it prints with its context: no string has a space, so
     # one is in the joined text exactly when it is in one of its parts
-    in_text = {s for s in plan.strings if s in text}
+    in_text = frozenset(s for s in plan.strings if s in text)
     in_local = in_text | view.present
     if section:
         in_local |= {s for s in plan.strings if s in section}

@@ -164,6 +164,7 @@ class Shapes:
         self.events = [rx for rx in (self.noun_rx, self.head_rx) if rx]  # 何时: the event a date goes with
         self._who: dict[str, str | None] = {}
         self._undated: dict[str, str] = {}
+        self._counted: dict[str, bool] = {}
 
     def who(self, text: str) -> str | None:
         """The name a 谁 question asks for: after the office it names, exactly as named; with no
@@ -179,7 +180,9 @@ class Shapes:
         return self._undated[text]
 
     def counted(self, text: str) -> bool:
-        return bool(COUNTED.search(self.undated(text)))
+        if text not in self._counted:
+            self._counted[text] = bool(COUNTED.search(self.undated(text)))
+        return self._counted[text]
 
     def unit_count(self, text: str) -> bool:
         return self.unit_rx is not None and bool(self.unit_rx.search(text))
