@@ -12,7 +12,7 @@ import dataclasses
 import datetime
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from opencc import OpenCC
@@ -191,8 +191,10 @@ def clean(question: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)  # a question comes back (a next page, a follow-up read twice, a popular ask): jieba once
 def analyze(question: str, today: str | None = None) -> Query:
-    """`today`: the newest issue's ISO date, against which relative dates are read."""
+    """`today`: the newest issue's ISO date, against which relative dates are read. The Query is
+    shared between callers: never mutate it."""
     text = clean(question)
     drop = filler()
     keep = lambda t: not _ASKING.match(t) and t not in drop  # noqa: E731
