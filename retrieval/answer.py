@@ -67,13 +67,24 @@ def best_snippet(plan: Plan, text: str, context: str = "", caption: bool = False
 def _window(sentence: str, query: Query) -> str:
     """Crop a very long sentence around its densest run of terms."""
     low = normalize(sentence)
-    positions = sorted(m.start() for t in query.tokens for m in re.finditer(re.escape(t), low))
+    positions = sorted(i for t in query.tokens for i in occurrences(t, low))
     if not positions:
         return sentence[:SNIPPET_MAX] + "…"
     best = max(positions, key=lambda p: sum(1 for q in positions if p <= q < p + SNIPPET_MAX))
     start = max(0, best - 20)
     end = min(len(sentence), start + SNIPPET_MAX)
     return ("…" if start else "") + sentence[start:end] + ("…" if end < len(sentence) else "")
+
+
+def occurrences(term: str, text: str) -> list[int]:
+    """Where a (non-empty) term starts in text, non-overlapping, left to right: what
+    re.finditer(re.escape(term)) finds, without a pattern per term."""
+    out: list[int] = []
+    at = text.find(term) if term else -1
+    while at >= 0:
+        out.append(at)
+        at = text.find(term, at + len(term))
+    return out
 
 
 def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
@@ -86,10 +97,11 @@ def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]
     for term in sorted(set(terms), key=len, reverse=True):
         if len(term) < 2 and not term.isdigit():
             continue
-        for m in re.finditer(re.escape(term), low):
-            if not any(taken[m.start() : m.end()]):
-                spans.append((m.start(), m.end()))
-                for k in range(m.start(), m.end()):
+        for start in occurrences(term, low):
+            end = start + len(term)
+            if not any(taken[start:end]):
+                spans.append((start, end))
+                for k in range(start, end):
                     taken[k] = True
     return tuple(sorted(spans))
 
@@ -136,7 +148,7 @@ def _count_answer(plan: Plan, snippet: str) -> str | None:
     # "已落地4个项目,总投资70亿元": a following total belongs to the same fact
     if (
         i + 1 < len(clauses)
-        and re.match(r"(?:总|共|合计|累计|其中)", clauses[i + 1])
+        and clauses[i + 1].startswith(("总", "共", "合计", "累计", "其中"))
         and counted(clauses[i + 1], query.unit)
     ):
         answer += "," + clauses[i + 1]
