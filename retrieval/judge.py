@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -57,8 +57,14 @@ class Logistic:
     bias: float
 
     def logits(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return z @ np.asarray(self.coef) + self.bias
+        mean, scale, coef = self._arrays
+        z = (x - mean) / scale
+        return z @ coef + self.bias
+
+    @cached_property
+    def _arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """mean, scale, coef as arrays, made once per model, not per question."""
+        return np.asarray(self.mean), np.asarray(self.scale), np.asarray(self.coef)
 
     def to_dict(self) -> dict:
         return {"names": self.names, "mean": self.mean, "scale": self.scale, "coef": self.coef, "bias": self.bias}

@@ -25,6 +25,7 @@ NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
 COUNTED = re.compile(r"(?<!第)" + NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")  # 第二次 is an ordinal
 ARABIC_COUNTED = re.compile(r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
 _DATES = re.compile(r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日")
+_DIGIT = re.compile(r"\d")
 _DATE_UNITS = frozenset({"年", "月", "日", "天", "周"})
 
 
@@ -36,7 +37,11 @@ def undated(text: str, unit: str | None = None) -> str:
 
 @lru_cache(maxsize=512)  # each candidate's text is checked for several shapes in a row
 def _blank_dates(text: str) -> str:
-    return _DATES.sub(lambda m: " " * len(m.group(0)), text)
+    return _DATES.sub(_blank, text) if _DIGIT.search(text) else text  # every date has a digit
+
+
+def _blank(m: re.Match[str]) -> str:
+    return " " * len(m.group(0))
 
 
 def counted(text: str, unit: str | None = None) -> re.Match[str] | None:

@@ -93,7 +93,8 @@ class Plan:
         matcher = Matcher(query, weights)
         pairs = tuple(a + b for a, b in zip(query.words, query.words[1:], strict=False))
         head = (query.head,) if query.head else ()
-        strings = tuple(dict.fromkeys((*matcher.strings, *query.words, *pairs, *head)))
+        entities = (*sorted(query.places), *query.holidays)
+        strings = tuple(dict.fromkeys((*matcher.strings, *query.words, *pairs, *head, *entities)))
         by_weight = tuple(sorted(((weights.get(w, 0.0), w) for w in query.words), reverse=True))
         return cls(query, weights, absent, matcher, Shapes(query), pairs, by_weight, strings)
 
@@ -138,18 +139,19 @@ def _in_period(p: Period, date: str | None, text: str) -> bool:
 
 
 def _entity_shares(
-    query: Query, whole_text: Callable[[], str], local: str, date: str | None
+    query: Query, whole_text: Callable[[], str], local: str, in_local: frozenset[str], date: str | None
 ) -> tuple[float, float, float, float]:
     """(place missing, place far, time missing, time far) as shares of what the question names;
-    `whole_text` gives the normalised article, looked at only when the local text lacks something."""
+    `whole_text` gives the normalised article, looked at only when the local text lacks something;
+    `in_local`: the places and holidays the local text prints (`local` is looked at for periods)."""
     place_missing = place_far = time_missing = time_far = 0.0
     if query.places:
-        far = [e in whole_text() for e in query.places if e not in local]
+        far = [e in whole_text() for e in query.places if e not in in_local]
         place_missing, place_far = far.count(False) / len(query.places), far.count(True) / len(query.places)
     times = len(query.periods) + len(query.holidays)
     if times:
         far = [_in_period(p, None, whole_text()) for p in query.periods if not _in_period(p, date, local)]
-        far += [h in whole_text() for h in query.holidays if h not in local]
+        far += [h in whole_text() for h in query.holidays if h not in in_local]
         time_missing, time_far = far.count(False) / times, far.count(True) / times
     return place_missing, place_far, time_missing, time_far
 
@@ -224,7 +226,8 @@ def _paragraph_features(
     query, matcher, shapes = plan.query, plan.matcher, plan.shapes
     text = normalize(p.text)
     section = normalize(p.section) if p.section else ""
-    local = " ".join(x for x in (view.heads, section, text) if x)
+    # the paragraph with its context, for the patterns (periods, ordinals) only
+    local = " ".join(x for x in (view.heads, section, text) if x) if query.periods or query.ordinals else ""
     # what the paragraph prints, then what it prints with its context: no string has a space, so
     # one is in the joined text exactly when it is in one of its parts
     in_text = frozenset(s for s in plan.strings if s in text)
@@ -243,7 +246,7 @@ def _paragraph_features(
         float(shapes.bound_head(p.text)),
         sum(x in in_local for x in plan.pairs) / len(plan.pairs) if plan.pairs else 0.0,
         _ordinal_missing(query, local, whole),
-        *_entity_shares(query, whole, local, date),
+        *_entity_shares(query, whole, local, in_local, date),
         float(p.n == 1),
         next((x for x, w in plan.by_weight if w not in in_local), 0.0) / total if total > 0 else 0.0,
         float(query.head is not None and query.head in in_text),
