@@ -11,6 +11,10 @@ well it covers the question and whether what the question names is really its su
   issue's date (local), only elsewhere in the article (far), or nowhere (missing).
 No hand-set gate throws a candidate away: retrieval/judge.py weighs these features with
 weights fitted by `python -m bot fit`.
+
+A question goes its way as one Plan (its Query, its term weights here, and what the features, the
+judge and the answer derive from them, worked out once): analyze → plan → candidates → judge → answer.
+Per paragraph each string the features ask about is looked up once, answer shapes once per text.
 """
 
 from __future__ import annotations
@@ -103,29 +107,39 @@ def plan(index: Index, query: Query) -> Plan:
     """The question's plan against this index: weights from its idf, the corpus's gaps."""
     if index.scorer is None or not query.tokens:
         return Plan.of(query, {})
-    return Plan.of(query, term_weights(index, query.tokens + query.words), absent_share(index, query))
+    idf = _idf(index, (*query.tokens, *query.words))
+    return Plan.of(query, term_weights(index, query.tokens + query.words, idf), absent_share(index, query, idf))
 
 
-def term_weights(index: Index, tokens: tuple[str, ...]) -> dict[str, float]:
+def _idf(index: Index, tokens: tuple[str, ...]) -> dict[str, float | None]:
+    """idf per token, None for a token no paragraph has: looked up once per question."""
+    assert index.scorer is not None
+    return {t: index.scorer.idf(t) for t in dict.fromkeys(tokens)}
+
+
+def term_weights(
+    index: Index, tokens: tuple[str, ...], idf: dict[str, float | None] | None = None
+) -> dict[str, float]:
     """idf per question token. A word no paragraph has weighs what its heaviest known part weighs
     (陇南市政协 → 陇南), or nothing (filler, a paraphrase, a word jieba's HMM made up from the
     question): how much of the question the corpus lacks is a feature of the decision instead."""
-    assert index.scorer is not None
+    idf = idf if idf is not None else _idf(index, tokens)
     out: dict[str, float] = {}
     for t in tokens:
-        idf = index.scorer.idf(t)
-        out[t] = 0.0 if idf is None else max(idf, 0.0)
+        x = idf[t]
+        out[t] = 0.0 if x is None else max(x, 0.0)
     for t in tokens:
-        if index.scorer.idf(t) is None:
-            out[t] = max((out[p] for p in tokens if p != t and p in t and index.scorer.idf(p) is not None), default=0.0)
+        if idf[t] is None:
+            out[t] = max((out[p] for p in tokens if p != t and p in t and idf[p] is not None), default=0.0)
     return out
 
 
-def absent_share(index: Index, query: Query) -> float:
+def absent_share(index: Index, query: Query, idf: dict[str, float | None] | None = None) -> float:
     """Share of the question's words (with no known part) the corpus has never printed."""
     if not query.words or index.scorer is None:
         return 1.0
-    known = lambda w: index.scorer.idf(w) is not None  # noqa: E731
+    idf = idf if idf is not None else _idf(index, (*query.tokens, *query.words))
+    known = lambda w: idf[w] is not None  # noqa: E731
     absent = [w for w in query.words if not known(w) and not any(t in w and known(t) for t in query.tokens if t != w)]
     return len(absent) / len(query.words)
 

@@ -168,3 +168,67 @@ def test_citations_name_the_issue_by_its_date_when_it_has_one() -> None:
     dated = Citation("xwlb_20240106_p1", 0, "标题", 3, date="2024-01-06", page="1")
     assert dated.label() == "标题 · 2024年1月6日 第1版 · ¶3"
     assert Citation("004_d3292c7a9a19adbb", 0, "标题", 3).label() == "标题 · 004_d3292c7a9a19adbb · ¶3"
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        ("aa", "aaaaa"),
+        ("政协", "市政协政协委员政协"),
+        ("4个", "落地4个项目,总投资4个"),
+        ("无", "没有"),
+        ("a.b", "a.b axb a.b"),
+    ],
+)
+def test_term_occurrences_are_what_a_literal_pattern_finds(term: str, text: str) -> None:
+    import re
+
+    from retrieval.answer import occurrences
+
+    assert occurrences(term, text) == [m.start() for m in re.finditer(re.escape(term), text)]
+
+
+def test_a_question_plan_weighs_texts_as_the_plain_matcher_does(seed_engine: Engine) -> None:
+    """The plan looks each string up once per text and keeps weights per set of strings found:
+    the same weights as checking word by word (武威市政协 absent, 市政协 present: its part's share)."""
+    from retrieval.query import word_parts
+    from retrieval.search import plan
+
+    index = seed_engine._index
+    read = plan(index, analyze("武威市政协2023年组织多少名政协委员下沉基层"))
+
+    def plain(t: str) -> float:
+        total = 0.0
+        for w, forms, parts in word_parts(read.query):
+            if any(f in t for f in forms):
+                total += read.weights.get(w, 0.0)
+                continue
+            for p in parts:
+                if p in t:
+                    total += read.weights.get(p, 0.0) * len(p) / len(w)
+                    break
+        return total
+
+    texts = ["武威市政协组织267名政协委员下沉基层", "市政协委员", "下沉基层", "", "2023年武威"]
+    for t in texts * 2:  # the second round comes from the kept weights
+        assert read.matcher.weight(t) == plain(t)
+
+
+def test_answer_shapes_read_once_per_text_agree_with_a_fresh_reading() -> None:
+    from retrieval.shapes import Shapes
+
+    for question, text in [
+        ("北京市政协主席是谁", "北京市政协主席魏小东出席。"),
+        ("酒泉市政协落地了几个项目", "2023年9月,已落地4个项目,总投资70亿元"),
+        ("培训班哪天开班", "培训班于9月28日在浙江大学开班"),
+    ]:
+        shared = Shapes(analyze(question))
+        first = (shared.holds(text), shared.shape(text), shared.bound(text), shared.bound_head(text), shared.key(text))
+        again = (shared.holds(text), shared.shape(text), shared.bound(text), shared.bound_head(text), shared.key(text))
+        fresh = Shapes(analyze(question))
+        assert (
+            first
+            == again
+            == (fresh.holds(text), fresh.shape(text), fresh.bound(text), fresh.bound_head(text), fresh.key(text))
+        )
+        assert first[0] and first[4] is not None
