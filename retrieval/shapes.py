@@ -152,6 +152,7 @@ class Shapes:
     def __init__(self, query: Query) -> None:
         self.query = query
         self.asked = asked_roles(query)
+        self.unit, self.head = query.unit or "", query.head or ""  # "" with no pattern below
         self.unit_rx = _UNIT_NUM(query.unit) if query.unit else None
         self.head_rx = _rx(query.head)
         self.noun_rx = _rx(query.noun)
@@ -185,7 +186,7 @@ class Shapes:
         return self._counted[text]
 
     def unit_count(self, text: str) -> bool:
-        return self.unit_rx is not None and bool(self.unit_rx.search(text))
+        return self.unit_rx is not None and self.unit in text and bool(self.unit_rx.search(text))
 
     def holds(self, text: str) -> bool:
         """Whether text can answer at all: a count question needs a counted number, a 谁 question
@@ -203,7 +204,7 @@ class Shapes:
 
     def bound_head(self, text: str) -> bool:
         """The thing measured is printed with a number right after it: 总投资159.4亿元, 面积达4557平方公里."""
-        if self.head_rx is None:
+        if self.head_rx is None or self.head not in text:  # a date blanked never adds the head
             return False
         if self.query.kind == "count":
             text = self.undated(text)
@@ -243,10 +244,12 @@ class Shapes:
     def _count_bound(self, text: str) -> bool:
         q = self.query
         if not q.unit and q.noun:  # 多少委员: any number printed with that noun
-            return any(names_counted(q.noun, text, m) for m in _ANY_NUM.finditer(text))
+            return q.noun in text and any(names_counted(q.noun, text, m) for m in _ANY_NUM.finditer(text))
         if not q.unit:
             return self.bound_head(text) if q.head else bool(ARABIC_COUNTED.search(undated(text)))
         assert self.unit_rx is not None
+        if q.unit not in text or (q.noun and q.noun not in text):  # what the number must be printed with
+            return False
         return any(names_counted(q.noun, text, m) for m in self.unit_rx.finditer(text))
 
     def shape(self, text: str) -> float:
