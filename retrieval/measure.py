@@ -21,10 +21,22 @@ UNITS: tuple[str, ...] = tuple(sorted(set(_TABLE.split()), key=lambda u: (-len(u
 UNIT_RX = "|".join(re.escape(u) for u in UNITS)
 # 几/多少 + unit, and the size questions 多长/多大/多高/多远/多久/多深/多重 (answered by a number with a unit)
 COUNT_ASK = re.compile(r"(?:多少|几)(?P<unit>" + UNIT_RX + r")?|多[长大高远久深重宽]|第几|百分之几|占比")
+NUMERALS = r"\d一二两三四五六七八九十百千万亿"  # what a number starts with
 NUM = r"(?:\d+(?:\.\d+)?|[一二两三四五六七八九十百千万亿]+)"
-COUNTED = re.compile(r"(?<!第)" + NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")  # 第二次 is an ordinal
-ARABIC_COUNTED = re.compile(r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")")
-_DATES = re.compile(r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日")
+
+
+def guarded(pattern: str, firsts: str) -> re.Pattern[str]:
+    """`pattern` tried only where a match can start (a character of the class `firsts`): the same
+    matches, found two to three times faster (re otherwise tries every alternative everywhere)."""
+    return re.compile(f"(?=[{firsts}])(?:{pattern})")
+
+
+COUNTED_RX = r"(?<!第)" + NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")"  # 第二次 is an ordinal
+COUNTED = guarded(COUNTED_RX, NUMERALS)
+ARABIC_COUNTED_RX = r"\d+(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")"
+ARABIC_COUNTED = guarded(ARABIC_COUNTED_RX, r"\d")
+DATES_RX = r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日"
+_DATES = guarded(DATES_RX, r"\d")
 _DIGIT = re.compile(r"\d")
 _DATE_UNITS = frozenset({"年", "月", "日", "天", "周"})
 

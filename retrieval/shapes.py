@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, undated
+from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, NUMERALS, guarded, undated
 from retrieval.query import Query
 
-WHEN = re.compile(r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天")
-DATE = re.compile(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?")
+WHEN_RX = r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天"
+WHEN = guarded(WHEN_RX, r"\d年月上下明今去当")
+DATE = guarded(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?", r"\d")
 WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
 NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
 ROLES = (
@@ -41,7 +42,7 @@ _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
 _DIGIT = re.compile(r"\d")
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
-_UNIT_NUM = cache(lambda unit: re.compile(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
+_UNIT_NUM = cache(lambda unit: guarded(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit), NUMERALS))
 
 
 _ROLE_RX = {r: re.compile(r) for r in ROLES}

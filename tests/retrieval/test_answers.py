@@ -232,3 +232,21 @@ def test_answer_shapes_read_once_per_text_agree_with_a_fresh_reading() -> None:
             == (fresh.holds(text), fresh.shape(text), fresh.bound(text), fresh.bound_head(text), fresh.key(text))
         )
         assert first[0] and first[4] is not None
+
+
+def test_guarded_patterns_find_what_the_plain_ones_find(seed_engine: Engine) -> None:
+    """A pattern tried only where a match can start finds the same spans as the plain pattern."""
+    import re
+
+    from retrieval.measure import _DATES, ARABIC_COUNTED, ARABIC_COUNTED_RX, COUNTED, COUNTED_RX, DATES_RX
+    from retrieval.shapes import WHEN, WHEN_RX
+
+    texts = [p.text for p in seed_engine._index.paragraphs] + ["第二次", "一二三", "9月28日至30日", "年底前", "当天"]
+    for guarded, plain in [
+        (COUNTED, COUNTED_RX),
+        (ARABIC_COUNTED, ARABIC_COUNTED_RX),
+        (_DATES, DATES_RX),
+        (WHEN, WHEN_RX),
+    ]:
+        rx = re.compile(plain)
+        assert all([m.span() for m in guarded.finditer(t)] == [m.span() for m in rx.finditer(t)] for t in texts)
