@@ -278,8 +278,18 @@ class Matcher:
         return Matcher(self.query, weights, self.parts)
 
     def weight(self, t: str) -> float:
-        """`t` normalised."""
-        return self.weight_of(frozenset(x for x in self.strings if x in t))
+        """`t` normalised. Word by word: a part is looked for only when the word is absent, which
+        on a long text (a whole article) is less work than finding every string first."""
+        total = 0.0
+        for forms, parts, weight, size in self.words:
+            if any(f in t for f in forms):
+                total += weight
+                continue
+            for p in parts:
+                if p in t:
+                    total += self.weights.get(p, 0.0) * len(p) / size
+                    break
+        return total
 
     def weight_of(self, present: frozenset[str]) -> float:
         """weight() of a text whose present strings (of `strings`) are known."""
