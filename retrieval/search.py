@@ -91,6 +91,7 @@ class Plan:
     pairs: tuple[str, ...]  # adjacent question words printed together: the phrase feature
     by_weight: tuple[tuple[float, str], ...]  # question words, heaviest first
     strings: tuple[str, ...]  # what the features look for in a paragraph and its context
+    spaced: bool  # one of them holds a space: it could span the joins of paragraph and context
 
     @classmethod
     def of(cls, query: Query, weights: dict[str, float], absent: float = 1.0) -> Plan:
@@ -100,7 +101,8 @@ class Plan:
         entities = (*sorted(query.places), *query.holidays)
         strings = tuple(dict.fromkeys((*matcher.strings, *query.words, *pairs, *head, *entities)))
         by_weight = tuple(sorted(((weights.get(w, 0.0), w) for w in query.words), reverse=True))
-        return cls(query, weights, absent, matcher, Shapes(query), pairs, by_weight, strings)
+        spaced = any(" " in s for s in strings)
+        return cls(query, weights, absent, matcher, Shapes(query), pairs, by_weight, strings, spaced)
 
 
 def plan(index: Index, query: Query) -> Plan:
@@ -241,13 +243,17 @@ def _paragraph_features(
     text = normalize(p.text)
     section = normalize(p.section) if p.section else ""
     # the paragraph with its context, for the patterns (periods, ordinals) only
-    local = " ".join(x for x in (view.heads, section, text) if x) if query.periods or query.ordinals else ""
-    # what the paragraph prints, then what it prints with its context: no string has a space, so
-    # one is in the joined text exactly when it is in one of its parts
+    joined = query.periods or query.ordinals or plan.spaced
+    local = " ".join(x for x in (view.heads, section, text) if x) if joined else ""
+    # what the paragraph prints, then what it prints with its context: a string with no space is in
+    # the joined text exactly when it is in one of its parts (the context's were found once)
     in_text = frozenset(s for s in plan.strings if s in text)
-    in_local = in_text | view.present
-    if section:
-        in_local |= {s for s in plan.strings if s in section}
+    if plan.spaced:
+        in_local = frozenset(s for s in plan.strings if s in local)
+    else:
+        in_local = in_text | view.present
+        if section:
+            in_local |= {s for s in plan.strings if s in section}
     specific = view.specific
     total = matcher.total
     return (
