@@ -271,6 +271,7 @@ class Matcher:
         self.total = sum(w for _, _, w, _ in self.words)
         # every string whose presence decides a weight: found once per text, then looked up
         self.strings = tuple(dict.fromkeys(x for forms, subs, _, _ in self.words for x in (*forms, *subs)))
+        self.form_sets = [frozenset(forms) for forms, _, _, _ in self.words]
         self._known: dict[frozenset[str], float] = {}  # weight per set of present strings: texts repeat them
 
     def reweighted(self, weights: dict[str, float]) -> Matcher:
@@ -297,8 +298,8 @@ class Matcher:
         if known is not None:
             return known
         total = 0.0
-        for forms, parts, weight, size in self.words:
-            if any(f in present for f in forms):
+        for (forms, parts, weight, size), form_set in zip(self.words, self.form_sets, strict=True):
+            if not form_set.isdisjoint(present):
                 total += weight
                 continue
             for p in parts:
