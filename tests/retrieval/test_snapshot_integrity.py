@@ -18,8 +18,8 @@ from retrieval.engine import Engine
 QUESTIONS = ("漳县创建了多少个城区政协委员联络工作室?", "政协委员提案办理", "乡村振兴产业发展")
 
 KINDS = {
-    "chunk": "issues-*.bin",
-    "chunk offsets": "issues-*.idx.npy",
+    "chunk": "articles-*.jsonl",
+    "chunk offsets": "articles-*.offsets.npy",
     "postings": "bm25/segment-*/docs.npy",
     "term frequencies": "bm25/segment-*/tf.npy",
     "term offsets": "bm25/segment-*/indptr.npy",
@@ -86,7 +86,7 @@ def test_a_damaged_snapshot_file_is_rebuilt_with_one_line_and_answers_stay_right
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and target.name in lines[0] and "rebuil" in lines[0], lines
     if kind.startswith("chunk"):  # only the chunk is rewritten; the scorer stays as it was
-        assert "issues-" in lines[0] and [p.name for p in (snap / "bm25").glob("segment-*")] == segment
+        assert "articles-" in lines[0] and [p.name for p in (snap / "bm25").glob("segment-*")] == segment
 
     caplog.clear()
     with caplog.at_level(logging.WARNING):
