@@ -106,7 +106,7 @@ def test_other_encodings_parse_the_same(encode) -> None:
     assert issue_to_dict(parse_bytes("sample_issue.txt", encode(SAMPLE))) == expected
 
 
-# every printable ASCII character as its full-width form (！ for !, ，for ,, １ for 1), space as 　
+# every printable ASCII character as its full-width form (！ for !, ，for ,, １ for 1); space as U+3000
 _TO_FULLWIDTH = {cp: cp + 0xFEE0 for cp in range(0x21, 0x7F)} | {0x20: 0x3000}
 
 

@@ -109,3 +109,36 @@ def test_a_snapshot_without_checksums_is_rebuilt(
     engine, _ = Engine.open(root / "corpus", data)
     assert _answers(engine) == expected
     assert "files" in json.loads(params.read_text(encoding="utf-8"))
+
+
+def test_a_snapshot_of_another_version_is_rebuilt_not_migrated(
+    built: tuple[Path, list[tuple[bool, list[tuple[str, float]]]]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older layout (say marshal chunks, snapshot 5) is a cache: rebuilt from the token cache,
+    its files removed, and no issue reported as new."""
+    root, expected = built
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    snap = data / "index" / "snapshot"
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    (snap / "snapshot.json").write_text(json.dumps(meta | {"snapshot": 5}), encoding="utf-8")
+    (snap / "issues-0000.bin").write_bytes(b"\xe3old marshal chunk")
+    (snap / "issues-0000.idx.npy").write_bytes(b"old offsets")
+    with caplog.at_level(logging.WARNING):
+        engine, report = Engine.open(root / "corpus", data)
+        assert _answers(engine) == expected
+    assert not report.added and not report.changed and not report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not list(snap.glob("issues-*"))
+    assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["snapshot"] != 5
+
+
+def test_every_article_is_one_readable_json_line(built: tuple[Path, list], tmp_path: Path) -> None:
+    """The snapshot's articles read without the code: a JSON object a line, the `parse --json` record."""
+    root, _ = built
+    snap = root / "data" / "index" / "snapshot"
+    lines = [json.loads(ln) for f in sorted(snap.glob("articles-*.jsonl")) for ln in f.read_text("utf-8").splitlines()]
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    assert len(lines) == sum(row[3] for row in meta["issues"])
+    assert sum(len(a["paragraphs"]) for a in lines) == meta["paragraphs"]
+    assert {"issue", "index", "headline", "paragraphs"} <= set(lines[0]) and lines[0]["paragraphs"][0]["text"]

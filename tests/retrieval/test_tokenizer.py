@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.query import analyze
-from retrieval.tokenizer import tokenizer_fingerprint, tokenize
+from retrieval.tokenizer import tokenize, tokenizer_fingerprint
 
 
 @pytest.mark.parametrize("word", ["三抓三促", "嘉峪关市政协", "肃北县", "协商议事室", "委员工作站", "阿克塞县"])
