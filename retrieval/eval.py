@@ -9,11 +9,14 @@ unanswerable lines; precision is over every line given the confident tier.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from retrieval.model import Answer
+
+T = TypeVar("T")
 
 
 class Asker(Protocol):
@@ -59,23 +62,29 @@ class EvalResult:
 
 
 def load_cases(path: Path) -> list[Case]:
-    cases = []
+    return _read_jsonl(path, "eval", lambda _lineno, row: _case(row, row.get("source")))
+
+
+def _case(row: dict, source: str | None) -> Case:
+    return Case(
+        question=str(row["question"]),
+        answers=tuple(str(a) for a in row.get("answers") or ()),
+        source=source,
+        unanswerable=bool(row.get("unanswerable", False)),
+    )
+
+
+def _read_jsonl(path: Path, what: str, make: Callable[[int, dict], T]) -> list[T]:
+    """One item per non-blank line; a bad line is named by file and line number."""
+    out: list[T] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            cases.append(
-                Case(
-                    question=str(row["question"]),
-                    answers=tuple(str(a) for a in row.get("answers") or ()),
-                    source=row.get("source"),
-                    unanswerable=bool(row.get("unanswerable", False)),
-                )
-            )
+            out.append(make(lineno, json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a valid eval line ({exc})") from None
-    return cases
+            raise ValueError(f"{path}:{lineno}: not a valid {what} line ({exc})") from None
+    return out
 
 
 def squash(text: str) -> str:
@@ -150,23 +159,14 @@ def is_conversation_file(path: Path) -> bool:
 
 
 def load_conversations(path: Path) -> list[Conversation]:
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            turns = tuple(
-                Case(str(t["question"]), tuple(str(a) for a in t.get("answers") or ()), None,
-                     bool(t.get("unanswerable", False)))
-                for t in row["turns"]
-            )  # fmt: skip
-            if not turns:
-                raise ValueError("no turns")
-            out.append(Conversation(str(row.get("id", lineno)), turns))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a valid conversation line ({exc})") from None
-    return out
+    return _read_jsonl(path, "conversation", _conversation)
+
+
+def _conversation(lineno: int, row: dict) -> Conversation:
+    turns = tuple(_case(t, None) for t in row["turns"])
+    if not turns:
+        raise ValueError("no turns")
+    return Conversation(str(row.get("id", lineno)), turns)
 
 
 @dataclass
