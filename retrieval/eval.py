@@ -103,38 +103,52 @@ def evaluate(engine: Asker, cases: list[Case], k: int = 3) -> EvalResult:
         answer = engine.ask(case.question, k=k)
         confident = answer.tier == "answer"
         result.confident += confident
-        top = answer.hits[0] if answer.hits else None
         if case.unanswerable:
-            result.unanswerable += 1
-            if not confident:
-                result.abstained += 1
-            else:
-                result.failures.append(f"answered unanswerable: {case.question} → {top.snippet[:40] if top else ''}")
-            continue
-        result.answerable += 1
-        ranks = correct_ranks(case, answer)
-        first = min(ranks) if ranks else None
-        if first == 1:
-            result.hit1 += 1
-            if confident:
-                result.answered1 += 1
-                result.confident_right += 1
-        if first is not None and first <= 3:
-            result.hit3 += 1
-        if first is not None:
-            result.rr += 1 / first
-        wanted = [squash(a) for a in case.answers if a.strip()]
-        shown = squash((top.snippet if top else "") + (answer.short_answer or ""))
-        if top is not None and any(w in shown for w in wanted):
-            result.snippet1 += 1
-        elif first == 1:
-            result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
-        if first != 1:
-            got = answer.hits[0].snippet[:50] if answer.hits else answer.message
-            result.failures.append(f"rank {first} ({answer.tier}): {case.question} → {got}")
-        elif not confident:
-            result.failures.append(f"right but {answer.tier}: {case.question}")
+            _tally_unanswerable(result, case, answer, confident)
+        else:
+            _tally_answerable(result, case, answer, confident)
     return result
+
+
+def _tally_unanswerable(result: EvalResult, case: Case, answer: Answer, confident: bool) -> None:
+    result.unanswerable += 1
+    if not confident:
+        result.abstained += 1
+    else:
+        top = answer.hits[0].snippet[:40] if answer.hits else ""
+        result.failures.append(f"answered unanswerable: {case.question} → {top}")
+
+
+def _tally_answerable(result: EvalResult, case: Case, answer: Answer, confident: bool) -> None:
+    result.answerable += 1
+    ranks = correct_ranks(case, answer)
+    first = min(ranks) if ranks else None
+    if first == 1:
+        result.hit1 += 1
+        if confident:
+            result.answered1 += 1
+            result.confident_right += 1
+    if first is not None and first <= 3:
+        result.hit3 += 1
+    if first is not None:
+        result.rr += 1 / first
+    _tally_shown(result, case, answer, first, confident)
+
+
+def _tally_shown(result: EvalResult, case: Case, answer: Answer, first: int | None, confident: bool) -> None:
+    """Whether the first hit's snippet (or the short answer) shows the answer; the failure lines."""
+    top = answer.hits[0] if answer.hits else None
+    wanted = [squash(a) for a in case.answers if a.strip()]
+    shown = squash((top.snippet if top else "") + (answer.short_answer or ""))
+    if top is not None and any(w in shown for w in wanted):
+        result.snippet1 += 1
+    elif first == 1:
+        result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
+    if first != 1:
+        got = top.snippet[:50] if top else answer.message
+        result.failures.append(f"rank {first} ({answer.tier}): {case.question} → {got}")
+    elif not confident:
+        result.failures.append(f"right but {answer.tier}: {case.question}")
 
 
 def format_metrics(result: EvalResult) -> str:

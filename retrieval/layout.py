@@ -198,39 +198,37 @@ class _Block:
 
 def _blocks(lines: list[_Line]) -> list[_Block]:
     blocks: list[_Block] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        t = line.text
+    for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else None
         prev = blocks[-1] if blocks else None
         if prev and prev.kind == "body" and not _Line(prev.text).finished and _is_continuation_of(prev.text, line):
-            prev.text += t
-            i += 1
+            prev.text += line.text
             continue
-        m = _CONTINUATION.match(t)
+        m = _CONTINUATION.match(line.text)
         if m:
             blocks.append(_Block("cont", ""))
-            rest = t[m.end() :].strip()
+            rest = line.text[m.end() :].strip()
             if not rest:
-                i += 1
                 continue
             line = _Line(rest, line.marked, line.bold, line.blank_before)
-            t = rest
-        if _SUBTITLE.match(t) and len(t) <= 60:
-            blocks.append(_Block("subtitle", t.lstrip("—-").strip(), line.marked))
-        elif _PHOTO_LINE.match(t):
-            blocks.append(_Block("photo", _PHOTO_LINE.match(t).group("who")))  # type: ignore[union-attr]
-        elif _BYLINE.match(t) and len(t) <= 40:
-            blocks.append(_Block("byline", _BYLINE.match(t).group("who").strip()))  # type: ignore[union-attr]
-        elif _TRAILING_NAMES.fullmatch(t) and _TRAILING_NAMES.fullmatch(t).group("who") not in _NOT_NAMES:  # type: ignore[union-attr]
-            blocks.append(_Block("byline", _TRAILING_NAMES.fullmatch(t).group("who")))  # type: ignore[union-attr]
-        elif line.headingish and not _is_fragment_start(line, nxt):
-            blocks.append(_Block("head", t, line.marked, line.bold))
-        else:
-            blocks.append(_Block("body", t))
-        i += 1
+        blocks.append(_classify(line, nxt))
     return blocks
+
+
+def _classify(line: _Line, nxt: _Line | None) -> _Block:
+    """What one line is, given the line after it."""
+    t = line.text
+    if _SUBTITLE.match(t) and len(t) <= 60:
+        return _Block("subtitle", t.lstrip("—-").strip(), line.marked)
+    if m := _PHOTO_LINE.match(t):
+        return _Block("photo", m.group("who"))
+    if (m := _BYLINE.match(t)) and len(t) <= 40:
+        return _Block("byline", m.group("who").strip())
+    if (m := _TRAILING_NAMES.fullmatch(t)) and m.group("who") not in _NOT_NAMES:
+        return _Block("byline", m.group("who"))
+    if line.headingish and not _is_fragment_start(line, nxt):
+        return _Block("head", t, line.marked, line.bold)
+    return _Block("body", t)
 
 
 # ---------------------------------------------------------------- articles

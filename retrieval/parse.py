@@ -30,17 +30,7 @@ def decode(name: str, data: bytes) -> str:
         raise BadIssueFile(f"{name}: 文件是空的 (empty file)")
     if len(data) > _MAX_BYTES:
         raise BadIssueFile(f"{name}: 文件过大 ({len(data) // 1024 // 1024} MB), 超过 20 MB 上限")
-    text: str | None = None
-    if data.startswith(codecs.BOM_UTF8):
-        text = _utf8(data[3:])
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = _try(data, "utf-16")
-    else:
-        text = _utf8(data)
-        if text is None and len(data) % 2 == 0:  # UTF-16 without BOM: accept only if it reads as text
-            text = next((t for enc in ("utf-16-le", "utf-16-be") if _readable(t := _try(data, enc))), None)
-        if text is None:
-            text = _try(data, "gb18030")
+    text = _text_of(data)
     if text is None or "\x00" in text:
         raise BadIssueFile(f"{name}: 不是可识别的文本文件 (not UTF-8, UTF-16 or GB18030 text)")
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
@@ -49,6 +39,19 @@ def decode(name: str, data: bytes) -> str:
     if not text.strip():
         raise BadIssueFile(f"{name}: 文件是空的 (empty file)")
     return text
+
+
+def _text_of(data: bytes) -> str | None:
+    """The text in one of the accepted encodings: a BOM decides, else UTF-8, UTF-16 that reads as
+    Chinese text, then GB18030."""
+    if data.startswith(codecs.BOM_UTF8):
+        return _utf8(data[3:])
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _try(data, "utf-16")
+    text = _utf8(data)
+    if text is None and len(data) % 2 == 0:  # UTF-16 without BOM: accept only if it reads as text
+        text = next((t for enc in ("utf-16-le", "utf-16-be") if _readable(t := _try(data, enc))), None)
+    return text if text is not None else _try(data, "gb18030")
 
 
 def _utf8(data: bytes) -> str | None:

@@ -173,15 +173,9 @@ class IndexStore:
             chunk = f"articles-{name}.jsonl"
             chunks.append(chunk)
             lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
-            part = order[lo:hi]
-            files = chunk_files(chunk)
-            kept = chunk not in rewrite and (snap / chunk).exists() and all(f in old_sums for f in files)
-            if kept and all(_same_row(old_rows.get(ii.id), ii, chunk) for ii in part):
-                rows.extend(old_rows[ii.id] for ii in part)
-                sums.update({f: old_sums[f] for f in files})
-                continue
-            rows.extend(_write_chunk(snap, chunk, part))
-            sums.update({f: bm25.file_sum(snap / f) for f in files})
+            part_rows, part_sums = self._chunk(chunk, order[lo:hi], old_rows, old_sums, chunk in rewrite)
+            rows.extend(part_rows)
+            sums.update(part_sums)
         meta = self._settings() | {
             "snapshot": SNAPSHOT_VERSION,
             "chunks": chunks,
@@ -194,6 +188,18 @@ class IndexStore:
         for stale in snap.iterdir():  # chunks of dropped segments, and anything an older version left
             if stale.is_file() and stale.name != "snapshot.json" and stale.name not in sums:
                 stale.unlink(missing_ok=True)
+
+    def _chunk(
+        self, chunk: str, part: list[IndexedIssue], old_rows: dict[str, list], old_sums: dict, rewrite: bool
+    ) -> tuple[list[list], dict[str, list[int]]]:
+        """One segment's chunk: kept when the saved one holds these issues, else written; its
+        snapshot.json rows and file checksums."""
+        snap, files = self.snapshot_dir, chunk_files(chunk)
+        kept = not rewrite and (snap / chunk).exists() and all(f in old_sums for f in files)
+        if kept and all(_same_row(old_rows.get(ii.id), ii, chunk) for ii in part):
+            return [old_rows[ii.id] for ii in part], {f: old_sums[f] for f in files}
+        rows = _write_chunk(snap, chunk, part)
+        return rows, {f: bm25.file_sum(snap / f) for f in files}
 
     def _reusable(self) -> tuple[dict[str, list], dict[str, list[int]]]:
         """The saved snapshot's issue rows by id and its chunk checksums, when it is of this version."""
