@@ -51,7 +51,9 @@ def _text_of(data: bytes) -> str | None:
     text = _utf8(data)
     if text is None and len(data) % 2 == 0:  # UTF-16 without BOM: accept only if it reads as text
         text = next((t for enc in ("utf-16-le", "utf-16-be") if _readable(t := _try(data, enc))), None)
-    return text if text is not None else _try(data, "gb18030")
+    if text is None:
+        text = _try(data, "gb18030")
+    return text
 
 
 def _utf8(data: bytes) -> str | None:
