@@ -140,14 +140,16 @@ def _locate(root: Path, m: Mutant) -> Path:
     return found[0][0]
 
 
-def run(m: Mutant, files: list[str], pytest_args: list[str]) -> tuple[bool, float, str]:
+def run(m: Mutant | None, files: list[str], pytest_args: list[str]) -> tuple[bool, float, str]:
+    """Run the suite on a copy with `m` planted (none: the baseline, which must pass)."""
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         copy = Path(tmp)
         for rel in files:
             (copy / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, copy / rel)
-        target = _locate(copy, m)
-        target.write_text(target.read_text(encoding="utf-8").replace(m.old, m.new, 1), encoding="utf-8")
+        if m is not None:
+            target = _locate(copy, m)
+            target.write_text(target.read_text(encoding="utf-8").replace(m.old, m.new, 1), encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
         start = time.monotonic()
         proc = subprocess.run(
@@ -165,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="mutants to run (default: all)")
     ap.add_argument("--pytest", default="", help="extra pytest arguments, e.g. '-n 2'")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     args = ap.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
     files = _tracked(ROOT)
     for m in chosen:
         _locate(ROOT, m)  # every snippet must exist before spending minutes on the suite
+    if not args.no_baseline:  # a suite that fails unmutated (e.g. a machine too loaded) kills everything
+        failed, secs, by = run(None, files, args.pytest.split())
+        if failed:
+            print(f"the unmutated copy fails ({by}): fix that first", file=sys.stderr)
+            return 2
+        print(f"baseline: the unmutated copy passes in {secs:.0f} s\n")
     print("| mutant | bug | killed | by | seconds |\n| --- | --- | --- | --- | ---: |")
     killed = 0
     for m in chosen:
