@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
+from retrieval.layout import sentences  # the one sentence splitter (bot/digest.py imports it from here)
 from retrieval.measure import COUNTED, counted, undated
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query
@@ -23,16 +24,11 @@ NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或�
 RELATED = "没有找到确切的答案, 以下报道可能相关。"
 
 SNIPPET_MAX = 160
-_SENTENCE = re.compile(r"[^。!?;]*(?:[。!?;]+[”’」』)]?|$)")
 # a noun phrase ends where a verb or particle starts (8名政协委员 | 下沉到…)
 _PREDICATE = re.compile(
     r"(?:下沉|参加|参与|开展|组织|建设|建成|完成|提出|发言|走访|深入|按照|立足|围绕|通过|实现|推动|举办|召开|落地|到|在|对|向|为|共|已|等|的)"
 )
 _CLAUSE = re.compile(r"[^,;:。!?]+")
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.findall(text) if s.strip()]
 
 
 def best_snippet(plan: Plan, text: str, context: str = "", caption: bool = False) -> str:

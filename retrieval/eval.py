@@ -9,11 +9,14 @@ unanswerable lines; precision is over every line given the confident tier.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from retrieval.model import Answer
+
+T = TypeVar("T")
 
 
 class Asker(Protocol):
@@ -59,23 +62,29 @@ class EvalResult:
 
 
 def load_cases(path: Path) -> list[Case]:
-    cases = []
+    return _read_jsonl(path, "eval", lambda _lineno, row: _case(row, row.get("source")))
+
+
+def _case(row: dict, source: str | None) -> Case:
+    return Case(
+        question=str(row["question"]),
+        answers=tuple(str(a) for a in row.get("answers") or ()),
+        source=source,
+        unanswerable=bool(row.get("unanswerable", False)),
+    )
+
+
+def _read_jsonl(path: Path, what: str, make: Callable[[int, dict], T]) -> list[T]:
+    """One item per non-blank line; a bad line is named by file and line number."""
+    out: list[T] = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            cases.append(
-                Case(
-                    question=str(row["question"]),
-                    answers=tuple(str(a) for a in row.get("answers") or ()),
-                    source=row.get("source"),
-                    unanswerable=bool(row.get("unanswerable", False)),
-                )
-            )
+            out.append(make(lineno, json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a valid eval line ({exc})") from None
-    return cases
+            raise ValueError(f"{path}:{lineno}: not a valid {what} line ({exc})") from None
+    return out
 
 
 def squash(text: str) -> str:
@@ -94,38 +103,52 @@ def evaluate(engine: Asker, cases: list[Case], k: int = 3) -> EvalResult:
         answer = engine.ask(case.question, k=k)
         confident = answer.tier == "answer"
         result.confident += confident
-        top = answer.hits[0] if answer.hits else None
         if case.unanswerable:
-            result.unanswerable += 1
-            if not confident:
-                result.abstained += 1
-            else:
-                result.failures.append(f"answered unanswerable: {case.question} → {top.snippet[:40] if top else ''}")
-            continue
-        result.answerable += 1
-        ranks = correct_ranks(case, answer)
-        first = min(ranks) if ranks else None
-        if first == 1:
-            result.hit1 += 1
-            if confident:
-                result.answered1 += 1
-                result.confident_right += 1
-        if first is not None and first <= 3:
-            result.hit3 += 1
-        if first is not None:
-            result.rr += 1 / first
-        wanted = [squash(a) for a in case.answers if a.strip()]
-        shown = squash((top.snippet if top else "") + (answer.short_answer or ""))
-        if top is not None and any(w in shown for w in wanted):
-            result.snippet1 += 1
-        elif first == 1:
-            result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
-        if first != 1:
-            got = answer.hits[0].snippet[:50] if answer.hits else answer.message
-            result.failures.append(f"rank {first} ({answer.tier}): {case.question} → {got}")
-        elif not confident:
-            result.failures.append(f"right but {answer.tier}: {case.question}")
+            _tally_unanswerable(result, case, answer, confident)
+        else:
+            _tally_answerable(result, case, answer, confident)
     return result
+
+
+def _tally_unanswerable(result: EvalResult, case: Case, answer: Answer, confident: bool) -> None:
+    result.unanswerable += 1
+    if not confident:
+        result.abstained += 1
+    else:
+        top = answer.hits[0].snippet[:40] if answer.hits else ""
+        result.failures.append(f"answered unanswerable: {case.question} → {top}")
+
+
+def _tally_answerable(result: EvalResult, case: Case, answer: Answer, confident: bool) -> None:
+    result.answerable += 1
+    ranks = correct_ranks(case, answer)
+    first = min(ranks) if ranks else None
+    if first == 1:
+        result.hit1 += 1
+        if confident:
+            result.answered1 += 1
+            result.confident_right += 1
+    if first is not None and first <= 3:
+        result.hit3 += 1
+    if first is not None:
+        result.rr += 1 / first
+    _tally_shown(result, case, answer, first, confident)
+
+
+def _tally_shown(result: EvalResult, case: Case, answer: Answer, first: int | None, confident: bool) -> None:
+    """Whether the first hit's snippet (or the short answer) shows the answer; the failure lines."""
+    top = answer.hits[0] if answer.hits else None
+    wanted = [squash(a) for a in case.answers if a.strip()]
+    shown = squash((top.snippet if top else "") + (answer.short_answer or ""))
+    if top is not None and any(w in shown for w in wanted):
+        result.snippet1 += 1
+    elif first == 1:
+        result.failures.append(f"snippet miss: {case.question} → {top.snippet[:60] if top else ''}")
+    if first != 1:
+        got = top.snippet[:50] if top else answer.message
+        result.failures.append(f"rank {first} ({answer.tier}): {case.question} → {got}")
+    elif not confident:
+        result.failures.append(f"right but {answer.tier}: {case.question}")
 
 
 def format_metrics(result: EvalResult) -> str:
@@ -150,23 +173,14 @@ def is_conversation_file(path: Path) -> bool:
 
 
 def load_conversations(path: Path) -> list[Conversation]:
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            turns = tuple(
-                Case(str(t["question"]), tuple(str(a) for a in t.get("answers") or ()), None,
-                     bool(t.get("unanswerable", False)))
-                for t in row["turns"]
-            )  # fmt: skip
-            if not turns:
-                raise ValueError("no turns")
-            out.append(Conversation(str(row.get("id", lineno)), turns))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: not a valid conversation line ({exc})") from None
-    return out
+    return _read_jsonl(path, "conversation", _conversation)
+
+
+def _conversation(lineno: int, row: dict) -> Conversation:
+    turns = tuple(_case(t, None) for t in row["turns"])
+    if not turns:
+        raise ValueError("no turns")
+    return Conversation(str(row.get("id", lineno)), turns)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,23 +196,31 @@ def summarize(outcomes: Sequence[Outcome], answer_at: float) -> dict[str, dict[s
     groups: dict[str, list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault(f"{o.example.set} on {o.example.corpus}", []).append(o)
-    out = {}
-    for name, group in sorted(groups.items()):
-        ans = [o for o in group if not o.example.unanswerable]
-        una = [o for o in group if o.example.unanswerable]
-        confident = [o for o in group if o.related and o.confidence >= answer_at]
-        row = {
-            "questions": float(len(group)),
-            "recall@1": sum(o.right_first for o in ans) / max(len(ans), 1),
-            "recall@3": sum(o.right_top3 for o in ans) / max(len(ans), 1),
-            "answered@1": sum(o.right_first and o.related and o.confidence >= answer_at for o in ans)
-            / max(len(ans), 1),
-            "precision": sum(o.right_first and not o.example.unanswerable for o in confident) / max(len(confident), 1),
-        }
-        if una:
-            row["abstain"] = sum(not (o.related and o.confidence >= answer_at) for o in una) / len(una)
-        out[name] = {k: round(v, 4) for k, v in row.items()}
-    return out
+    return {name: _summary(group, answer_at) for name, group in sorted(groups.items())}
+
+
+def _summary(group: list[Outcome], answer_at: float) -> dict[str, float]:
+    ans = [o for o in group if not o.example.unanswerable]
+    una = [o for o in group if o.example.unanswerable]
+
+    def confident(o: Outcome) -> bool:
+        return o.related and o.confidence >= answer_at
+
+    row = {
+        "questions": float(len(group)),
+        "recall@1": _share(ans, lambda o: o.right_first),
+        "recall@3": _share(ans, lambda o: o.right_top3),
+        "answered@1": _share(ans, lambda o: o.right_first and confident(o)),
+        "precision": _share([o for o in group if confident(o)], lambda o: o.right_first and not o.example.unanswerable),
+    }
+    if una:
+        row["abstain"] = _share(una, lambda o: not confident(o))
+    return {k: round(v, 4) for k, v in row.items()}
+
+
+def _share(outcomes: list[Outcome], test: Callable[[Outcome], bool]) -> float:
+    """How many outcomes pass the test, as a share (0 of none)."""
+    return sum(test(o) for o in outcomes) / max(len(outcomes), 1)
 
 
 def fit(examples: list[Example], command: str) -> tuple[Judge, dict]:

@@ -21,20 +21,26 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from retrieval.model import Answer
-from retrieval.query import _ORDINALS, _YEAR, Query, _kind, analyze, clean
-from retrieval.tokenizer import places
+from retrieval.query import _NUMERAL, _ORDINALS, _YEAR, Query, _kind, analyze, clean
+from retrieval.tokenizer import places, segmenter
 
 # "那", "那么", "还有", "另外" before, "呢" after: the speaker is continuing, not starting afresh
 _LEAD = re.compile(r"^(?:那么|那|还有|另外|再问一下|那请问|请问)[,,、\s]*")
 _TAIL = re.compile(r"[呢吗啊呀][??。.!!\s]*$|[??。.!!\s]+$")
+# "那次", "这一天", "当年": the event or period the previous question named, which its anchor holds
+_ANAPHORA = re.compile(r"^(?:那|这|此|该|当)一?(?:次|天|日|年)")
+# part of a year, replaced like a year: 上半年 for 一季度
+_PART_OF_YEAR = re.compile(r"第?[一二三四1-4]季度|前[二两三]季度|[上下]半年|全年|前\d{1,2}个月")
+# a numbered name other than an ordinal: 神舟十八号, 十九号
+_NUMBERED = re.compile(rf"([\u4e00-\u9fff]{{0,4}}?)([{_NUMERAL}]+号)")
 _CONTINUES = re.compile(r"^(?:那么|那|还有|另外)|呢[??。.!!\s]*$")
 # bodies that need no place to be one body: 全国政协, 省政协, 国务院…
 _BODY = re.compile(r"全国|中央|国务院|国家|省政协|省委|省政府|省人大")
 # what may trail the part of a question before its ask, and is no part of what it is about
-_TRAILING = re.compile(r"[的了是有在都共把向为将对与和及,,、\s]+$")
+_TRAILING = re.compile(r"[的了是有在都共把向为将对与和及用由,,、\s]+$")
 _ADMIN = ("市", "州", "县", "区")
 # what an ordinal numbers: 十一届十二次|常委会
-_MEETING = re.compile(r"[\u4e00-\u9fff]{0,3}?(?:全体会议|常委会会议|常委会|主席会议|会议|座谈会|协商会|全会)")
+_MEETING = re.compile(r"[\u4e00-\u9fff]{0,4}?(?:全体会议|常委会会议|常委会|主席会议|会议|座谈会|协商会|全会)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ def _anchor_spans(query: Query, text: str) -> list[tuple[int, int]]:
     for m in _ORDINALS.finditer(text):
         following = _MEETING.match(text[m.end() :])
         spans.append((m.start(), m.end() + (following.end() if following else 0)))
+    for m in _NUMBERED.finditer(text):  # 神舟十六号, 嫦娥六号
+        spans.append((m.start(2), m.end()))
     return spans
 
 
@@ -99,13 +107,18 @@ def read(question: str, previous: Reading | None, today: str | None = None) -> R
     query = analyze(question, today)
     if previous is None or not query.tokens:  # 😀 or ??? is no follow-up of anything
         return standalone(question, today)
-    core = _TAIL.sub("", _LEAD.sub("", query.text))
+    core = _TAIL.sub("", _strip_lead(query.text))
     if query.kind is None and (_CONTINUES.search(query.text) or _only_elements(query, core)):
         return _replace(previous, query, core, question, today)
     if has_own_anchor(query) or not previous.anchor or previous.anchor in query.text:
         return standalone(question, today)
-    text = previous.anchor + _LEAD.sub("", query.text)
+    text = previous.anchor + _strip_lead(query.text)
     return Reading(text, previous.anchor, question)
+
+
+def _strip_lead(text: str) -> str:
+    """"那次围绕什么议题协商?" → "围绕什么议题协商?": what refers back is what the anchor says."""
+    return _LEAD.sub("", _ANAPHORA.sub("", text))
 
 
 def _only_elements(query: Query, core: str) -> bool:
@@ -144,6 +157,18 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
             text, anchor = text.replace(old_text, typed_period, 1), anchor.replace(old_text, typed_period, 1)
         else:
             text, anchor = _insert_after_anchor(text, anchor, typed_period)
+    # parts of a year: 上半年 for 一季度, after the year when the previous question had none
+    new_part = _PART_OF_YEAR.search(core)
+    if new_part:
+        rest = rest.replace(new_part.group(0), "", 1)
+        old_part = _PART_OF_YEAR.search(text)
+        if old_part:
+            text = text.replace(old_part.group(0), new_part.group(0), 1)
+            anchor = anchor.replace(old_part.group(0), new_part.group(0), 1)
+        else:
+            year = _YEAR.search(text)
+            at = year.end() if year else 0
+            text = text[:at] + new_part.group(0) + text[at:]
     # ordinals: 第十五次 for 第十次
     new_ordinal = _ORDINALS.search(core)
     if new_ordinal:
@@ -152,16 +177,54 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
         if old_ordinal:
             o = old_ordinal[-1].group(0)
             text, anchor = text.replace(o, new_ordinal.group(0), 1), anchor.replace(o, new_ordinal.group(0), 1)
+    else:
+        text, anchor, rest = _renumber(text, anchor, rest, core)
     # what is left names a topic: 常委会会议 for 党组会议
     topic = _TRAILING.sub("", re.sub(r"^[的之]", "", rest.strip()))
     if re.search(r"[\u4e00-\u9fff]{2,}", topic):
-        old_topic = prev.noun if prev.noun and prev.noun in text else None
-        if old_topic:  # what follows the ask is what is counted: 多少次|党组会议
-            start, end = text.index(old_topic), len(_TAIL.sub("", text))
-            text = text[:start] + topic + text[end:] if start < end else text.replace(old_topic, topic, 1)
-        else:
-            text = anchor + topic + _ask_of(prev)
+        text = _new_topic(prev, text, anchor, topic)
     return Reading(text, anchor, typed)
+
+
+def _renumber(text: str, anchor: str, rest: str, core: str) -> tuple[str, str, str]:
+    """神舟十八号 (or just 十九号) for 神舟十六号: the number replaced, and the name when one is typed."""
+    new = _NUMBERED.search(core)
+    old = list(_NUMBERED.finditer(text))
+    if not new or not old:
+        return text, anchor, rest
+    stem, number = new.groups()
+    last = old[-1]
+    start = last.start(2) - len(stem) if stem and not last.group(1).endswith(stem) else last.start(2)
+    replaced = text[start : last.end()]
+    typed = (stem if start < last.start(2) else "") + number
+    return text.replace(replaced, typed, 1), anchor.replace(replaced, typed, 1), rest.replace(new.group(0), "", 1)
+
+
+def _new_topic(prev: Query, text: str, anchor: str, topic: str) -> str:
+    """What the follow-up asks about instead: 常委会会议 for 党组会议, 民政部 for 国防部, 特邀代表 for
+    代表, 观影人次 for 总票房 — the counted noun, else a word it ends with, else the word before the ask."""
+    old_topic = prev.noun if prev.noun and prev.noun in text else None
+    if old_topic:  # what follows the ask is what is counted: 多少次|党组会议
+        start = text.index(old_topic)
+        # 文化和旅游部 for 国防部 keeps 部长: the same kind of thing, only it is replaced
+        end = start + len(old_topic) if _shared_tail(old_topic, topic) else len(_TAIL.sub("", text))
+        return text[:start] + topic + text[end:] if start < end else text.replace(old_topic, topic, 1)
+    _, ask = _kind(text)
+    before = text[: ask.start()] if ask else _TAIL.sub("", text)
+    words = [(w, a, b) for w, a, b in segmenter().tokenize(before) if re.search(r"[\u4e00-\u9fff]{2,}", w)]
+    for w, a, b in reversed(words):  # 代表 → 特邀代表
+        if topic.endswith(w) and topic != w:
+            return text[:a] + topic + text[b:]
+    core = _TRAILING.sub("", before)
+    last = [(w, a, b) for w, a, b in words if b <= len(core)]
+    if last and last[-1][1] > len(anchor):  # 总票房 → 观影人次; never a word of the anchor itself
+        _, a, b = last[-1]
+        return text[:a] + topic + text[b:]
+    return anchor + topic + _ask_of(prev)
+
+
+def _shared_tail(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and a[-1] == b[-1]
 
 
 def _longest_place(query: Query, text: str) -> str | None:

@@ -106,21 +106,21 @@ def _to_simplified() -> OpenCC:
     return OpenCC("t2s")
 
 
-def _data_lines(name: str) -> list[str]:
+def data_lines(name: str) -> list[str]:
     text = (resources.files("retrieval") / "data" / name).read_text(encoding="utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 @cache
 def filler() -> frozenset[str]:
-    return frozenset(w for ln in _data_lines("filler.txt") for w in ln.split())
+    return frozenset(w for ln in data_lines("filler.txt") for w in ln.split())
 
 
 @cache
 def variants() -> dict[str, tuple[str, ...]]:
     """Abbreviation → how the paper prints it in full (常委会 → 常务委员会)."""
     out: dict[str, tuple[str, ...]] = {}
-    for ln in _data_lines("variants.txt"):
+    for ln in data_lines("variants.txt"):
         short, *full = ln.split()
         out[normalize(short)] = tuple(full)
     return out
@@ -128,7 +128,7 @@ def variants() -> dict[str, tuple[str, ...]]:
 
 @cache
 def _colloquial() -> tuple[tuple[str, str], ...]:
-    pairs = [tuple(ln.split()[:2]) for ln in _data_lines("colloquial.txt")]
+    pairs = [tuple(ln.split()[:2]) for ln in data_lines("colloquial.txt")]
     return tuple(sorted(((a, b) for a, b in pairs), key=lambda p: -len(p[0])))
 
 
@@ -298,7 +298,7 @@ class Matcher:
         if known is not None:
             return known
         total = 0.0
-        for (forms, parts, weight, size), form_set in zip(self.words, self.form_sets, strict=True):
+        for (_, parts, weight, size), form_set in zip(self.words, self.form_sets, strict=True):
             if not form_set.isdisjoint(present):
                 total += weight
                 continue

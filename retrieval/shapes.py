@@ -10,7 +10,7 @@ import re
 from functools import cache
 
 from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, NUMERALS, guarded, undated
-from retrieval.query import Query
+from retrieval.query import Query, data_lines
 
 WHEN_RX = r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天"
 WHEN = guarded(WHEN_RX, r"\d年月上下明今去当")
@@ -29,15 +29,9 @@ _NAME_AFTER_ROLE = re.compile(
 )
 _APPOINTED = re.compile(r"(?<![\u4e00-\u9fff])([\u4e00-\u9fff]{2,3})同志(?:任|担任|当选为?)([^,;。]{1,24})")
 _NAME_BEFORE_ROLE = re.compile(r"([\u4e00-\u9fff]{2,3})(?:为|任|担任)(?:组长|主任|站长|召集人|负责人)")
-# The most common Chinese surnames (百家姓, by frequency): a name after 主席 must start with one,
-# so "由主席负总责" yields no name.
-_SURNAMES = set(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪"
-    "范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞"
-    "颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻"
-    "祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇"
-    "栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝藺"
-)
+# A name after 主席 must start with a surname (retrieval/data/surnames.txt, both scripts), so
+# "由主席负总责" yields no name.
+_SURNAMES = frozenset("".join(data_lines("surnames.txt")))
 _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
 _DIGIT = re.compile(r"\d")
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)

@@ -54,8 +54,9 @@ def stopwords() -> frozenset[str]:
 
 
 @cache
-def fingerprint() -> str:
-    """Changes whenever tokens could: dictionary files, stop words, rules, jieba's version."""
+def tokenizer_fingerprint() -> str:
+    """Changes whenever tokens could: dictionary files, stop words, rules, jieba's version. Cached
+    tokens, snapshots and the prepared dictionary are keyed by it."""
     h = hashlib.sha256(TOKENIZER_VERSION.encode())
     h.update(jieba.__version__.encode())
     for name in ("places.txt", "domain.txt", "stopwords.txt"):
@@ -87,7 +88,7 @@ def segmenter() -> jieba.Tokenizer:
 
 def _prepared_path() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zxbot"
-    return base / f"jieba-{fingerprint()}.pickle"
+    return base / f"jieba-{tokenizer_fingerprint()}.pickle"
 
 
 def _load_prepared(tk: jieba.Tokenizer) -> bool:
@@ -119,15 +120,20 @@ def _save_prepared(tk: jieba.Tokenizer) -> None:
         logging.getLogger(__name__).info("could not keep the prepared dictionary (%s)", exc)
 
 
-def normalize(text: str) -> str:
+def match_form(text: str) -> str:
+    """The form text is matched in (tokens, terms, snippets): NFKC (full-width → half-width,
+    compatibility forms folded) and lower case. Not for display: parse.page_text keeps what is shown."""
     return unicodedata.normalize("NFKC", text).lower()
+
+
+normalize = match_form  # the former name, still used by query.py, search.py and answer.py
 
 
 def tokenize(text: str) -> list[str]:
     """Index/query tokens: words plus their sub-words, no punctuation, no stop words."""
     stop = stopwords()
     out: list[str] = []
-    for tok in segmenter().cut_for_search(normalize(text), HMM=True):
+    for tok in segmenter().cut_for_search(match_form(text), HMM=True):
         tok = tok.strip()
         if not tok or tok in stop or _PUNCT_OR_SPACE.match(tok):
             continue
@@ -139,7 +145,7 @@ def query_words(text: str) -> list[str]:
     """The question's words without their sub-words: one weight per concept when choosing sentences."""
     stop = stopwords()
     out: list[str] = []
-    for tok in segmenter().cut(normalize(text), HMM=True):
+    for tok in segmenter().cut(match_form(text), HMM=True):
         tok = tok.strip()
         if tok and tok not in stop and not _PUNCT_OR_SPACE.match(tok):
             out.append(tok)

@@ -61,3 +61,28 @@ def test_a_question_the_context_does_not_help_is_answered_as_asked(seed_engine) 
     assert not reading.in_context and answer.tier != "answer"
     answer, reading = ask_in_context(seed_engine, "总投资多少?", read(FIRST, None, None), None)
     assert reading.in_context and answer.short_answer == "70亿元"
+
+
+def test_a_numbered_name_replaces_the_number_and_keeps_the_rest() -> None:
+    first = "神舟十六号乘组的指令长是谁?"
+    assert after(first, "神舟十八号呢?") == "神舟十八号乘组的指令长是谁?"
+    assert after(first, "神舟十八号呢?", "十九号呢?") == "神舟十九号乘组的指令长是谁?"
+    assert after("嫦娥六号是用哪型火箭发射的?", "几点发射的?") == "嫦娥六号几点发射的?"
+
+
+def test_a_part_of_the_year_replaces_a_part_or_follows_the_year() -> None:
+    assert after("2024年一季度我国国内生产总值是多少?", "上半年呢?") == "2024年上半年我国国内生产总值是多少?"
+    assert after("2023年全国粮食总产量是多少?", "上半年呢?") == "2023年上半年全国粮食总产量是多少?"
+
+
+def test_that_time_refers_to_the_previous_questions_event() -> None:
+    first = "十三届全国政协第67次双周协商座谈会上是谁作的主题发言?"
+    assert after(first, "那次围绕什么议题协商?") == "十三届全国政协第67次双周协商座谈会围绕什么议题协商?"
+
+
+def test_another_thing_of_the_same_kind_replaces_only_that_thing() -> None:
+    first = "2023年12月底全国人大常委会任命谁为国防部部长?"
+    assert after(first, "文化和旅游部呢?") == "2023年12月底全国人大常委会任命谁为文化和旅游部部长?"
+    assert after(first, "民政部部长呢?") == "2023年12月底全国人大常委会任命谁为民政部部长?"
+    assert after("党的二十大确认资格有效的代表有多少名?", "特邀代表呢?") == "党的二十大确认资格有效的特邀代表有多少名?"
+    assert after("2023年春节档电影总票房是多少?", "观影人次呢?") == "2023年春节档电影总观影人次是多少?"

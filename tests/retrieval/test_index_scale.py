@@ -10,6 +10,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from retrieval import index as index_mod
+from retrieval import ingest
 from retrieval.bench import ArchiveGenerator
 from retrieval.index import IndexStore, scan
 
@@ -39,15 +40,15 @@ def corpus(tmp_path: Path) -> Path:
 def test_pool_ingest_snapshot_restart_and_incremental_add(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_mod, "POOL_MIN_FILES", 2)  # 10 files: exercise the process pool
+    monkeypatch.setattr(ingest, "POOL_MIN_FILES", 2)  # 10 files: exercise the process pool
     store = IndexStore(tmp_path / "data")
     first = scan(corpus, store).index
     assert len(first.issues) == 10 and first.scorer is not None
     assert all(ii.tokens == () for ii in first.issues.values())  # tokens live in the cache only
 
     # Restart: the snapshot is loaded, nothing is re-read (same size and mtime) or rebuilt.
-    monkeypatch.setattr(index_mod, "index_issue", lambda issue: pytest.fail("re-tokenized on restart"))
-    monkeypatch.setattr(index_mod, "hashlib", None)  # any hashing would fail
+    monkeypatch.setattr(ingest, "index_issue", lambda issue: pytest.fail("re-tokenized on restart"))
+    monkeypatch.setattr(ingest, "hashlib", None)  # any hashing would fail
     restarted = scan(corpus, IndexStore(tmp_path / "data"))
     assert restarted.unchanged == 10 and not restarted.added
     again = restarted.index

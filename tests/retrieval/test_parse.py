@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.layout import page_text
 from retrieval.parse import BadIssueFile, issue_to_dict, parse_bytes, parse_file
 from tests.retrieval.conftest import SAMPLE, SEEDS
 
@@ -105,8 +106,15 @@ def test_other_encodings_parse_the_same(encode) -> None:
     assert issue_to_dict(parse_bytes("sample_issue.txt", encode(SAMPLE))) == expected
 
 
-def test_fullwidth_punctuation_is_normalised() -> None:
-    text = SAMPLE.replace(",", ",").replace("(", "(").replace(")", ")")
+# every printable ASCII character as its full-width form (！ for !, ，for ,, １ for 1); space as U+3000
+_TO_FULLWIDTH = {cp: cp + 0xFEE0 for cp in range(0x21, 0x7F)} | {0x20: 0x3000}
+
+
+def test_fullwidth_forms_are_folded_to_the_half_width_the_seeds_print() -> None:
+    assert page_text("ＡＢＣ，（１２３）！　＃") == "ABC,(123)! #"
+    assert page_text("“你好”、。") == "“你好”、。"  # CJK punctuation is kept
+    text = SAMPLE.translate(_TO_FULLWIDTH)
+    assert sum(1 for ch in text if 0xFF01 <= ord(ch) <= 0xFF5E) >= 30  # the sample has , ( ) digits # *
     assert issue_to_dict(parse_bytes("sample_issue.txt", text.encode("utf-8"))) == issue_to_dict(_sample())
 
 

@@ -18,8 +18,8 @@ from retrieval.engine import Engine
 QUESTIONS = ("漳县创建了多少个城区政协委员联络工作室?", "政协委员提案办理", "乡村振兴产业发展")
 
 KINDS = {
-    "chunk": "issues-*.bin",
-    "chunk offsets": "issues-*.idx.npy",
+    "chunk": "articles-*.jsonl",
+    "chunk offsets": "articles-*.offsets.npy",
     "postings": "bm25/segment-*/docs.npy",
     "term frequencies": "bm25/segment-*/tf.npy",
     "term offsets": "bm25/segment-*/indptr.npy",
@@ -86,7 +86,7 @@ def test_a_damaged_snapshot_file_is_rebuilt_with_one_line_and_answers_stay_right
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and target.name in lines[0] and "rebuil" in lines[0], lines
     if kind.startswith("chunk"):  # only the chunk is rewritten; the scorer stays as it was
-        assert "issues-" in lines[0] and [p.name for p in (snap / "bm25").glob("segment-*")] == segment
+        assert "articles-" in lines[0] and [p.name for p in (snap / "bm25").glob("segment-*")] == segment
 
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -109,3 +109,36 @@ def test_a_snapshot_without_checksums_is_rebuilt(
     engine, _ = Engine.open(root / "corpus", data)
     assert _answers(engine) == expected
     assert "files" in json.loads(params.read_text(encoding="utf-8"))
+
+
+def test_a_snapshot_of_another_version_is_rebuilt_not_migrated(
+    built: tuple[Path, list[tuple[bool, list[tuple[str, float]]]]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older layout (say marshal chunks, snapshot 5) is a cache: rebuilt from the token cache,
+    its files removed, and no issue reported as new."""
+    root, expected = built
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    snap = data / "index" / "snapshot"
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    (snap / "snapshot.json").write_text(json.dumps(meta | {"snapshot": 5}), encoding="utf-8")
+    (snap / "issues-0000.bin").write_bytes(b"\xe3old marshal chunk")
+    (snap / "issues-0000.idx.npy").write_bytes(b"old offsets")
+    with caplog.at_level(logging.WARNING):
+        engine, report = Engine.open(root / "corpus", data)
+        assert _answers(engine) == expected
+    assert not report.added and not report.changed and not report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not list(snap.glob("issues-*"))
+    assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["snapshot"] != 5
+
+
+def test_every_article_is_one_readable_json_line(built: tuple[Path, list], tmp_path: Path) -> None:
+    """The snapshot's articles read without the code: a JSON object a line, the `parse --json` record."""
+    root, _ = built
+    snap = root / "data" / "index" / "snapshot"
+    lines = [json.loads(ln) for f in sorted(snap.glob("articles-*.jsonl")) for ln in f.read_text("utf-8").splitlines()]
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    assert len(lines) == sum(row[3] for row in meta["issues"])
+    assert sum(len(a["paragraphs"]) for a in lines) == meta["paragraphs"]
+    assert {"issue", "index", "headline", "paragraphs"} <= set(lines[0]) and lines[0]["paragraphs"][0]["text"]

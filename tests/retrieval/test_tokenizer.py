@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from retrieval.query import analyze
-from retrieval.tokenizer import fingerprint, tokenize
+from retrieval.tokenizer import tokenize, tokenizer_fingerprint
 
 
 @pytest.mark.parametrize("word", ["三抓三促", "嘉峪关市政协", "肃北县", "协商议事室", "委员工作站", "阿克塞县"])
@@ -51,9 +56,28 @@ def test_places_and_years_are_recognised_as_entities() -> None:
     assert analyze("武威市政协跟哪些高校合作办班").places == {"武威"}, "合作 is a word here, not 合作市"
 
 
-def test_fingerprint_is_stable_and_short() -> None:
-    assert fingerprint() == fingerprint()
-    assert len(fingerprint()) == 16
+def test_tokenizer_fingerprint_is_the_same_in_every_process_and_follows_the_dictionary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cached tokens are trusted by this value: equal across processes (workers, restarts), and
+    different whenever a dictionary file or the rules' version changes."""
+    from retrieval import tokenizer
+
+    fp = tokenizer_fingerprint()
+    code = "from retrieval.tokenizer import tokenizer_fingerprint as f; print(f())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == fp and len(fp) == 16
+    compute = tokenizer.tokenizer_fingerprint.__wrapped__  # uncached
+    data = tmp_path / "data"
+    shutil.copytree(str(tokenizer._DATA), data)
+    monkeypatch.setattr(tokenizer, "_DATA", data)
+    assert compute() == fp
+    with (data / "domain.txt").open("a", encoding="utf-8") as f:
+        f.write("协商新词\n")
+    assert compute() != fp
+    monkeypatch.undo()  # the shipped dictionary again
+    monkeypatch.setattr(tokenizer, "TOKENIZER_VERSION", tokenizer.TOKENIZER_VERSION + "+")
+    assert compute() != fp
 
 
 def test_prepared_dictionary_cache_tokenizes_exactly_like_a_fresh_load(

@@ -1,0 +1,350 @@
+"""What a restart loads instead of re-reading the corpus: the token cache and the index snapshot.
+
+On disk (`<data_dir>/index/`), readable without the code:
+  manifest.json              format version, BM25 parameters, tokenizer fingerprint, issues with
+                             their file hashes (and size/mtime, so a rescan skips unchanged files)
+  issues/<issue>.json        the token cache: the parsed issue (the `parse --json` record) plus the
+                             tokens of each of its paragraphs
+  snapshot/
+    snapshot.json            settings; issues in paragraph order (id, hash, counts, chunk, first
+                             article row); chunk files with their size and CRC-32
+    bm25/                    the scorer's arrays (retrieval/scorer.py: params.json, vocab.txt, *.npy)
+    articles-<seg>.jsonl     the articles of one scorer segment's issues, one JSON object a line:
+                             {"issue", "index"} plus the `parse --json` article record
+    articles-<seg>.offsets.npy  per line: byte offset, length and paragraph count, so an article is
+                             read on demand (pread) without scanning the file: a restart parses no
+                             article until one is shown
+
+Paragraphs are stored one way, the JSON article record (parse.article_to_dict), in the token cache
+and in the snapshot alike; only the tokens are binary (the scorer's id arrays). Every snapshot file's
+size and CRC-32 are recorded when written and checked at load: a damaged chunk is rebuilt from the
+token cache, a damaged scorer array rebuilds the index from it. A snapshot of another version or
+settings is rebuilt, never migrated: it is a cache of the corpus.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+import time
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from retrieval import scorer as bm25
+from retrieval.index import Index, IndexedIssue, ParagraphTable
+from retrieval.model import Article
+from retrieval.parse import article_from_dict, article_to_dict, issue_from_dict, issue_to_dict
+from retrieval.tokenizer import tokenizer_fingerprint
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SNAPSHOT_VERSION = 6  # another version is rebuilt from the token cache, never migrated
+ISSUE_COLUMNS = ["id", "sha256", "source", "articles", "paragraphs", "date", "page", "chunk", "first row"]
+
+
+class IndexStore:
+    """The persisted index folder. Not thread-safe by itself: the engine serialises writers."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "index"
+        self.issue_dir = self.root / "issues"
+        self.manifest_path = self.root / "manifest.json"
+        # the last manifest and snapshot table this store wrote or read, by file signature: at 30k
+        # issues each takes ~0.15 s to parse, and every add would parse both again
+        self._json_cache: dict[Path, tuple[tuple[int, int, int], dict]] = {}
+
+    def _read_json(self, path: Path) -> dict:
+        """Parsed JSON file, from memory when the file is the one last written or read. Callers must
+        not modify the result. Raises OSError / ValueError as json.loads does."""
+        st = path.stat()
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        got = self._json_cache.get(path)
+        if got is not None and got[0] == sig:
+            return got[1]
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a JSON object")
+        self._json_cache[path] = (sig, data)
+        return data
+
+    def _write_json(self, path: Path, data: dict) -> None:
+        atomic_write(path, json.dumps(data, ensure_ascii=False))
+        st = path.stat()
+        self._json_cache[path] = ((st.st_ino, st.st_size, st.st_mtime_ns), data)
+
+    def _settings(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "k1": bm25.K1,
+            "b": bm25.B,
+            "epsilon": bm25.EPSILON,
+            "tokenizer": tokenizer_fingerprint(),
+        }
+
+    def read_manifest(self) -> dict:
+        """Which issues (and file hashes) were ingested. Kept across a change of settings: the tokens
+        and snapshot are then rebuilt (both check the settings themselves), but an issue already
+        ingested is not reported as new again, so subscribers get no second digest of it."""
+        try:
+            manifest = self._read_json(self.manifest_path)
+        except (OSError, ValueError):
+            return {"issues": {}}
+        if manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("issues"), dict):
+            return {"issues": {}}
+        if any(manifest.get(k) != v for k, v in self._settings().items()):
+            log.info("index settings changed (%s): rebuilding tokens and snapshot", self.manifest_path)
+        return manifest
+
+    def write_manifest(self, index: Index, stats: dict[str, tuple[int, int]] | None = None) -> None:
+        """`stats`: (size, mtime_ns) of the file each issue was read from, so that a rescan can
+        skip reading and hashing files that did not change (as make and git do)."""
+        stats = stats or {}
+        manifest = self._settings() | {
+            "issues": {
+                iid: {
+                    "source": ii.source,
+                    "sha256": ii.sha256,
+                    "articles": ii.articles,
+                    "paragraphs": ii.paragraphs,
+                    "date": ii.date,
+                    "page": ii.page,
+                    **({"size": stats[iid][0], "mtime_ns": stats[iid][1]} if iid in stats else {}),
+                }
+                for iid, ii in index.issues.items()
+            }
+        }
+        # compact: json's C encoder (an indented dump goes through the pure-Python one, ~1 s at 30k issues)
+        self._write_json(self.manifest_path, manifest)
+
+    def load_issue(self, issue_id: str, sha256: str) -> IndexedIssue | None:
+        """The token cache's copy of an issue (parsed, with tokens), if it is of this file and tokenizer."""
+        path = self.issue_dir / f"{issue_id}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("sha256") != sha256 or data.get("tokenizer") != tokenizer_fingerprint():
+            return None
+        issue = issue_from_dict(data["issue"], sha256=sha256, source=data.get("source", ""))
+        return IndexedIssue(issue, tuple(tuple(t) for t in data["tokens"]))
+
+    def save_issue(self, ii: IndexedIssue) -> None:
+        """Keep an issue's parse and tokens: a rebuild (new settings aside) never re-tokenizes."""
+        data = {
+            "sha256": ii.sha256,
+            "source": ii.source,
+            "tokenizer": tokenizer_fingerprint(),
+            "issue": issue_to_dict(ii.issue),
+            "tokens": [list(t) for t in ii.tokens],
+        }
+        atomic_write(self.issue_dir / f"{ii.id}.json", json.dumps(data, ensure_ascii=False))
+
+    def drop_issue(self, issue_id: str) -> None:
+        (self.issue_dir / f"{issue_id}.json").unlink(missing_ok=True)
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.root / "snapshot"
+
+    def save_snapshot(self, index: Index, rewrite: frozenset[str] = frozenset()) -> None:
+        """Persist the scorer and the articles, one chunk per scorer segment; chunks already on disk
+        for the same issues are not rewritten (except those named in `rewrite`: found damaged).
+        Every file gets its size and CRC-32 recorded (snapshot.json, bm25/params.json)."""
+        if index.scorer is None:
+            shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+            return
+        snap = self.snapshot_dir
+        index.scorer.save(snap / "bm25")
+        old_rows, old_sums = self._reusable()
+        order = list(index.issues.values())
+        starts = np.cumsum([0] + [ii.paragraphs for ii in order])
+        chunks: list[str] = []
+        rows: list[list] = []
+        sums: dict[str, list[int]] = {}
+        for name, first, count in index.scorer.segment_ranges():
+            chunk = f"articles-{name}.jsonl"
+            chunks.append(chunk)
+            lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
+            part_rows, part_sums = self._chunk(chunk, order[lo:hi], old_rows, old_sums, chunk in rewrite)
+            rows.extend(part_rows)
+            sums.update(part_sums)
+        meta = self._settings() | {
+            "snapshot": SNAPSHOT_VERSION,
+            "chunks": chunks,
+            "chunk_files": sums,  # [size, CRC-32] of each chunk file when written, checked at load
+            "issues": rows,
+            "issue_columns": ISSUE_COLUMNS,
+            "paragraphs": len(index.paragraphs),
+        }
+        self._write_json(snap / "snapshot.json", meta)
+        for stale in snap.iterdir():  # chunks of dropped segments, and anything an older version left
+            if stale.is_file() and stale.name != "snapshot.json" and stale.name not in sums:
+                stale.unlink(missing_ok=True)
+
+    def _chunk(
+        self, chunk: str, part: list[IndexedIssue], old_rows: dict[str, list], old_sums: dict, rewrite: bool
+    ) -> tuple[list[list], dict[str, list[int]]]:
+        """One segment's chunk: kept when the saved one holds these issues, else written; its
+        snapshot.json rows and file checksums."""
+        snap, files = self.snapshot_dir, chunk_files(chunk)
+        kept = not rewrite and (snap / chunk).exists() and all(f in old_sums for f in files)
+        if kept and all(_same_row(old_rows.get(ii.id), ii, chunk) for ii in part):
+            return [old_rows[ii.id] for ii in part], {f: old_sums[f] for f in files}
+        rows = _write_chunk(snap, chunk, part)
+        return rows, {f: bm25.file_sum(snap / f) for f in files}
+
+    def _reusable(self) -> tuple[dict[str, list], dict[str, list[int]]]:
+        """The saved snapshot's issue rows by id and its chunk checksums, when it is of this version."""
+        try:
+            prev = self._read_json(self.snapshot_dir / "snapshot.json")
+            if prev.get("snapshot") == SNAPSHOT_VERSION:
+                return {row[0]: row for row in prev["issues"]}, prev.get("chunk_files", {})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return {}, {}
+
+    def load_snapshot(self) -> Index | None:
+        """The last saved index, if written with today's settings; the scorer arrays are memory-mapped
+        and articles are read on demand.
+
+        Every file's size and CRC-32 are checked against those recorded when it was written (~0.25 s
+        a GB, two files at a time). A damaged chunk is rebuilt from the token cache on the spot; a
+        damaged scorer array makes the caller rebuild the index from the token cache (None). Either
+        way one warning names the file, and nothing damaged is ever served."""
+        snap = self.snapshot_dir
+        try:
+            meta = self._read_json(snap / "snapshot.json")
+            if meta.get("snapshot") != SNAPSHOT_VERSION or any(meta.get(k) != v for k, v in self._settings().items()):
+                return None
+            with ThreadPoolExecutor(max_workers=1) as pool:  # the chunks hash while the scorer loads
+                damaged = pool.submit(self._damaged_chunks, meta)
+                try:
+                    scorer = bm25.BM25Scorer.load(snap / "bm25")
+                except bm25.Damaged as exc:
+                    log.warning("index snapshot: %s: rebuilding the index from the token cache", exc)
+                    return None
+                bad = damaged.result()
+            if bad:
+                repaired = self._repair_chunks(meta, bad)
+                if repaired is None:
+                    return None
+                meta = repaired
+            files = {c: Chunk(snap / c) for c in meta["chunks"]}
+            issues: dict[str, IndexedIssue] = {}
+            for *m, chunk, row0 in meta["issues"]:
+                issues[m[0]] = IndexedIssue(None, meta=tuple(m), chunk=files[chunk], row0=row0)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.info("no usable index snapshot in %s (%s): rebuilding from the token cache", snap, exc)
+            return None
+        table = ParagraphTable(list(issues.values()))
+        if len(table) != scorer.size:
+            return None
+        return Index(issues=issues, scorer=scorer, paragraphs=table)
+
+    def _damaged_chunks(self, meta: dict) -> dict[str, bm25.Damaged]:
+        """The chunks (by .jsonl name) whose lines or offsets are not what was written."""
+        sums = meta["chunk_files"]
+        bad: dict[str, bm25.Damaged] = {}
+        for chunk in meta["chunks"]:
+            try:
+                bm25.check_files(self.snapshot_dir, {f: sums[f] for f in chunk_files(chunk)})
+            except bm25.Damaged as exc:
+                bad[chunk] = exc
+        return bad
+
+    def _repair_chunks(self, meta: dict, bad: dict[str, bm25.Damaged]) -> dict | None:
+        """Rewrite damaged chunks from the token cache (parsed issues, no tokenizing); None when an
+        issue of one is not in the cache either (the caller then rebuilds from the corpus)."""
+        snap = self.snapshot_dir
+        sums = dict(meta["chunk_files"])
+        for chunk, exc in bad.items():
+            start = time.perf_counter()
+            rows = [r for r in meta["issues"] if r[7] == chunk]
+            part = [self.load_issue(r[0], r[1]) for r in rows]
+            if any(ii is None for ii in part):
+                log.warning("index snapshot: %s: not in the token cache either, rebuilding the index", exc)
+                return None
+            written = _write_chunk(snap, chunk, [ii for ii in part if ii is not None])
+            if [w[8] for w in written] != [r[8] for r in rows]:
+                return None  # the token cache holds other articles than the snapshot table says
+            sums.update({f: bm25.file_sum(snap / f) for f in chunk_files(chunk)})
+            log.warning(
+                "index snapshot: %s: rebuilt %s (%d issues) from the token cache in %.1f s",
+                exc,
+                chunk,
+                len(rows),
+                time.perf_counter() - start,
+            )
+        meta = meta | {"chunk_files": sums}
+        self._write_json(snap / "snapshot.json", meta)
+        return meta
+
+
+def _same_row(row: list | None, ii: IndexedIssue, chunk: str) -> bool:
+    """Whether a saved snapshot row is this issue, in this chunk."""
+    return row is not None and row[1] == ii.sha256 and row[7] == chunk
+
+
+class Chunk:
+    """One snapshot chunk: articles a JSON line each (`articles-<seg>.jsonl`) and per line its offset,
+    length and paragraph count (`articles-<seg>.offsets.npy`); an article is read on demand with
+    pread. The file is opened at load time, so its articles stay readable after a later save
+    replaces it."""
+
+    def __init__(self, path: Path) -> None:
+        offsets = np.load(path.parent / chunk_files(path.name)[1])
+        self.offsets, self.lengths = offsets[:, 0], offsets[:, 1]
+        self.par_starts_list: list[int] = np.concatenate(([0], np.cumsum(offsets[:, 2]))).tolist()
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)  # closed with the last index that reads it
+        self.article = functools.lru_cache(maxsize=8192)(self._article)
+
+    def _article(self, row: int) -> Article:
+        record = json.loads(os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])))
+        return article_from_dict(record["issue"], record["index"], record)
+
+
+def chunk_files(chunk: str) -> tuple[str, str]:
+    """The two files of a chunk: its articles (.jsonl) and their offsets (.offsets.npy)."""
+    return chunk, chunk.removesuffix(".jsonl") + ".offsets.npy"
+
+
+def _write_chunk(snap: Path, chunk: str, part: Sequence[IndexedIssue]) -> list[list]:
+    """Write one chunk (a JSON line per article, then the offset table); its snapshot.json rows."""
+    tmp = snap / (chunk + ".tmp")
+    rows: list[list] = []
+    offsets: list[tuple[int, int, int]] = []
+    at = 0
+    with tmp.open("wb") as f:
+        for ii in part:
+            rows.append([*ii.meta(), chunk, len(offsets)])
+            for a in range(ii.articles):
+                art = ii.article(a)
+                line = json.dumps({"issue": art.issue, "index": art.index} | article_to_dict(art), ensure_ascii=False)
+                data = line.encode("utf-8") + b"\n"
+                f.write(data)
+                offsets.append((at, len(data), len(art.paragraphs)))
+                at += len(data)
+    bm25.atomic_save(snap / chunk_files(chunk)[1], np.asarray(offsets, dtype=np.int64).reshape(-1, 3))
+    os.replace(tmp, snap / chunk)
+    return rows
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a .tmp renamed over it); a full disk leaves no .tmp."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError:  # a full disk: a half-written .tmp would only keep it full
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
