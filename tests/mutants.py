@@ -70,7 +70,7 @@ MUTANTS = (
         'if len(data.encode("utf-8")) > CALLBACK_MAX_BYTES:',
         "if len(data) > CALLBACK_MAX_BYTES:",
     ),
-    Mutant("coverage", "a paragraph's coverage counts no question words", "cov = matcher.coverage(local)", "cov = 1.0"),
+    Mutant("coverage", "a paragraph's coverage counts no question words", "matcher.coverage_of(in_local),", "1.0,"),
     Mutant(
         "decoding",
         "GB18030 files read as Latin-1 mojibake",
