@@ -24,8 +24,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 
 from bot import digest_jobs, handlers
 from bot.config import TOKEN_ENV, ConfigError, Settings, ensure_corpus, load_settings
+from bot.db import StoreError
 from bot.service import ChatService, FloodGuard
-from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -278,7 +278,7 @@ class TerminalProgress:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Online copy of bot.sqlite3 (subscriptions, ingest log, digest cursors) while the bot runs."""
-    from bot.store import StoreError, backup
+    from bot.db import StoreError, backup
 
     source = _settings(args).db_path
     target = Path(args.file)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Settings, ensure_corpus
-from bot.store import Store, Subscription
+from bot.db import Subscription
+from bot.store import Store
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.followup import Reading, ask_in_context
 from retrieval.index import checkpoint

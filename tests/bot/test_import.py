@@ -193,7 +193,6 @@ async def test_a_plain_bulk_import_is_condensed_and_delivered_exactly_once_acros
 
 def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: Any) -> None:
     from bot.cli import main
-    from bot.digest import Ledger
     from bot.store import Store
 
     _, config = _cli_corpus(tmp_path, 8)
@@ -201,9 +200,9 @@ def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: 
     assert "不推送订阅摘要" in capsys.readouterr().out
     store = Store(tmp_path / "data" / "bot.sqlite3")
     try:
-        log = store.ingest_log()
+        log = store.ingest_entries()
         assert len(log) == 8 and all(e.backfill for e in log)
-        assert Ledger(store).entries(0, store.last_ingest_id()) == []
+        assert store.ingest_entries(news_only=True) == []
     finally:
         store.close()
 
