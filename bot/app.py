@@ -85,7 +85,6 @@ def build_application(settings: Settings, service: ChatService | None = None, fl
         .post_shutdown(post_shutdown)
         .build()
     )
-    digest_jobs.register(app)  # /digest, ahead of the handlers' unknown-command fallback
     handlers.register(app)
     return app
 

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from telegram import (
-    Bot,
     BotCommand,
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
-    InputFile,
     InputTextMessageContent,
     Message,
     MessageEntity,
@@ -37,21 +33,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot import actions, render
+from bot import actions, commands, digest_jobs, render
+from bot.commands import Command
 from bot.config import Settings
 from bot.render import Reply
 from bot.service import ChatService, FloodGuard
-from retrieval.engine import Progress
+from bot.telegram_io import send, with_progress
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
-# An import still running after PROGRESS_AFTER seconds gets a progress message, edited every
-# PROGRESS_EVERY seconds (well under Telegram's edit rate limits) until the report replaces it.
-PROGRESS_AFTER = 3.0
-PROGRESS_EVERY = 3.0
-SEND_ATTEMPTS = 3
-SEND_RETRY_SECONDS = 0.5
 
 
 def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
@@ -65,48 +56,6 @@ def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
 def _is_group(update: Update) -> bool:
     chat = update.effective_chat
     return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in reply.buttons]
-    )
-
-
-async def send_to(bot: Bot, chat_id: int, replies: Sequence[Reply]) -> None:
-    """Send replies to a chat nobody is talking in right now (a scheduled summary)."""
-    for reply in replies:
-        await bot.send_message(
-            chat_id, reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply), disable_web_page_preview=True
-        )
-
-
-async def send(message: Message, replies: Sequence[Reply], quote: bool = False) -> None:
-    """Send replies in order; only the first quotes the question (in groups, so it is clear whose)."""
-    for i, reply in enumerate(replies):
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                await message.reply_text(
-                    reply.html,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(reply),
-                    do_quote=quote and i == 0,
-                    disable_web_page_preview=True,
-                )
-                if reply.attachment is not None:
-                    await message.reply_document(
-                        InputFile(reply.attachment.data, filename=reply.attachment.filename), do_quote=False
-                    )
-                break
-            except BadRequest:
-                raise  # our mistake: retrying would not help
-            except NetworkError as exc:  # 5xx, timeouts, dropped connections: usually gone in a moment
-                if attempt == SEND_ATTEMPTS - 1:
-                    raise
-                log.warning("send failed (%s), retrying", exc)
-                await asyncio.sleep(SEND_RETRY_SECONDS * (attempt + 1))
 
 
 # -- questions -----------------------------------------------------------------------------------
@@ -343,69 +292,34 @@ async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 # -- admin -----------------------------------------------------------------------------------------
 
 
-async def _refuse_non_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def _refused(update: Update, context: ContextTypes.DEFAULT_TYPE, command: Command) -> bool:
+    """The admin check for a command (or an upload: UPLOAD): refused ones get a reply."""
     user = update.effective_user
-    if _settings(context).is_admin(user.id if user else None):
+    if not commands.refused(command, _settings(context).is_admin(user.id if user else None)):
         return False
-    log.warning("refused admin action from user %s", user.id if user else None)
+    log.warning("refused admin action /%s from user %s", command.name, user.id if user else None)
     if update.effective_message:
         await send(update.effective_message, [Reply(render.NOT_ADMIN_HTML)])
     return True
 
 
-class _Tracker:
-    """Where an import running in a worker thread is; read by the event loop for the progress message."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.state: tuple[str, int, int] = ("", 0, 0)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        with self._lock:
-            self.state = (stage, done, total)
-
-    def read(self) -> tuple[str, int, int]:
-        with self._lock:
-            return self.state
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
-async def with_progress(message: Message, title: str, work: Callable[[Progress], list[Reply]]) -> None:
-    """Run an import in a worker thread; if it takes a while, keep one progress message up to date
-    and then turn it into the report. Questions are answered meanwhile: the index swaps at the end."""
-    tracker = _Tracker()
-    started = time.monotonic()
-    task = asyncio.ensure_future(asyncio.to_thread(work, tracker))
-    shown: Message | None = None
-    wait = PROGRESS_AFTER
-    while not (await asyncio.wait({task}, timeout=wait))[0]:
-        wait = PROGRESS_EVERY
-        text = render.progress_html(title, *tracker.read(), time.monotonic() - started)
-        try:
-            if shown is None:
-                shown = await message.reply_text(text, parse_mode=ParseMode.HTML)
-            else:
-                await shown.edit_text(text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:  # progress is a courtesy: the import goes on regardless
-            log.warning("could not show import progress: %s", exc)
-    replies = task.result()
-    if shown is not None and replies and not replies[0].buttons:
-        try:
-            await shown.edit_text(replies[0].html, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.warning("could not turn the progress message into the report: %s", exc)
-        else:
-            if replies[0].attachment is not None:
-                attachment = replies[0].attachment
-                await message.reply_document(InputFile(attachment.data, filename=attachment.filename))
-            replies = replies[1:]
-    if replies:
-        await send(message, replies)
+def _guarded(command: Command, handler: Handler) -> Handler:
+    """`handler` behind the admin check, for the table's admin commands."""
+
+    async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await _refused(update, context, command):
+            await handler(update, context)
+
+    return guarded
 
 
 async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reload [backfill] [confirm] — admins: rescan the corpus folder and swap in the new index."""
     message = update.effective_message
-    if await _refuse_non_admin(update, context) or message is None:
+    if message is None:
         return
     svc, args = _svc(context), list(context.args or [])
     await with_progress(message, "正在重新扫描资料库", lambda progress: actions.reload_command(svc, args, progress))
@@ -413,14 +327,13 @@ async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats — admins: corpus size, questions asked, subscribers."""
-    if await _refuse_non_admin(update, context) or update.effective_message is None:
-        return
-    await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
+    if update.effective_message is not None:
+        await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
 
 
 async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unanswered [days] — admins: what readers asked that got no confident answer."""
-    if await _refuse_non_admin(update, context) or update.effective_message is None:
+    if update.effective_message is None:
         return
     replies = await asyncio.to_thread(actions.unanswered, _svc(context), list(context.args or []))
     await send(update.effective_message, replies)
@@ -429,7 +342,7 @@ async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 async def weekly(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/weekly on|off — admins: a weekly summary of what was asked and not answered."""
     message, chat = update.effective_message, update.effective_chat
-    if await _refuse_non_admin(update, context) or message is None or chat is None:
+    if message is None or chat is None:
         return
     replies = await asyncio.to_thread(actions.weekly, _svc(context), chat.id, list(context.args or []))
     await send(message, replies)
@@ -442,7 +355,7 @@ async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if _is_group(update):
         return  # files shared in a group are not meant for us
-    if await _refuse_non_admin(update, context):
+    if await _refused(update, context, UPLOAD):
         return
     doc = message.document
     name = doc.file_name or f"{doc.file_unique_id}.txt"
@@ -488,26 +401,40 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
+# Uploading an issue file is an admin action like the table's admin commands, checked the same way.
+UPLOAD = Command("upload", "管理员:发送 .txt 或 .zip 文件导入报纸", admin=True, menu=None, console=False)
+
+# The Telegram handler of every command in the table that Telegram serves (bot/commands.py).
+HANDLERS: dict[str, Handler] = {
+    "ask": ask_command,
+    "new": new_topic,
+    "latest": latest,
+    "issue": issue,
+    "help": help_command,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "subscriptions": subscriptions,
+    "start": start,
+    "reload": reload,
+    "stats": stats,
+    "digest": digest_jobs.digest_command,
+    "unanswered": unanswered,
+    "weekly": weekly,
+}
+
+
 def register(app: Application) -> None:
-    """Add every handler in priority order; unknown commands come last."""
+    """Add every handler in priority order: the command table's, then buttons, inline queries,
+    text, documents, other messages; unknown commands come last."""
     new = filters.UpdateType.MESSAGE
-    commands = {
-        "start": start,
-        "help": help_command,
-        "ask": ask_command,
-        "new": new_topic,
-        "latest": latest,
-        "issue": issue,
-        "unanswered": unanswered,
-        "weekly": weekly,
-        "subscribe": subscribe,
-        "unsubscribe": unsubscribe,
-        "subscriptions": subscriptions,
-        "reload": reload,
-        "stats": stats,
-    }
-    for name, callback in commands.items():
-        app.add_handler(CommandHandler(name, callback, filters=new))
+    table = commands.served("telegram")
+    differ = {c.name for c in table} ^ set(HANDLERS)
+    if differ:
+        raise RuntimeError(f"the command table and the Telegram handlers differ: {sorted(differ)}")
+    for command in table:
+        handler = HANDLERS[command.name]
+        guarded = _guarded(command, handler) if command.admin else handler
+        app.add_handler(CommandHandler(command.name, guarded, filters=new))
     app.add_handler(CallbackQueryHandler(button))
     app.add_handler(InlineQueryHandler(inline_query))
     text = new & filters.TEXT & ~filters.COMMAND
@@ -521,10 +448,10 @@ def register(app: Application) -> None:
 
 
 async def set_commands(app: Application, admins: frozenset[int]) -> None:
-    """Publish the command menu; admins additionally see /reload and /stats in their private chat."""
-    menu = [BotCommand(name, desc) for name, desc in render.COMMANDS]
+    """Publish the command menu; admins additionally see the admin commands in their private chat."""
+    menu = [BotCommand(c.name, c.help) for c in commands.listed("everyone")]
     await app.bot.set_my_commands(menu)
-    admin_menu = menu + [BotCommand(name, desc) for name, desc in render.ADMIN_COMMANDS]
+    admin_menu = menu + [BotCommand(c.name, c.help) for c in commands.listed("admins")]
     for admin in admins:
         try:
             await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))

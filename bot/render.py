@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from bot import commands
 from bot.service import fingerprint, is_chinese
 from retrieval.engine import IssueSummary, RefusedFile, ReloadReport
 from retrieval.model import Answer, Article, Hit, Paragraph, printed
@@ -303,26 +304,6 @@ EXAMPLES = (
     "高台县政协机关有多少名结对帮扶干部?",
 )
 
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("ask", "提问:/ask 问题"),
-    ("new", "开始新话题:下一个问题不再接着上文理解"),
-    ("latest", "最新一期报纸的标题"),
-    ("issue", "某一期的标题:/issue 2024-01-06 或期号"),
-    ("help", "使用说明和示例问题"),
-    ("subscribe", "订阅新一期报纸摘要,可加关键词"),
-    ("unsubscribe", "取消订阅"),
-    ("subscriptions", "查看当前订阅"),
-    ("start", "开始使用"),
-)
-ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("reload", "管理员:重新扫描资料库"),
-    ("stats", "管理员:资料库和使用统计"),
-    ("digest", "管理员:预览本聊天的摘要;/digest all 立即推送"),
-    ("unanswered", "管理员:没有找到确切答案的问题:/unanswered [天数]"),
-    ("weekly", "管理员:每周问答小结:/weekly on 或 /weekly off"),
-)
-
-
 def help_html(group: bool = False, admin: bool = False) -> str:
     how = (
         "在群里请用 <code>/ask 问题</code>、回复我的消息,或在消息里 @我。"
@@ -343,11 +324,11 @@ def help_html(group: bool = False, admin: bool = False) -> str:
         "在任何聊天里输入 <code>@机器人用户名 问题</code>,可把带出处的答案直接发到该聊天。",
         "",
         "<b>命令</b>",
-        *(f"/{name} — {esc(desc)}" for name, desc in COMMANDS),
+        *(f"/{c.name} — {esc(c.help)}" for c in commands.listed("everyone")),
     ]
     if admin:
         lines += [
-            *(f"/{name} — {esc(desc)}" for name, desc in ADMIN_COMMANDS),
+            *(f"/{c.name} — {esc(c.help)}" for c in commands.listed("admins")),
             "管理员可直接发送 .txt 文件添加一期报纸,或发送 .zip 压缩包批量导入"
             "(说明写 backfill:按历史资料导入,不推送摘要)。",
         ]

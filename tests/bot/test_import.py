@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot import handlers
+from bot import telegram_io
 from bot.config import Settings
 from bot.digest_jobs import DIGEST_JOB, RESUME_JOB
 from tests.bot.conftest import ADMIN, USER, running_bot
@@ -315,8 +315,8 @@ def test_zip_bombs_are_refused_before_anything_is_inflated() -> None:
 async def test_a_long_import_shows_progress_and_keeps_answering(
     fakebot: FakeBotAPI, bot: Any, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "PROGRESS_AFTER", 0.05)
-    monkeypatch.setattr(handlers, "PROGRESS_EVERY", 0.3)
+    monkeypatch.setattr(telegram_io, "PROGRESS_AFTER", 0.05)
+    monkeypatch.setattr(telegram_io, "PROGRESS_EVERY", 0.3)
     fakebot.document(_zip(list(make_pages(300).items())), "pages.zip", chat_id=ADMIN)
     [progress] = await fakebot.wait_for(chat_id=ADMIN, timeout=30)
     assert progress.plain.startswith("⏳") and "正在导入 pages.zip" in progress.plain
