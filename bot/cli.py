@@ -135,11 +135,11 @@ def format_answer(answer: Answer, color: bool = False) -> str:
 
 def format_report(report: ReloadReport, full: bool = False, backfill: bool = False) -> str:
     """The same report the bot sends (totals, date range, first issues, refusals); `full`: every file."""
-    from bot import render
+    from bot import render, reports
 
     if full:
-        return render.report_text(report, "资料库已更新").rstrip()
-    text = render.to_plain(render.report_html(report, backfill=backfill))
+        return reports.report_text(report, "资料库已更新").rstrip()
+    text = render.to_plain(reports.report_html(report, backfill=backfill))
     return text.replace("完整清单见附件。", "完整清单:加 --list 再运行一次。")  # no attachment in a terminal
 
 

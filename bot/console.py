@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot import actions, commands, render
+from bot import actions, commands, render, reports
 from bot.config import Settings
 from bot.digest_jobs import ConsoleDigest
 from bot.render import Reply
@@ -87,9 +87,11 @@ class Console:
         runs: dict[str, Callable[[], list[Reply]]] = {
             "help": self._help,
             "start": self._help,
-            "ask": lambda: actions.ask(svc, rest, CONSOLE_CHAT, None, "console")
-            if rest.strip()
-            else [Reply(render.ASK_USAGE_HTML)],
+            "ask": lambda: (
+                actions.ask(svc, rest, CONSOLE_CHAT, None, "console")
+                if rest.strip()
+                else [Reply(render.ASK_USAGE_HTML)]
+            ),
             "new": lambda: actions.new_topic(svc, CONSOLE_CHAT, None),
             "latest": lambda: actions.issue(svc, []),
             "issue": lambda: actions.issue(svc, args) if args else [Reply(render.ISSUE_USAGE_HTML)],
@@ -118,7 +120,7 @@ class Console:
         if args:
             return actions.weekly(self.svc, CONSOLE_CHAT, args)
         rows, asked, answered = self.svc.unanswered(7)
-        return [Reply(render.weekly_html(rows, asked, answered))]
+        return [Reply(reports.weekly_html(rows, asked, answered))]
 
     def press(self, command: str) -> None:
         data = self.buttons.get(command)

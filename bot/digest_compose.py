@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.db import IngestEntry
-from bot.render import highlight, utf16_len
+from bot.render import TELEGRAM_LIMIT, highlight, utf16_len
 from retrieval.answer import sentences
 from retrieval.model import Article, Issue, printed
 
 # Telegram counts message length in UTF-16 code units after entity parsing; measuring the raw
-# HTML (tags and all) in UTF-16 units is a safe over-estimate.
-TELEGRAM_LIMIT = 4096
+# HTML (tags and all) in UTF-16 units against TELEGRAM_LIMIT is a safe over-estimate.
 # Room kept free in every part for the "(2/3)" footer added after packing.
 _FOOTER_ROOM = 32
 

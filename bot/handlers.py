@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import (
     BotCommand,
@@ -303,7 +304,7 @@ async def _refused(update: Update, context: ContextTypes.DEFAULT_TYPE, command: 
     return True
 
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
 def _guarded(command: Command, handler: Handler) -> Handler:

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.callbacks import content_fingerprint
 from bot.config import Settings, ensure_corpus
 from bot.db import Subscription
 from bot.store import Store
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 # Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
 _WORDY = re.compile(r"\w", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MAX_KEYWORD = 30  # characters per subscription keyword: 20 of them still fit one message
 MAX_KEYWORDS = 20
 CONTEXT_SECONDS = 600  # a follow-up ("那武威呢?") refers to a question asked at most this long ago
@@ -87,14 +87,6 @@ def _iso_date(text: str) -> str | None:
         return None
     y, mo, d = (int(g) for g in m.groups())
     return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
-
-
-def fingerprint(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-
-
-def is_chinese(text: str) -> bool:
-    return bool(_CJK.search(text))
 
 
 class ChatService:
@@ -244,11 +236,11 @@ class ChatService:
         if art is None:
             raise Stale(key)
         if n is None:
-            if fingerprint(art.title) != fp:
+            if content_fingerprint(art.title) != fp:
                 raise Stale(key)
             return Source(art, None, self.engine.where(issue))
         para = self.engine.paragraph(issue, article, n)
-        if para is None or fingerprint(para.text) != fp:
+        if para is None or content_fingerprint(para.text) != fp:
             raise Stale(key)
         return Source(art, para, self.engine.where(issue))
 

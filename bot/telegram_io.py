@@ -14,7 +14,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, TelegramError
 
-from bot import render
+from bot import reports
 from bot.render import Reply
 from retrieval.engine import Progress
 
@@ -96,7 +96,7 @@ async def with_progress(message: Message, title: str, work: Callable[[Progress],
     wait = PROGRESS_AFTER
     while not (await asyncio.wait({task}, timeout=wait))[0]:
         wait = PROGRESS_EVERY
-        text = render.progress_html(title, *tracker.read(), time.monotonic() - started)
+        text = reports.progress_html(title, *tracker.read(), time.monotonic() - started)
         try:
             if shown is None:
                 shown = await message.reply_text(text, parse_mode=ParseMode.HTML)

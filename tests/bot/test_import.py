@@ -61,7 +61,7 @@ async def test_a_small_reload_needs_no_attachment(fakebot: FakeBotAPI, bot: Any,
 
 
 def test_the_report_stays_under_telegrams_limit_whatever_the_names() -> None:
-    from bot import render
+    from bot import reports
     from retrieval.engine import IssueSummary, RefusedFile, ReloadReport
 
     long = "很长的文件名" * 40
@@ -72,7 +72,7 @@ def test_the_report_stays_under_telegrams_limit_whatever_the_names() -> None:
         removed=tuple(s.id for s in summaries),
         refused=tuple(RefusedFile(f"{long}{i}.txt", "原因<&>" * 100) for i in range(50)),
     )
-    [reply] = render.report_replies(report)
+    [reply] = reports.report_replies(report)
     assert _utf16(reply.html) <= 4096
     assert "…另有 40 个拒收文件" in reply.html and reply.attachment is not None
     assert reply.attachment.data.decode().count("原因<&>" * 100) == 50
