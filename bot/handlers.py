@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from telegram import (
     BotCommand,
@@ -22,7 +20,7 @@ from telegram import (
     MessageEntity,
     Update,
 )
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -34,29 +32,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import actions, commands, digest_jobs, render
-from bot.commands import Command
-from bot.config import Settings
+from bot import actions, admin_handlers, commands, digest_jobs, render
 from bot.render import Reply
-from bot.service import ChatService, FloodGuard
-from bot.telegram_io import send, with_progress
+from bot.service import FloodGuard
+from bot.telegram_io import is_group, send, service_of, settings_of
 
 log = logging.getLogger(__name__)
-
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
-
-
-def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
-    return context.bot_data["service"]
-
-
-def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
-    return context.bot_data["settings"]
-
-
-def _is_group(update: Update) -> bool:
-    chat = update.effective_chat
-    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
 # -- questions -----------------------------------------------------------------------------------
@@ -68,22 +49,24 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     if message is None:
         return
     if not question.strip():
-        await send(message, [Reply(render.ASK_USAGE_HTML)], quote=_is_group(update))
+        await send(message, [Reply(render.ASK_USAGE_HTML)], quote=is_group(update))
         return
     guard: FloodGuard = context.bot_data["flood"]
     user_id = user.id if user else message.chat_id
     allowed, warn = guard.check(user_id)
     if not allowed:
         if warn:
-            await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
+            await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=is_group(update))
         return
     chat_type = update.effective_chat.type if update.effective_chat else None
     # One person's questions in one chat are answered one at a time, in the order they came: a
     # follow-up ("那武威呢?") must be read after the question it follows, not race it.
     locks: dict[tuple[int, int], asyncio.Lock] = context.bot_data.setdefault("question_locks", {})
     async with locks.setdefault((message.chat_id, user_id), asyncio.Lock()):
-        replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
-        await send(message, replies, quote=_is_group(update))
+        replies = await asyncio.to_thread(
+            actions.ask, service_of(context), question, message.chat_id, user_id, chat_type
+        )
+        await send(message, replies, quote=is_group(update))
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -140,7 +123,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not text or not guard.check(query.from_user.id)[0]:
         await query.answer([], cache_time=0, is_personal=True)
         return
-    items, query_id = await asyncio.to_thread(actions.inline, _svc(context), text, query.from_user.id)
+    items, query_id = await asyncio.to_thread(actions.inline, service_of(context), text, query.from_user.id)
     more = None
     if query_id is not None and context.bot.username:
         url = f"https://t.me/{context.bot.username}?start=q{query_id}"
@@ -170,7 +153,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     chat = update.effective_chat
     try:
-        result = await asyncio.to_thread(actions.press, _svc(context), query.data or "", chat.id if chat else None)
+        result = await asyncio.to_thread(
+            actions.press, service_of(context), query.data or "", chat.id if chat else None
+        )
     except Exception:
         await query.answer(render.to_plain(render.ERROR_HTML))  # the button must not spin forever
         raise
@@ -205,21 +190,21 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and context.args and update.effective_user:
         replies = await asyncio.to_thread(
-            actions.deep_link, _svc(context), context.args[0], message.chat_id, update.effective_user.id
+            actions.deep_link, service_of(context), context.args[0], message.chat_id, update.effective_user.id
         )
         if replies is not None:
             await send(message, replies)
             return
     if update.effective_message:
         name = update.effective_user.first_name if update.effective_user else None
-        await send(update.effective_message, [Reply(render.start_html(name, _is_group(update)))])
+        await send(update.effective_message, [Reply(render.start_html(name, is_group(update)))])
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help — how to ask, with example questions."""
     if update.effective_message:
-        admin = _settings(context).is_admin(update.effective_user.id if update.effective_user else None)
-        await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
+        admin = settings_of(context).is_admin(update.effective_user.id if update.effective_user else None)
+        await send(update.effective_message, [Reply(render.help_html(is_group(update), admin))])
 
 
 async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -228,13 +213,13 @@ async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is not None:
         user = update.effective_user
         user_id = user.id if user else message.chat_id
-        await send(message, actions.new_topic(_svc(context), message.chat_id, user_id), quote=_is_group(update))
+        await send(message, actions.new_topic(service_of(context), message.chat_id, user_id), quote=is_group(update))
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/latest — the newest issue's headlines, each with a 原文 button."""
     if update.effective_message:
-        await send(update.effective_message, await asyncio.to_thread(actions.issue, _svc(context), []))
+        await send(update.effective_message, await asyncio.to_thread(actions.issue, service_of(context), []))
 
 
 async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -242,7 +227,9 @@ async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.effective_message:
         args = list(context.args or [])
         replies = (
-            await asyncio.to_thread(actions.issue, _svc(context), args) if args else [Reply(render.ISSUE_USAGE_HTML)]
+            await asyncio.to_thread(actions.issue, service_of(context), args)
+            if args
+            else [Reply(render.ISSUE_USAGE_HTML)]
         )
         await send(update.effective_message, replies)
 
@@ -262,7 +249,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     name, _, target = command.partition("@")
     if target and target.lower() != (context.bot.username or "").lower():
         return
-    if _is_group(update) and not target:
+    if is_group(update) and not target:
         return
     await send(message, [Reply(render.unknown_command_html(name))])
 
@@ -271,7 +258,7 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/subscribe [关键词…] — digests of new issues for this chat."""
     if update.effective_message and update.effective_chat:
         replies = await asyncio.to_thread(
-            actions.subscribe, _svc(context), update.effective_chat.id, list(context.args or [])
+            actions.subscribe, service_of(context), update.effective_chat.id, list(context.args or [])
         )
         await send(update.effective_message, replies)
 
@@ -279,104 +266,15 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unsubscribe — stop digests for this chat."""
     if update.effective_message and update.effective_chat:
-        replies = await asyncio.to_thread(actions.unsubscribe, _svc(context), update.effective_chat.id)
+        replies = await asyncio.to_thread(actions.unsubscribe, service_of(context), update.effective_chat.id)
         await send(update.effective_message, replies)
 
 
 async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/subscriptions — what this chat is subscribed to."""
     if update.effective_message and update.effective_chat:
-        replies = await asyncio.to_thread(actions.subscriptions, _svc(context), update.effective_chat.id)
+        replies = await asyncio.to_thread(actions.subscriptions, service_of(context), update.effective_chat.id)
         await send(update.effective_message, replies)
-
-
-# -- admin -----------------------------------------------------------------------------------------
-
-
-async def _refused(update: Update, context: ContextTypes.DEFAULT_TYPE, command: Command) -> bool:
-    """The admin check for a command (or an upload: UPLOAD): refused ones get a reply."""
-    user = update.effective_user
-    if not commands.refused(command, _settings(context).is_admin(user.id if user else None)):
-        return False
-    log.warning("refused admin action /%s from user %s", command.name, user.id if user else None)
-    if update.effective_message:
-        await send(update.effective_message, [Reply(render.NOT_ADMIN_HTML)])
-    return True
-
-
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
-
-
-def _guarded(command: Command, handler: Handler) -> Handler:
-    """`handler` behind the admin check, for the table's admin commands."""
-
-    async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await _refused(update, context, command):
-            await handler(update, context)
-
-    return guarded
-
-
-async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reload [backfill] [confirm] — admins: rescan the corpus folder and swap in the new index."""
-    message = update.effective_message
-    if message is None:
-        return
-    svc, args = _svc(context), list(context.args or [])
-    await with_progress(message, "正在重新扫描资料库", lambda progress: actions.reload_command(svc, args, progress))
-
-
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/stats — admins: corpus size, questions asked, subscribers."""
-    if update.effective_message is not None:
-        await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
-
-
-async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/unanswered [days] — admins: what readers asked that got no confident answer."""
-    if update.effective_message is None:
-        return
-    replies = await asyncio.to_thread(actions.unanswered, _svc(context), list(context.args or []))
-    await send(update.effective_message, replies)
-
-
-async def weekly(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/weekly on|off — admins: a weekly summary of what was asked and not answered."""
-    message, chat = update.effective_message, update.effective_chat
-    if message is None or chat is None:
-        return
-    replies = await asyncio.to_thread(actions.weekly, _svc(context), chat.id, list(context.args or []))
-    await send(message, replies)
-
-
-async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
-    message = update.effective_message
-    if message is None or message.document is None:
-        return
-    if _is_group(update):
-        return  # files shared in a group are not meant for us
-    if await _refused(update, context, UPLOAD):
-        return
-    doc = message.document
-    name = doc.file_name or f"{doc.file_unique_id}.txt"
-    is_zip = name.lower().endswith(".zip")
-    if not name.lower().endswith(".txt") and not is_zip:
-        await send(message, [Reply(f"⚠️ 只接受 .txt 文本文件或它们的 .zip 压缩包,收到的是 {render.esc(name)}。")])
-        return
-    if doc.file_size and doc.file_size > MAX_UPLOAD_BYTES:
-        await send(message, [Reply("⚠️ 文件超过 20 MB,Telegram 不允许机器人下载。请分成几个压缩包发送。")])
-        return
-    file = await doc.get_file()
-    data = bytes(await file.download_as_bytearray())
-    backfill = (message.caption or "").strip().lower() == actions.BACKFILL
-    svc = _svc(context)
-    if is_zip:
-        title = f"正在导入 {name}"
-        await with_progress(message, title, lambda progress: actions.add_zip(svc, name, data, backfill, progress))
-        return
-    replies = await asyncio.to_thread(actions.add_file, svc, name, data, backfill)
-    await send(message, replies)
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -402,11 +300,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
-# Uploading an issue file is an admin action like the table's admin commands, checked the same way.
-UPLOAD = Command("upload", "管理员:发送 .txt 或 .zip 文件导入报纸", admin=True, menu=None, console=False)
-
 # The Telegram handler of every command in the table that Telegram serves (bot/commands.py).
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, admin_handlers.Handler] = {
     "ask": ask_command,
     "new": new_topic,
     "latest": latest,
@@ -416,11 +311,11 @@ HANDLERS: dict[str, Handler] = {
     "unsubscribe": unsubscribe,
     "subscriptions": subscriptions,
     "start": start,
-    "reload": reload,
-    "stats": stats,
+    "reload": admin_handlers.reload,
+    "stats": admin_handlers.stats,
     "digest": digest_jobs.digest_command,
-    "unanswered": unanswered,
-    "weekly": weekly,
+    "unanswered": admin_handlers.unanswered,
+    "weekly": admin_handlers.weekly,
 }
 
 
@@ -434,14 +329,14 @@ def register(app: Application) -> None:
         raise RuntimeError(f"the command table and the Telegram handlers differ: {sorted(differ)}")
     for command in table:
         handler = HANDLERS[command.name]
-        guarded = _guarded(command, handler) if command.admin else handler
+        guarded = admin_handlers.guarded(command, handler) if command.admin else handler
         app.add_handler(CommandHandler(command.name, guarded, filters=new))
     app.add_handler(CallbackQueryHandler(button))
     app.add_handler(InlineQueryHandler(inline_query))
     text = new & filters.TEXT & ~filters.COMMAND
     app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
     app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))
-    app.add_handler(MessageHandler(new & filters.Document.ALL, document))
+    app.add_handler(MessageHandler(new & filters.Document.ALL, admin_handlers.document))
     other = new & filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     app.add_handler(MessageHandler(other, not_text))
     app.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))

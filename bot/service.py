@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answerer import Answerer
 from bot.callbacks import content_fingerprint
 from bot.config import Settings, ensure_corpus
 from bot.db import Subscription
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
-_WORDY = re.compile(r"\w", re.UNICODE)
 MAX_KEYWORD = 30  # characters per subscription keyword: 20 of them still fit one message
 MAX_KEYWORDS = 20
 CONTEXT_SECONDS = 600  # a follow-up ("那武威呢?") refers to a question asked at most this long ago
@@ -208,16 +208,15 @@ class ChatService:
         and does not move on a reload that changed nothing, so 更多 buttons stay valid then."""
         return self.store.last_ingest_id()
 
+    @property
+    def answerer(self) -> Answerer:
+        return Answerer(self.engine, self.settings.chat.max_question_chars)
+
     def clean(self, question: str) -> str:
-        """Collapse whitespace and cut to the configured length: a question, not an essay."""
-        question = " ".join(question.split())
-        return question[: self.settings.chat.max_question_chars]
+        return self.answerer.clean(question)
 
     def _answer(self, question: str, offset: int) -> Answer:
-        if not _WORDY.search(question):
-            # Emoji, punctuation or nothing at all: the engine has no terms to look for.
-            return Answer(question=question, found=False, message="没有可检索的文字,请用中文提一个问题。")
-        return self.engine.ask(question, k=self.settings.chat.results_per_page, offset=offset)
+        return self.answerer.answer(question, k=self.settings.chat.results_per_page, offset=offset)
 
     # -- sources (原文) -------------------------------------------------------------------------
 

@@ -10,12 +10,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.ext import ContextTypes
 
 from bot import reports
+from bot.config import Settings
 from bot.render import Reply
+from bot.service import ChatService
 from retrieval.engine import Progress
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,19 @@ PROGRESS_AFTER = 3.0
 PROGRESS_EVERY = 3.0
 SEND_ATTEMPTS = 3
 SEND_RETRY_SECONDS = 0.5
+
+
+def service_of(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
+    return context.bot_data["service"]
+
+
+def settings_of(context: ContextTypes.DEFAULT_TYPE) -> Settings:
+    return context.bot_data["settings"]
+
+
+def is_group(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
