@@ -212,8 +212,11 @@ class Store:
     def ingest_entries(self, after: int = 0, upto: int | None = None, news_only: bool = False) -> list[IngestEntry]:
         """Ingest-log rows with `after` < id <= `upto`, oldest first; `news_only` leaves out backfill
         imports (history, consumed by digests unseen)."""
-        sql = "SELECT * FROM ingest_log WHERE id > ? AND id <= ?" + (" AND backfill = 0" if news_only else "")
-        rows = self.query(sql + " ORDER BY id", (after, upto if upto is not None else 2**63 - 1))
+        span = (after, upto if upto is not None else 2**63 - 1)
+        if news_only:
+            rows = self.query("SELECT * FROM ingest_log WHERE id > ? AND id <= ? AND backfill = 0 ORDER BY id", span)
+        else:
+            rows = self.query("SELECT * FROM ingest_log WHERE id > ? AND id <= ? ORDER BY id", span)
         return [IngestEntry(**{**dict(r), "backfill": bool(r["backfill"])}) for r in rows]
 
     def latest_issue_since(self) -> int | None:
