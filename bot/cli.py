@@ -288,8 +288,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_chat(args: argparse.Namespace) -> int:
-    from bot.bench_chat import main as bench_chat_main
-
+    """benchmarks/chat.py, which is not part of the installed product: it needs a source checkout."""
+    try:
+        from benchmarks.chat import main as bench_chat_main
+    except ImportError:
+        print("bench-chat needs a source checkout: python -m benchmarks.chat (docs/chat-benchmark.md)", file=sys.stderr)
+        return 2
     return bench_chat_main(args.rest)
 
 
