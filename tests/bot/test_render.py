@@ -25,9 +25,11 @@ def hit(rank: int, snippet: str, spans: tuple[tuple[int, int], ...] = (), issue:
 
 
 def test_highlight_escapes_and_bolds_merged_spans() -> None:
-    text = "a<b>&c 政协委员"
-    out = render.highlight(text, [(7, 9), (8, 11), (50, 60), (3, 3)])
-    assert out == "a&lt;b&gt;&amp;c <b>政协委员</b>"
+    text = "a<b>&c 政协委员 & <末尾>"
+    out = render.highlight(text, [(7, 9), (8, 11), (50, 60), (3, 3), (0, 1)])
+    # every character is there once, escaped — also after the last highlight
+    assert out == "<b>a</b>&lt;b&gt;&amp;c <b>政协委员</b> &amp; &lt;末尾&gt;"
+    assert render.highlight("x<y", []) == "x&lt;y"
 
 
 def test_answer_message_has_short_answer_citations_and_buttons() -> None:
