@@ -7,7 +7,7 @@ ranking off the event loop) and the terminal console, so both front ends behave 
 from __future__ import annotations
 
 from bot import batch, callbacks, render, reports
-from bot.callbacks import MoreRef, SourceRef
+from bot.callbacks import MoreRef
 from bot.render import Reply
 from bot.service import BadKeywords, ChatService, NotYours, Stale
 from retrieval.engine import BadIssueFile, Progress
@@ -60,7 +60,6 @@ def press(svc: ChatService, data: str, chat_id: int | None = None) -> ButtonResu
             if not asked.answer.hits:
                 return ButtonResult(notice="没有更多结果了。")
             return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.version))
-        assert isinstance(ref, SourceRef)
         source = svc.source(ref.key, ref.article, ref.paragraph, ref.fp)
     except Stale:
         return ButtonResult(notice=render.STALE_TEXT)
