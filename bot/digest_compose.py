@@ -7,16 +7,15 @@ each under Telegram's 4096-character limit. bot/digest.py delivers them exactly 
 from __future__ import annotations
 
 import html
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from bot.db import IngestEntry
 from bot.render import TELEGRAM_LIMIT, highlight, utf16_len
-from retrieval.answer import sentences
+from retrieval.layout import sentences, strip_dateline
 from retrieval.model import Article, Issue, printed
+from retrieval.tokenizer import match_form
 
 # Telegram counts message length in UTF-16 code units after entity parsing; measuring the raw
 # HTML (tags and all) in UTF-16 units against TELEGRAM_LIMIT is a safe over-estimate.
@@ -28,9 +27,6 @@ _SUBTITLE_MAX = 80
 _LEAD_MAX = 90
 _SENTENCE_MAX = 160
 
-# A sentence ends at Chinese or Western terminal punctuation, closing quotes/brackets included.
-# 本报平凉讯(通讯员宋晓玲) — the dateline's source tag says nothing a reader of a lead needs.
-_DATELINE = re.compile(r"^\s*本报[^,,。\s]{0,12}?讯\s*(?:[((][^))]{0,40}[))])?\s*")
 
 
 def _trim(text: str, limit: int) -> str:
@@ -41,7 +37,7 @@ def _trim(text: str, limit: int) -> str:
 def lead(article: Article) -> str:
     """The first sentence of the first paragraph, minus the 本报X讯(通讯员…) tag, trimmed to one line."""
     for para in article.paragraphs:
-        text = _DATELINE.sub("", para.text, count=1)
+        text = strip_dateline(para.text)
         first = next(iter(sentences(text)), "")
         if first:
             return _trim(first, _LEAD_MAX)
@@ -49,8 +45,8 @@ def lead(article: Article) -> str:
 
 
 def fold_for_matching(text: str) -> tuple[str, list[int]]:
-    """Text as keywords are matched against it: NFKC + lower case, character by character, with each
-    folded character's index in the original.
+    """Text as keywords are matched against it — retrieval's match form (NFKC + lower case), taken
+    character by character so each folded character keeps its index in the original.
 
     Matching runs on the folded form (full-width ＪＩＵ, 酒泉 vs 酒泉 typed on a phone), while
     highlighting must land on the original characters the reader sees.
@@ -58,17 +54,17 @@ def fold_for_matching(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
-        norm = unicodedata.normalize("NFKC", ch).lower()
+        norm = match_form(ch)
         out.append(norm)
         where.extend([i] * len(norm))
     return "".join(out), where
 
 
 def subscription_keywords(keywords: Sequence[str]) -> tuple[str, ...]:
-    """Distinct, non-empty keywords in the order given, folded as the text they are matched in."""
+    """Distinct, non-empty keywords in the order given, in the match form of the text they are found in."""
     seen: dict[str, None] = {}
     for kw in keywords:
-        norm = fold_for_matching(kw)[0].strip()
+        norm = match_form(kw).strip()
         if norm:
             seen.setdefault(norm, None)
     return tuple(seen)
@@ -118,7 +114,7 @@ def matching_sentence(article: Article, keywords: Sequence[str]) -> tuple[str, l
     best = ""
     best_score = 0
     for para in article.paragraphs:
-        for sent in sentences(_DATELINE.sub("", para.text, count=1)):
+        for sent in sentences(strip_dateline(para.text)):
             norm, _ = fold_for_matching(sent)
             score = sum(1 for kw in keywords if kw in norm)
             if score > best_score:

@@ -27,6 +27,7 @@ from bot.store import Store
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.followup import Reading, ask_in_context
 from retrieval.index import checkpoint
+from retrieval.layout import iso_date
 from retrieval.model import Answer, Article, Paragraph
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,13 @@ class BadKeywords(ValueError):
     """Subscription keywords refused; the message says why, for the user."""
 
 
-_DATE = re.compile(r"(\d{4})[-./年]?(\d{1,2})[-./月]?(\d{1,2})日?")
+# How a date is typed after /issue: 2024-01-06, 2024.1.6, 2024/1/6, 2024年1月6日, 20240106.
+_TYPED_DATE = re.compile(r"(\d{4})[-./年]?(\d{1,2})[-./月]?(\d{1,2})日?")
 
 
 def _iso_date(text: str) -> str | None:
-    m = _DATE.fullmatch(text.strip())
-    if not m:
-        return None
-    y, mo, d = (int(g) for g in m.groups())
-    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
+    m = _TYPED_DATE.fullmatch(text.strip())
+    return iso_date(*m.groups()) if m else None
 
 
 class ChatService:
