@@ -23,7 +23,7 @@ from bot.answerer import Answerer
 from bot.callbacks import content_fingerprint
 from bot.config import Settings, ensure_corpus
 from bot.db import Subscription
-from bot.store import Store
+from bot.store import NOT_A_QUESTION, Store
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.followup import Reading, ask_in_context
 from retrieval.index import checkpoint
@@ -184,9 +184,10 @@ class ChatService:
         """The query-log row 更多 refers to; None when it cannot be written (a full disk): the answer
         still goes out, only without 更多. Failures are counted (/stats) and logged, never raised."""
         try:
-            return self.store.log_query(
-                question, answer.found, len(answer.hits), seconds, chat_id, user_id, answer.tier, chat_type
-            )
+            asked = answer.found or answer.hits or answer.terms  # 你好 and 😀 reach no search
+            tier = answer.tier if asked else NOT_A_QUESTION
+            found, hits = answer.found, len(answer.hits)
+            return self.store.log_query(question, found, hits, seconds, chat_id, user_id, tier, chat_type)
         except (sqlite3.Error, OSError) as exc:
             self.log_failures += 1
             log.warning("query log not written (%s); answered anyway (%d so far)", exc, self.log_failures)

@@ -23,6 +23,11 @@ from bot.db import MIGRATIONS, Cursor, IngestEntry, LoggedQuery, StoreError, Sub
 
 log = logging.getLogger(__name__)
 
+# The query-log tier of a message that asked nothing (你好, 😀): logged for 更多 and /stats, but no
+# question the paper failed to answer.
+NOT_A_QUESTION = "chat"
+_A_QUESTION = f"COALESCE(tier, '') != '{NOT_A_QUESTION}'"
+
 
 class Store:
     """SQLite-backed state; `Store(":memory:")` gives a fresh store for tests."""
@@ -366,7 +371,8 @@ class Store:
         last asking), most asked first; the same question typed differently (spaces, punctuation)
         counts once."""
         rows = self.query(
-            "SELECT question, tier FROM query_log WHERE NOT found AND asked_at >= ? ORDER BY id", (since,)
+            f"SELECT question, tier FROM query_log WHERE NOT found AND asked_at >= ? AND {_A_QUESTION} ORDER BY id",
+            (since,),
         )
         seen: dict[str, list] = {}
         for r in rows:
@@ -402,7 +408,9 @@ class Store:
 
     def asked_between(self, since: float) -> tuple[int, int]:
         """(questions, confidently answered) asked since `since`."""
-        row = self.query("SELECT COUNT(*), COALESCE(SUM(found), 0) FROM query_log WHERE asked_at >= ?", (since,))[0]
+        row = self.query(
+            f"SELECT COUNT(*), COALESCE(SUM(found), 0) FROM query_log WHERE asked_at >= ? AND {_A_QUESTION}", (since,)
+        )[0]
         return int(row[0]), int(row[1])
 
     # -- issue keys ---------------------------------------------------------------------------
