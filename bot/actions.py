@@ -210,7 +210,8 @@ def inline(svc: ChatService, question: str, user_id: int) -> tuple[list[render.I
     """Inline mode: the results for `@bot 问题` and the query-log id the "more in the bot" link uses.
     Read alone (an inline query has no conversation), logged as chat type "inline"."""
     asked = svc.ask(question, chat_id=None, user_id=user_id, chat_type="inline", follow=False)
-    return render.inline_items(asked.answer), asked.query_id
+    items = render.inline_items(asked.answer)
+    return items, asked.query_id if items or asked.answer.terms else None  # no link back for 😀
 
 
 def deep_link(svc: ChatService, payload: str, chat_id: int, user_id: int | None) -> list[Reply] | None:

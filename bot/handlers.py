@@ -15,6 +15,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
+    InlineQueryResultsButton,
     InputTextMessageContent,
     Message,
     MessageEntity,
@@ -128,6 +129,10 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if query_id is not None and context.bot.username:
         url = f"https://t.me/{context.bot.username}?start=q{query_id}"
         more = InlineKeyboardMarkup([[InlineKeyboardButton("在机器人中查看更多", url=url)]])
+    if not items:  # nothing to offer here: a button above the (empty) list asks in the bot instead
+        button = InlineQueryResultsButton(render.INLINE_NOTHING, start_parameter=f"q{query_id}") if query_id else None
+        await query.answer([], cache_time=0, is_personal=True, button=button)
+        return
     results = [
         InlineQueryResultArticle(
             id=f"{query_id or 0}-{i}",  # ≤ 64 bytes

@@ -385,6 +385,7 @@ class InlineItem:
 
 
 INLINE_MAX = 5  # results offered; Telegram allows 50
+INLINE_NOTHING = "没有找到相关报道 · 到机器人里提问"  # the button over an empty inline list (≤ 64 chars)
 
 
 def inline_items(answer: Answer) -> list[InlineItem]:

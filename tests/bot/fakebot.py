@@ -24,7 +24,14 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from tests.bot.fakebot_http import ApiHandler
-from tests.bot.telegram_rules import BotAPIError, as_plain, check_inline_results, check_markup, check_text
+from tests.bot.telegram_rules import (
+    BotAPIError,
+    as_plain,
+    check_inline_button,
+    check_inline_results,
+    check_markup,
+    check_text,
+)
 
 TOKEN = "123456:TEST-token_for_fake-server"
 BOT_ID = 123456
@@ -358,6 +365,7 @@ class FakeBotAPI:
             return msg
         if method == "answerInlineQuery":
             check_inline_results(params.get("results") or [])
+            check_inline_button(params.get("button"))
             return True
         if method == "editMessageReplyMarkup":
             check_markup(params.get("reply_markup"))

@@ -54,6 +54,15 @@ def check_text(text: str, parse_mode: str | None) -> None:
         raise BotAPIError(400, "Bad Request: message is too long")
 
 
+def check_inline_button(button: dict[str, Any] | None) -> None:
+    """answerInlineQuery's `button`: a text and a deep-link parameter of 1-64 of A-Z a-z 0-9 _ -."""
+    if button is None:
+        return
+    start = str(button.get("start_parameter", ""))
+    if not button.get("text") or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start):
+        raise BotAPIError(400, "Bad Request: BUTTON_INVALID")
+
+
 def check_inline_results(results: list[dict[str, Any]]) -> None:
     """What Telegram refuses in answerInlineQuery: over 50 results, ids over 64 bytes or repeated,
     message text that would not parse, buttons with neither callback data nor a URL."""
