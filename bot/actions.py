@@ -6,8 +6,9 @@ ranking off the event loop) and the terminal console, so both front ends behave 
 
 from __future__ import annotations
 
-from bot import batch, render
-from bot.render import MoreRef, Reply, SourceRef
+from bot import batch, callbacks, render, reports
+from bot.callbacks import MoreRef
+from bot.render import Reply
 from bot.service import BadKeywords, ChatService, NotYours, Stale
 from retrieval.engine import BadIssueFile, Progress
 from retrieval.model import Answer
@@ -50,7 +51,7 @@ class ButtonResult:
 def press(svc: ChatService, data: str, chat_id: int | None = None) -> ButtonResult:
     """Resolve callback data pressed in `chat_id`: the next page (更多), a paragraph (原文) or a
     whole article (全文). A 更多 for another chat's question is refused."""
-    ref = render.parse_data(data)
+    ref = callbacks.parse_data(data)
     if ref is None:
         return ButtonResult(notice=render.STALE_TEXT)
     try:
@@ -59,7 +60,6 @@ def press(svc: ChatService, data: str, chat_id: int | None = None) -> ButtonResu
             if not asked.answer.hits:
                 return ButtonResult(notice="没有更多结果了。")
             return ButtonResult(_page(svc, asked.answer, ref.query_id, ref.version))
-        assert isinstance(ref, SourceRef)
         source = svc.source(ref.key, ref.article, ref.paragraph, ref.fp)
     except Stale:
         return ButtonResult(notice=render.STALE_TEXT)
@@ -78,7 +78,7 @@ def reload(
     svc: ChatService, backfill: bool = False, progress: Progress | None = None, confirm: bool = False
 ) -> list[Reply]:
     report = svc.reload(confirm_removal=confirm, backfill=backfill, progress=progress)
-    return render.report_replies(report, backfill=backfill)
+    return reports.report_replies(report, backfill=backfill)
 
 
 def reload_command(svc: ChatService, args: list[str], progress: Progress | None = None) -> list[Reply]:
@@ -86,7 +86,7 @@ def reload_command(svc: ChatService, args: list[str], progress: Progress | None 
     of the issues; anything else gets the usage, not a guess."""
     words = {a.lower() for a in args}
     if len(words) != len(args) or not words <= {BACKFILL, CONFIRM}:
-        return [Reply(render.RELOAD_USAGE_HTML)]
+        return [Reply(reports.RELOAD_USAGE_HTML)]
     return reload(svc, BACKFILL in words, progress, confirm=CONFIRM in words)
 
 
@@ -101,7 +101,7 @@ def add_zip(
     if not archive.files and not archive.refused:
         return [Reply(f"⚠️ 未收录 {render.esc(name)}:压缩包里没有文件。")]
     report = svc.add_batch(archive.files, archive.refused, backfill, progress)
-    return render.report_replies(report, title=f"已导入 {name}", backfill=backfill)
+    return reports.report_replies(report, title=f"已导入 {name}", backfill=backfill)
 
 
 def add_file(svc: ChatService, name: str, data: bytes, backfill: bool = False) -> list[Reply]:
@@ -110,7 +110,7 @@ def add_file(svc: ChatService, name: str, data: bytes, backfill: bool = False) -
         report = svc.add_file(name, data, backfill)
     except BadIssueFile as exc:
         return [Reply(f"⚠️ 未收录:{render.esc(str(exc))}")]
-    return render.report_replies(report, title=f"已收录 {name}", backfill=backfill)
+    return reports.report_replies(report, title=f"已收录 {name}", backfill=backfill)
 
 
 def stats(svc: ChatService) -> list[Reply]:
@@ -118,7 +118,7 @@ def stats(svc: ChatService) -> list[Reply]:
     c = s.corpus
     return [
         Reply(
-            render.stats_html(
+            reports.stats_html(
                 c.issues, c.articles, c.paragraphs, s.questions, s.subscribers, s.answered, s.log_failures
             )
         )
@@ -175,10 +175,10 @@ def unanswered(svc: ChatService, args: list[str] | None = None) -> list[Reply]:
     """/unanswered [days]: questions without a confident answer, deduplicated, most asked first."""
     args = args or []
     if len(args) > 1 or (args and not (args[0].isdigit() and 1 <= int(args[0]) <= 365)):
-        return [Reply(render.UNANSWERED_USAGE_HTML)]
+        return [Reply(reports.UNANSWERED_USAGE_HTML)]
     days = int(args[0]) if args else 7
     rows, asked, answered = svc.unanswered(days)
-    return [Reply(render.unanswered_html(days, rows, asked, answered))]
+    return [Reply(reports.unanswered_html(days, rows, asked, answered))]
 
 
 WEEK = 7 * 86400
@@ -188,7 +188,7 @@ def weekly(svc: ChatService, chat_id: int, args: list[str] | None = None) -> lis
     """/weekly on|off — admins: the weekly summary, sent on the digest schedule once a week."""
     words = [a.lower() for a in args or []]
     if words not in (["on"], ["off"]):
-        return [Reply(render.WEEKLY_USAGE_HTML)]
+        return [Reply(reports.WEEKLY_USAGE_HTML)]
     if words == ["on"]:
         svc.store.weekly_optin(chat_id, True)
         return [Reply(f"✅ 已开启每周问答小结:随摘要定时发送,每周一次。{digest_schedule(svc)}")]
@@ -202,7 +202,7 @@ def weekly_due(svc: ChatService, now: float) -> list[tuple[int, list[Reply]]]:
     if not due:
         return []
     rows, asked, answered = svc.unanswered(7)
-    replies = [Reply(render.weekly_html(rows, asked, answered))]
+    replies = [Reply(reports.weekly_html(rows, asked, answered))]
     return [(chat_id, replies) for chat_id in due]
 
 
@@ -210,7 +210,8 @@ def inline(svc: ChatService, question: str, user_id: int) -> tuple[list[render.I
     """Inline mode: the results for `@bot 问题` and the query-log id the "more in the bot" link uses.
     Read alone (an inline query has no conversation), logged as chat type "inline"."""
     asked = svc.ask(question, chat_id=None, user_id=user_id, chat_type="inline", follow=False)
-    return render.inline_items(asked.answer), asked.query_id
+    items = render.inline_items(asked.answer)
+    return items, asked.query_id if items or asked.answer.terms else None  # no link back for 😀
 
 
 def deep_link(svc: ChatService, payload: str, chat_id: int, user_id: int | None) -> list[Reply] | None:

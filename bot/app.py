@@ -24,8 +24,8 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 
 from bot import digest_jobs, handlers
 from bot.config import TOKEN_ENV, ConfigError, Settings, ensure_corpus, load_settings
+from bot.db import StoreError
 from bot.service import ChatService, FloodGuard
-from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,6 @@ def build_application(settings: Settings, service: ChatService | None = None, fl
         .post_shutdown(post_shutdown)
         .build()
     )
-    digest_jobs.register(app)  # /digest, ahead of the handlers' unknown-command fallback
     handlers.register(app)
     return app
 

@@ -12,14 +12,11 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from retrieval.engine import ReloadReport
-from retrieval.model import Answer
-
-_BOLD, _MARK, _DIM, _RESET = "\033[1m", "\033[1;33m", "\033[2m", "\033[0m"
+from bot.cli_output import TerminalProgress, answer_to_json, format_answer, format_report
 
 
 def _settings(args: argparse.Namespace):  # -> Settings; imported lazily to keep `--help` fast
@@ -70,85 +67,26 @@ def _engine(args: argparse.Namespace):
 
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Any]:
-    """The engine for a read-only command, its service (when there is one) closed afterwards."""
+    """For a read-only command: the chat's way to an answer (bot.service.Answerer: cleaning, the
+    length cap, the no-text check) over the engine, without the query log; its service (when there
+    is one) closed afterwards. `.engine` is the engine itself (verify checks its index)."""
+    from bot.answerer import Answerer
+
     engine, service = _engine(args)
     try:
-        yield engine
+        settings = service.settings if service is not None else _settings(args)
+        yield Answerer(engine, settings.chat.max_question_chars)
     finally:
         if service is not None:
             service.close()
-
-
-def answer_to_json(answer: Answer) -> dict:
-    """The `ask --json` contract (DESIGN.md §4)."""
-    return {
-        "question": answer.question,
-        "found": answer.found,
-        "tier": answer.tier,
-        "confidence": round(answer.confidence, 4),
-        "answer": answer.short_answer,
-        **({"readings": list(answer.readings)} if answer.readings else {}),
-        "hits": [
-            {
-                "rank": h.rank,
-                "score": round(h.score, 4),
-                "issue": h.citation.issue,
-                "date": h.citation.date,
-                "page": h.citation.page,
-                "article": h.citation.headline,
-                "paragraph": h.citation.paragraph,
-                "snippet": h.snippet,
-                "text": h.paragraph.text,
-            }
-            for h in answer.hits
-        ],
-        **({"message": answer.message} if answer.message else {}),
-    }
-
-
-def _marked(text: str, spans: Sequence[tuple[int, int]], color: bool) -> str:
-    if not color or not spans:
-        return text
-    out, pos = [], 0
-    for start, end in spans:
-        out += [text[pos:start], _MARK, text[start:end], _RESET]
-        pos = end
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def format_answer(answer: Answer, color: bool = False) -> str:
-    """Readable terminal form: short answer, then each snippet with its citation."""
-    if not answer.hits:
-        return answer.message or "没有找到答案。"
-    lines = [f"({'; '.join(answer.readings)})"] if answer.readings else []
-    if answer.tier != "answer" and answer.message:
-        lines.append(answer.message)
-    if answer.short_answer:
-        lines.append(f"{_BOLD if color else ''}答: {answer.short_answer}{_RESET if color else ''}")
-    for h in answer.hits:
-        lines.append(f"{h.rank}. {_marked(h.snippet, h.highlights, color)}")
-        cite = f"   —— {h.citation.label()}"
-        lines.append(f"{_DIM}{cite}{_RESET}" if color else cite)
-    return "\n".join(lines)
-
-
-def format_report(report: ReloadReport, full: bool = False, backfill: bool = False) -> str:
-    """The same report the bot sends (totals, date range, first issues, refusals); `full`: every file."""
-    from bot import render
-
-    if full:
-        return render.report_text(report, "资料库已更新").rstrip()
-    text = render.to_plain(render.report_html(report, backfill=backfill))
-    return text.replace("完整清单见附件。", "完整清单:加 --list 再运行一次。")  # no attachment in a terminal
 
 
 # ---------------------------------------------------------------- commands
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    with _opened(args) as engine:
-        answer = engine.ask(" ".join(args.question), k=args.k)
+    with _opened(args) as answerer:
+        answer = answerer.ask(" ".join(args.question), k=args.k)
     if args.json:
         print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
     else:
@@ -168,8 +106,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
-    with _opened(args) as engine:
-        results = [(path, evaluate(engine, cases)) for path, cases in sets]
+    with _opened(args) as answerer:
+        results = [(path, evaluate(answerer, cases)) for path, cases in sets]
     if args.verbose:
         for _, result in results:
             for line in result.failures:
@@ -196,8 +134,9 @@ def _eval_conversations(args: argparse.Namespace, paths: list[Path]) -> int:
     except (OSError, ValueError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
-    with _opened(args) as engine:
-        results = [(p, evaluate_conversations(engine, c, engine.newest, in_context=not args.alone)) for p, c in sets]
+    with _opened(args) as answerer:
+        newest = answerer.newest
+        results = [(p, evaluate_conversations(answerer, c, newest, in_context=not args.alone)) for p, c in sets]
     for path, result in results:
         if args.verbose:
             for line in result.failures:
@@ -250,35 +189,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 1 if report.refused and not report.issues else 0
 
 
-class TerminalProgress:
-    """A one-line progress bar on stderr for long ingests (files done / total, elapsed, ETA); the CLI
-    uses it only at a terminal, so logs and pipes stay clean."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if total <= 0 or (done < total and now - self.last < 0.2):  # a few redraws a second, not one a file
-            return
-        self.last = now
-        elapsed = now - self.started
-        eta = elapsed / done * (total - done) if done else 0.0
-        filled = int(30 * done / total)
-        line = f"\r{stage} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} files, {elapsed:.0f} s, ETA {eta:.0f} s"
-        print(line, end="", file=sys.stderr, flush=True)
-        self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            print(file=sys.stderr)
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     """Online copy of bot.sqlite3 (subscriptions, ingest log, digest cursors) while the bot runs."""
-    from bot.store import StoreError, backup
+    from bot.db import StoreError, backup
 
     source = _settings(args).db_path
     target = Path(args.file)
@@ -330,80 +243,13 @@ def _default_sets(root: Path) -> list[Path]:
     ]
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """One line per thing a start needs — config, corpus, data folder, Telegram — ✓ or ✗; exit 1 on any ✗."""
-    from bot.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(f"✗ config: {exc}")
-        return 1
-    lines = [(True, f"config: {settings.source or '(built-in defaults, no config.toml)'}")]
-    lines.append(_check_corpus(settings))
-    lines.append(_check_writable(settings.data_dir))
-    lines.append(_check_telegram(settings))
-    for ok, text in lines:
-        print(("✓ " if ok else "✗ ") + text)
-    return 0 if all(ok for ok, _ in lines) else 1
-
-
-def _check_corpus(settings) -> tuple[bool, str]:  # settings: Settings
-    corpus = settings.corpus_dir
-    if corpus.is_dir():
-        return True, f"corpus: {corpus} — {len(list(corpus.glob('*.txt')))} issue files"
-    seeds = settings.seed_from
-    if seeds is not None and not settings.db_path.exists():
-        count = len(list(seeds.glob("*.txt")))
-        return True, f"corpus: {corpus} — filled from {seeds.name}/ ({count} files) at the first run"
-    return False, f"corpus: no such folder {corpus}"
-
-
-def _check_writable(folder: Path) -> tuple[bool, str]:
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-"):
-            pass
-    except OSError as exc:
-        return False, f"data folder: {folder} is not writable ({exc.strerror})"
-    return True, f"data folder: {folder} (writable)"
-
-
-def _check_telegram(settings) -> tuple[bool, str]:  # settings: Settings
-    import asyncio
-
-    tg = settings.telegram
-    if not tg.token:
-        return True, "Telegram: no token configured — `run` serves the terminal console"
-
-    async def get_me() -> str:
-        from telegram import Bot
-        from telegram.request import HTTPXRequest
-
-        request = HTTPXRequest(proxy=tg.proxy or None)
-        async with Bot(tg.token, base_url=tg.bot_url, base_file_url=tg.file_url, request=request) as bot:
-            return bot.username
-
-    from bot.app import startup_error
-
-    try:
-        name = asyncio.run(get_me())
-    except Exception as exc:
-        return False, "Telegram: " + (startup_error(exc, settings) or f"{type(exc).__name__}: {exc}")
-    return (
-        True,
-        f"Telegram: token accepted, the bot is @{name} ({tg.api_base_url}{', via ' + tg.proxy if tg.proxy else ''})",
-    )
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     """The live index against rank_bm25.BM25Okapi on its own tokens: top-k ids and scores for a sample."""
     from retrieval.eval import load_cases
     from retrieval.verify import sample_questions, verify
 
-    with _opened(args) as engine:
+    with _opened(args) as answerer:
+        engine = answerer.engine
         questions = (
             [c.question for c in load_cases(Path(args.questions))][: args.n]
             if args.questions
@@ -423,6 +269,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.cli_check import check
+
+    return check(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run
 
@@ -436,8 +288,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_chat(args: argparse.Namespace) -> int:
-    from bot.bench_chat import main as bench_chat_main
-
+    """benchmarks/chat.py, which is not part of the installed product: it needs a source checkout."""
+    try:
+        from benchmarks.chat import main as bench_chat_main
+    except ImportError:
+        print("bench-chat needs a source checkout: python -m benchmarks.chat (docs/chat-benchmark.md)", file=sys.stderr)
+        return 2
     return bench_chat_main(args.rest)
 
 
@@ -446,17 +302,17 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from retrieval.eval import load_cases
 
     started = time.perf_counter()
-    with _opened(args) as engine:
-        first = engine.ask("酒泉市政协2023年落地了几个项目")
+    with _opened(args) as answerer:
+        first = answerer.ask("酒泉市政协2023年落地了几个项目")
         cold = _since_process_start(started)
         questions = [c.question for c in load_cases(Path(args.questions))] if args.questions else [first.question]
         for q in questions:  # warm-up: jieba's lazy parts, caches
-            engine.ask(q)
+            answerer.ask(q)
         times = []
         for _ in range(args.rounds):
             for q in questions:
                 t = time.perf_counter()
-                engine.ask(q)
+                answerer.ask(q)
                 times.append((time.perf_counter() - t) * 1000)
     times.sort()
     p = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TELEGRAM_API = "https://api.telegram.org"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+# The one cap on a question's length, in characters (chat, inline mode and the CLI alike): a
+# question, not an essay; [chat] max_question_chars overrides it.
+MAX_QUESTION_CHARS = 300
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where config.example.toml is
@@ -59,7 +62,7 @@ class ChatSettings:
     results_per_page: int = 3
     rate_limit_count: int = 6  # questions a user may ask per window …
     rate_limit_seconds: float = 30.0  # … before getting a polite "please slow down"
-    max_question_chars: int = 300  # longer messages are cut: a question, not an essay
+    max_question_chars: int = MAX_QUESTION_CHARS  # longer messages are cut: a question, not an essay
     concurrent_updates: int = 16
 
 
@@ -217,7 +220,7 @@ def parse_settings(
         results_per_page=_positive(chat_s, "results_per_page", int, 3),
         rate_limit_count=_positive(chat_s, "rate_limit_count", int, 6),
         rate_limit_seconds=_positive(chat_s, "rate_limit_seconds", float, 30.0, minimum=0),
-        max_question_chars=_positive(chat_s, "max_question_chars", int, 300, minimum=10),
+        max_question_chars=_positive(chat_s, "max_question_chars", int, MAX_QUESTION_CHARS, minimum=10),
         concurrent_updates=_positive(chat_s, "concurrent_updates", int, 16),
     )
     if chat.results_per_page > 10:

@@ -11,10 +11,11 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from bot import actions, render
+from bot import actions, commands, render, reports
 from bot.config import Settings
 from bot.digest_jobs import ConsoleDigest
 from bot.render import Reply
@@ -33,8 +34,9 @@ _CONSOLE_HELP = (
 
 
 class Console:
-    def __init__(self, svc: ChatService, out: TextIO, color: bool = False) -> None:
+    def __init__(self, svc: ChatService, out: TextIO, color: bool = False, admin: bool = True) -> None:
         self.svc = svc
+        self.admin = admin  # the operator at the terminal is one; tests try the refusal
         self.out = out
         self.color = color  # a terminal: matched terms and the short answer in bold yellow, as `ask` shows them
         self.buttons: dict[str, str] = {}  # console command → callback data, for the last question
@@ -67,51 +69,58 @@ class Console:
         if not line.startswith("/"):
             self.show(actions.ask(self.svc, line, CONSOLE_CHAT, None, "console"))
             return True
-        command, _, rest = line.partition(" ")
-        command = command.lower().split("@")[0]
+        word, _, rest = line.partition(" ")
+        word = word.lower().split("@")[0]
+        command = commands.find(word[1:])
+        if command is None or not command.console:
+            print(render.to_plain(render.unknown_command_html(word)) + "\n", file=self.out)
+            return True
+        if commands.refused(command, self.admin):
+            self.show([Reply(render.NOT_ADMIN_HTML)])
+            return True
+        return self._run(command.name, rest) is not False
+
+    def _run(self, name: str, rest: str) -> bool | None:
+        """The console's side of the command table: one entry per command it serves."""
         args = rest.split()
-        if command in ("/quit", "/exit"):
-            return False
-        if command in ("/help", "/start"):
-            self.show([Reply(render.help_html(admin=True)), Reply(_CONSOLE_HELP)])
-        elif command == "/ask":
-            self.show(
-                actions.ask(self.svc, rest, CONSOLE_CHAT, None, "console")
+        svc = self.svc
+        runs: dict[str, Callable[[], list[Reply]]] = {
+            "help": self._help,
+            "start": self._help,
+            "ask": lambda: (
+                actions.ask(svc, rest, CONSOLE_CHAT, None, "console")
                 if rest.strip()
                 else [Reply(render.ASK_USAGE_HTML)]
-            )
-        elif command in ("/more", "/source", "/full"):
-            self.press(command + (f" {args[0]}" if args else ""))
-        elif command == "/new":
-            self.show(actions.new_topic(self.svc, CONSOLE_CHAT, None))
-        elif command == "/latest":
-            self.show(actions.issue(self.svc, []))
-        elif command == "/issue":
-            self.show(actions.issue(self.svc, args) if args else [Reply(render.ISSUE_USAGE_HTML)])
-        elif command == "/unanswered":
-            self.show(actions.unanswered(self.svc, args))
-        elif command == "/weekly":  # at a terminal: this week's summary now; on/off as in Telegram
-            rows, asked, answered = self.svc.unanswered(7)
-            self.show(
-                actions.weekly(self.svc, CONSOLE_CHAT, args)
-                if args
-                else [Reply(render.weekly_html(rows, asked, answered))]
-            )
-        elif command == "/reload":
-            self.show(actions.reload_command(self.svc, args))
-        elif command == "/stats":
-            self.show(actions.stats(self.svc))
-        elif command == "/subscribe":
-            self.show(actions.subscribe(self.svc, CONSOLE_CHAT, args))
-        elif command == "/unsubscribe":
-            self.show(actions.unsubscribe(self.svc, CONSOLE_CHAT))
-        elif command == "/subscriptions":
-            self.show(actions.subscriptions(self.svc, CONSOLE_CHAT))
-        elif command == "/digest":
-            self.show(self.digest.command(args))
-        else:
-            print(render.to_plain(render.unknown_command_html(command)) + "\n", file=self.out)
-        return True
+            ),
+            "new": lambda: actions.new_topic(svc, CONSOLE_CHAT, None),
+            "latest": lambda: actions.issue(svc, []),
+            "issue": lambda: actions.issue(svc, args) if args else [Reply(render.ISSUE_USAGE_HTML)],
+            "unanswered": lambda: actions.unanswered(svc, args),
+            "weekly": lambda: self._weekly(args),
+            "reload": lambda: actions.reload_command(svc, args),
+            "stats": lambda: actions.stats(svc),
+            "subscribe": lambda: actions.subscribe(svc, CONSOLE_CHAT, args),
+            "unsubscribe": lambda: actions.unsubscribe(svc, CONSOLE_CHAT),
+            "subscriptions": lambda: actions.subscriptions(svc, CONSOLE_CHAT),
+            "digest": lambda: self.digest.command(args),
+        }
+        if name in ("quit", "exit"):
+            return False
+        if name in ("more", "source", "full"):
+            self.press(f"/{name}" + (f" {args[0]}" if args else ""))
+            return None
+        self.show(runs[name]())
+        return None
+
+    def _help(self) -> list[Reply]:
+        return [Reply(render.help_html(admin=self.admin)), Reply(_CONSOLE_HELP)]
+
+    def _weekly(self, args: list[str]) -> list[Reply]:
+        """At a terminal: this week's summary now; on/off as in Telegram."""
+        if args:
+            return actions.weekly(self.svc, CONSOLE_CHAT, args)
+        rows, asked, answered = self.svc.unanswered(7)
+        return [Reply(reports.weekly_html(rows, asked, answered))]
 
     def press(self, command: str) -> None:
         data = self.buttons.get(command)

@@ -12,18 +12,18 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
-from telegram.ext import Application, CommandHandler, ContextTypes, filters
+from telegram.constants import ChatType
+from telegram.ext import Application, ContextTypes, JobQueue
 
-from bot import render
+from bot import actions
 from bot.config import Settings
 from bot.digest import Digester, Pacer
-from bot.render import Reply
+from bot.render import Reply, esc
 from bot.schedule import cron_trigger, next_run
 from bot.service import ChatService
+from bot.telegram_io import send, send_to
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,6 @@ async def send_weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
     Telegram refuses now is tried again at the next run (it is marked sent only once delivered)."""
     import time
 
-    from bot import actions
-    from bot.handlers import send_to
-
     service: ChatService = context.bot_data["service"]
     now = time.time()
     for chat_id, replies in await asyncio.to_thread(actions.weekly_due, service, now):
@@ -70,9 +67,14 @@ async def send_weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
         await asyncio.to_thread(service.store.weekly_sent, chat_id, now)
 
 
+def _job_queue(app: Application) -> JobQueue:
+    if app.job_queue is None:
+        raise RuntimeError("python-telegram-bot[job-queue] is required")
+    return app.job_queue
+
+
 def _schedule_resume(app: Application, delay: float) -> None:
-    jq = app.job_queue
-    assert jq is not None
+    jq = _job_queue(app)
     for job in jq.get_jobs_by_name(RESUME_JOB):
         job.schedule_removal()
     jq.run_once(digest_job, when=delay, name=RESUME_JOB)
@@ -97,8 +99,7 @@ async def start(app: Application, now: datetime | None = None) -> None:
         max_messages=settings.digest.max_messages,
     )
     app.bot_data["digester"] = digester
-    jq = app.job_queue
-    assert jq is not None, "python-telegram-bot[job-queue] is required"
+    jq = _job_queue(app)
     cfg = settings.digest
     tz = cfg.tzinfo
     now = now or datetime.now(tz)
@@ -122,24 +123,25 @@ async def start(app: Application, now: datetime | None = None) -> None:
 
 
 async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/digest — admins: preview this chat's pending digest; /digest all — run it for everyone now."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    """/digest — admins (checked by the command table's guard): preview this chat's pending digest;
+    /digest all — run it for everyone now."""
+    message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None:
         return
     settings = _settings(context)
-    if not settings.is_admin(user.id if user else None):
-        await message.reply_text(render.NOT_ADMIN_HTML, parse_mode=ParseMode.HTML)
-        return
     digester = _digester(context)
     args = [a.lower() for a in context.args or []]
+    quote = chat.type != ChatType.PRIVATE  # as replies in groups always were: clear whose /digest it was
     if args == ["all"]:
         report = await digester.run(context.bot, kind="manual")
         if report.retry_after is not None:
             _schedule_resume(context.application, report.retry_after + 1)
-        await message.reply_text(report.summary())
+        await send(message, [Reply(esc(report.summary()))], quote=quote)
         return
     if args:
-        await message.reply_text("用法:/digest 预览本聊天的待发摘要;/digest all 立即向所有订阅者推送。")
+        await send(
+            message, [Reply("用法:/digest 预览本聊天的待发摘要;/digest all 立即向所有订阅者推送。")], quote=quote
+        )
         return
     parts = await digester.preview(chat.id)
     when = next_run(settings.digest.cron, settings.digest.tzinfo, datetime.now(settings.digest.tzinfo))
@@ -149,16 +151,11 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         else "定时推送未开启([digest] enabled = false)。"
     )
     if not parts:
-        await message.reply_text(f"本聊天没有待发送的摘要。{schedule}")
+        await send(message, [Reply(esc(f"本聊天没有待发送的摘要。{schedule}"))], quote=quote)
         return
-    for part in parts:
-        await message.reply_text(part, parse_mode=ParseMode.HTML)
-    await message.reply_text(f"以上为预览,不影响正式推送。{schedule}")
-
-
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add /digest; call before the handlers' catch-all for unknown commands."""
-    app.add_handler(CommandHandler("digest", digest_command, filters=filters.UpdateType.MESSAGE))
+    await send(
+        message, [*(Reply(part) for part in parts), Reply(esc(f"以上为预览,不影响正式推送。{schedule}"))], quote=quote
+    )
 
 
 def console_pacer() -> Pacer:

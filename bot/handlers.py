@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections.abc import Callable, Sequence
 
 from telegram import (
-    Bot,
     BotCommand,
     BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
-    InputFile,
+    InlineQueryResultsButton,
     InputTextMessageContent,
     Message,
     MessageEntity,
     Update,
 )
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -37,76 +33,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import actions, render
-from bot.config import Settings
+from bot import actions, admin_handlers, commands, digest_jobs, render
 from bot.render import Reply
-from bot.service import ChatService, FloodGuard
-from retrieval.engine import Progress
+from bot.service import FloodGuard
+from bot.telegram_io import is_group, send, service_of, settings_of
 
 log = logging.getLogger(__name__)
-
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Telegram refuses bot downloads above 20 MB
-# An import still running after PROGRESS_AFTER seconds gets a progress message, edited every
-# PROGRESS_EVERY seconds (well under Telegram's edit rate limits) until the report replaces it.
-PROGRESS_AFTER = 3.0
-PROGRESS_EVERY = 3.0
-SEND_ATTEMPTS = 3
-SEND_RETRY_SECONDS = 0.5
-
-
-def _svc(context: ContextTypes.DEFAULT_TYPE) -> ChatService:
-    return context.bot_data["service"]
-
-
-def _settings(context: ContextTypes.DEFAULT_TYPE) -> Settings:
-    return context.bot_data["settings"]
-
-
-def _is_group(update: Update) -> bool:
-    chat = update.effective_chat
-    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    if not reply.buttons:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.text, callback_data=b.data) for b in row] for row in reply.buttons]
-    )
-
-
-async def send_to(bot: Bot, chat_id: int, replies: Sequence[Reply]) -> None:
-    """Send replies to a chat nobody is talking in right now (a scheduled summary)."""
-    for reply in replies:
-        await bot.send_message(
-            chat_id, reply.html, parse_mode=ParseMode.HTML, reply_markup=keyboard(reply), disable_web_page_preview=True
-        )
-
-
-async def send(message: Message, replies: Sequence[Reply], quote: bool = False) -> None:
-    """Send replies in order; only the first quotes the question (in groups, so it is clear whose)."""
-    for i, reply in enumerate(replies):
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                await message.reply_text(
-                    reply.html,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(reply),
-                    do_quote=quote and i == 0,
-                    disable_web_page_preview=True,
-                )
-                if reply.attachment is not None:
-                    await message.reply_document(
-                        InputFile(reply.attachment.data, filename=reply.attachment.filename), do_quote=False
-                    )
-                break
-            except BadRequest:
-                raise  # our mistake: retrying would not help
-            except NetworkError as exc:  # 5xx, timeouts, dropped connections: usually gone in a moment
-                if attempt == SEND_ATTEMPTS - 1:
-                    raise
-                log.warning("send failed (%s), retrying", exc)
-                await asyncio.sleep(SEND_RETRY_SECONDS * (attempt + 1))
 
 
 # -- questions -----------------------------------------------------------------------------------
@@ -118,22 +50,24 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     if message is None:
         return
     if not question.strip():
-        await send(message, [Reply(render.ASK_USAGE_HTML)], quote=_is_group(update))
+        await send(message, [Reply(render.ASK_USAGE_HTML)], quote=is_group(update))
         return
     guard: FloodGuard = context.bot_data["flood"]
     user_id = user.id if user else message.chat_id
     allowed, warn = guard.check(user_id)
     if not allowed:
         if warn:
-            await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=_is_group(update))
+            await send(message, [Reply(render.flood_html(guard.retry_in(user_id)))], quote=is_group(update))
         return
     chat_type = update.effective_chat.type if update.effective_chat else None
     # One person's questions in one chat are answered one at a time, in the order they came: a
     # follow-up ("那武威呢?") must be read after the question it follows, not race it.
     locks: dict[tuple[int, int], asyncio.Lock] = context.bot_data.setdefault("question_locks", {})
     async with locks.setdefault((message.chat_id, user_id), asyncio.Lock()):
-        replies = await asyncio.to_thread(actions.ask, _svc(context), question, message.chat_id, user_id, chat_type)
-        await send(message, replies, quote=_is_group(update))
+        replies = await asyncio.to_thread(
+            actions.ask, service_of(context), question, message.chat_id, user_id, chat_type
+        )
+        await send(message, replies, quote=is_group(update))
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -190,11 +124,15 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not text or not guard.check(query.from_user.id)[0]:
         await query.answer([], cache_time=0, is_personal=True)
         return
-    items, query_id = await asyncio.to_thread(actions.inline, _svc(context), text, query.from_user.id)
+    items, query_id = await asyncio.to_thread(actions.inline, service_of(context), text, query.from_user.id)
     more = None
     if query_id is not None and context.bot.username:
         url = f"https://t.me/{context.bot.username}?start=q{query_id}"
         more = InlineKeyboardMarkup([[InlineKeyboardButton("在机器人中查看更多", url=url)]])
+    if not items:  # nothing to offer here: a button above the (empty) list asks in the bot instead
+        button = InlineQueryResultsButton(render.INLINE_NOTHING, start_parameter=f"q{query_id}") if query_id else None
+        await query.answer([], cache_time=0, is_personal=True, button=button)
+        return
     results = [
         InlineQueryResultArticle(
             id=f"{query_id or 0}-{i}",  # ≤ 64 bytes
@@ -220,7 +158,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     chat = update.effective_chat
     try:
-        result = await asyncio.to_thread(actions.press, _svc(context), query.data or "", chat.id if chat else None)
+        result = await asyncio.to_thread(
+            actions.press, service_of(context), query.data or "", chat.id if chat else None
+        )
     except Exception:
         await query.answer(render.to_plain(render.ERROR_HTML))  # the button must not spin forever
         raise
@@ -255,21 +195,21 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message and context.args and update.effective_user:
         replies = await asyncio.to_thread(
-            actions.deep_link, _svc(context), context.args[0], message.chat_id, update.effective_user.id
+            actions.deep_link, service_of(context), context.args[0], message.chat_id, update.effective_user.id
         )
         if replies is not None:
             await send(message, replies)
             return
     if update.effective_message:
         name = update.effective_user.first_name if update.effective_user else None
-        await send(update.effective_message, [Reply(render.start_html(name, _is_group(update)))])
+        await send(update.effective_message, [Reply(render.start_html(name, is_group(update)))])
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help — how to ask, with example questions."""
     if update.effective_message:
-        admin = _settings(context).is_admin(update.effective_user.id if update.effective_user else None)
-        await send(update.effective_message, [Reply(render.help_html(_is_group(update), admin))])
+        admin = settings_of(context).is_admin(update.effective_user.id if update.effective_user else None)
+        await send(update.effective_message, [Reply(render.help_html(is_group(update), admin))])
 
 
 async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -278,13 +218,13 @@ async def new_topic(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is not None:
         user = update.effective_user
         user_id = user.id if user else message.chat_id
-        await send(message, actions.new_topic(_svc(context), message.chat_id, user_id), quote=_is_group(update))
+        await send(message, actions.new_topic(service_of(context), message.chat_id, user_id), quote=is_group(update))
 
 
 async def latest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/latest — the newest issue's headlines, each with a 原文 button."""
     if update.effective_message:
-        await send(update.effective_message, await asyncio.to_thread(actions.issue, _svc(context), []))
+        await send(update.effective_message, await asyncio.to_thread(actions.issue, service_of(context), []))
 
 
 async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -292,7 +232,9 @@ async def issue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if update.effective_message:
         args = list(context.args or [])
         replies = (
-            await asyncio.to_thread(actions.issue, _svc(context), args) if args else [Reply(render.ISSUE_USAGE_HTML)]
+            await asyncio.to_thread(actions.issue, service_of(context), args)
+            if args
+            else [Reply(render.ISSUE_USAGE_HTML)]
         )
         await send(update.effective_message, replies)
 
@@ -312,7 +254,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     name, _, target = command.partition("@")
     if target and target.lower() != (context.bot.username or "").lower():
         return
-    if _is_group(update) and not target:
+    if is_group(update) and not target:
         return
     await send(message, [Reply(render.unknown_command_html(name))])
 
@@ -321,7 +263,7 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/subscribe [关键词…] — digests of new issues for this chat."""
     if update.effective_message and update.effective_chat:
         replies = await asyncio.to_thread(
-            actions.subscribe, _svc(context), update.effective_chat.id, list(context.args or [])
+            actions.subscribe, service_of(context), update.effective_chat.id, list(context.args or [])
         )
         await send(update.effective_message, replies)
 
@@ -329,140 +271,15 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unsubscribe — stop digests for this chat."""
     if update.effective_message and update.effective_chat:
-        replies = await asyncio.to_thread(actions.unsubscribe, _svc(context), update.effective_chat.id)
+        replies = await asyncio.to_thread(actions.unsubscribe, service_of(context), update.effective_chat.id)
         await send(update.effective_message, replies)
 
 
 async def subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/subscriptions — what this chat is subscribed to."""
     if update.effective_message and update.effective_chat:
-        replies = await asyncio.to_thread(actions.subscriptions, _svc(context), update.effective_chat.id)
+        replies = await asyncio.to_thread(actions.subscriptions, service_of(context), update.effective_chat.id)
         await send(update.effective_message, replies)
-
-
-# -- admin -----------------------------------------------------------------------------------------
-
-
-async def _refuse_non_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    user = update.effective_user
-    if _settings(context).is_admin(user.id if user else None):
-        return False
-    log.warning("refused admin action from user %s", user.id if user else None)
-    if update.effective_message:
-        await send(update.effective_message, [Reply(render.NOT_ADMIN_HTML)])
-    return True
-
-
-class _Tracker:
-    """Where an import running in a worker thread is; read by the event loop for the progress message."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.state: tuple[str, int, int] = ("", 0, 0)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        with self._lock:
-            self.state = (stage, done, total)
-
-    def read(self) -> tuple[str, int, int]:
-        with self._lock:
-            return self.state
-
-
-async def with_progress(message: Message, title: str, work: Callable[[Progress], list[Reply]]) -> None:
-    """Run an import in a worker thread; if it takes a while, keep one progress message up to date
-    and then turn it into the report. Questions are answered meanwhile: the index swaps at the end."""
-    tracker = _Tracker()
-    started = time.monotonic()
-    task = asyncio.ensure_future(asyncio.to_thread(work, tracker))
-    shown: Message | None = None
-    wait = PROGRESS_AFTER
-    while not (await asyncio.wait({task}, timeout=wait))[0]:
-        wait = PROGRESS_EVERY
-        text = render.progress_html(title, *tracker.read(), time.monotonic() - started)
-        try:
-            if shown is None:
-                shown = await message.reply_text(text, parse_mode=ParseMode.HTML)
-            else:
-                await shown.edit_text(text, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:  # progress is a courtesy: the import goes on regardless
-            log.warning("could not show import progress: %s", exc)
-    replies = task.result()
-    if shown is not None and replies and not replies[0].buttons:
-        try:
-            await shown.edit_text(replies[0].html, parse_mode=ParseMode.HTML)
-        except TelegramError as exc:
-            log.warning("could not turn the progress message into the report: %s", exc)
-        else:
-            if replies[0].attachment is not None:
-                attachment = replies[0].attachment
-                await message.reply_document(InputFile(attachment.data, filename=attachment.filename))
-            replies = replies[1:]
-    if replies:
-        await send(message, replies)
-
-
-async def reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reload [backfill] [confirm] — admins: rescan the corpus folder and swap in the new index."""
-    message = update.effective_message
-    if await _refuse_non_admin(update, context) or message is None:
-        return
-    svc, args = _svc(context), list(context.args or [])
-    await with_progress(message, "正在重新扫描资料库", lambda progress: actions.reload_command(svc, args, progress))
-
-
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/stats — admins: corpus size, questions asked, subscribers."""
-    if await _refuse_non_admin(update, context) or update.effective_message is None:
-        return
-    await send(update.effective_message, await asyncio.to_thread(actions.stats, _svc(context)))
-
-
-async def unanswered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/unanswered [days] — admins: what readers asked that got no confident answer."""
-    if await _refuse_non_admin(update, context) or update.effective_message is None:
-        return
-    replies = await asyncio.to_thread(actions.unanswered, _svc(context), list(context.args or []))
-    await send(update.effective_message, replies)
-
-
-async def weekly(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/weekly on|off — admins: a weekly summary of what was asked and not answered."""
-    message, chat = update.effective_message, update.effective_chat
-    if await _refuse_non_admin(update, context) or message is None or chat is None:
-        return
-    replies = await asyncio.to_thread(actions.weekly, _svc(context), chat.id, list(context.args or []))
-    await send(message, replies)
-
-
-async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """An admin's .txt document is a new issue: validated, saved into the corpus, ingested."""
-    message = update.effective_message
-    if message is None or message.document is None:
-        return
-    if _is_group(update):
-        return  # files shared in a group are not meant for us
-    if await _refuse_non_admin(update, context):
-        return
-    doc = message.document
-    name = doc.file_name or f"{doc.file_unique_id}.txt"
-    is_zip = name.lower().endswith(".zip")
-    if not name.lower().endswith(".txt") and not is_zip:
-        await send(message, [Reply(f"⚠️ 只接受 .txt 文本文件或它们的 .zip 压缩包,收到的是 {render.esc(name)}。")])
-        return
-    if doc.file_size and doc.file_size > MAX_UPLOAD_BYTES:
-        await send(message, [Reply("⚠️ 文件超过 20 MB,Telegram 不允许机器人下载。请分成几个压缩包发送。")])
-        return
-    file = await doc.get_file()
-    data = bytes(await file.download_as_bytearray())
-    backfill = (message.caption or "").strip().lower() == actions.BACKFILL
-    svc = _svc(context)
-    if is_zip:
-        title = f"正在导入 {name}"
-        await with_progress(message, title, lambda progress: actions.add_zip(svc, name, data, backfill, progress))
-        return
-    replies = await asyncio.to_thread(actions.add_file, svc, name, data, backfill)
-    await send(message, replies)
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -488,32 +305,43 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
+# The Telegram handler of every command in the table that Telegram serves (bot/commands.py).
+HANDLERS: dict[str, admin_handlers.Handler] = {
+    "ask": ask_command,
+    "new": new_topic,
+    "latest": latest,
+    "issue": issue,
+    "help": help_command,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "subscriptions": subscriptions,
+    "start": start,
+    "reload": admin_handlers.reload,
+    "stats": admin_handlers.stats,
+    "digest": digest_jobs.digest_command,
+    "unanswered": admin_handlers.unanswered,
+    "weekly": admin_handlers.weekly,
+}
+
+
 def register(app: Application) -> None:
-    """Add every handler in priority order; unknown commands come last."""
+    """Add every handler in priority order: the command table's, then buttons, inline queries,
+    text, documents, other messages; unknown commands come last."""
     new = filters.UpdateType.MESSAGE
-    commands = {
-        "start": start,
-        "help": help_command,
-        "ask": ask_command,
-        "new": new_topic,
-        "latest": latest,
-        "issue": issue,
-        "unanswered": unanswered,
-        "weekly": weekly,
-        "subscribe": subscribe,
-        "unsubscribe": unsubscribe,
-        "subscriptions": subscriptions,
-        "reload": reload,
-        "stats": stats,
-    }
-    for name, callback in commands.items():
-        app.add_handler(CommandHandler(name, callback, filters=new))
+    table = commands.served("telegram")
+    differ = {c.name for c in table} ^ set(HANDLERS)
+    if differ:
+        raise RuntimeError(f"the command table and the Telegram handlers differ: {sorted(differ)}")
+    for command in table:
+        handler = HANDLERS[command.name]
+        guarded = admin_handlers.guarded(command, handler) if command.admin else handler
+        app.add_handler(CommandHandler(command.name, guarded, filters=new))
     app.add_handler(CallbackQueryHandler(button))
     app.add_handler(InlineQueryHandler(inline_query))
     text = new & filters.TEXT & ~filters.COMMAND
     app.add_handler(MessageHandler(text & filters.ChatType.PRIVATE, private_text))
     app.add_handler(MessageHandler(text & filters.ChatType.GROUPS, group_text))
-    app.add_handler(MessageHandler(new & filters.Document.ALL, document))
+    app.add_handler(MessageHandler(new & filters.Document.ALL, admin_handlers.document))
     other = new & filters.ChatType.PRIVATE & ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     app.add_handler(MessageHandler(other, not_text))
     app.add_handler(MessageHandler(new & filters.COMMAND, unknown_command))
@@ -521,10 +349,10 @@ def register(app: Application) -> None:
 
 
 async def set_commands(app: Application, admins: frozenset[int]) -> None:
-    """Publish the command menu; admins additionally see /reload and /stats in their private chat."""
-    menu = [BotCommand(name, desc) for name, desc in render.COMMANDS]
+    """Publish the command menu; admins additionally see the admin commands in their private chat."""
+    menu = [BotCommand(c.name, c.help) for c in commands.listed("everyone")]
     await app.bot.set_my_commands(menu)
-    admin_menu = menu + [BotCommand(name, desc) for name, desc in render.ADMIN_COMMANDS]
+    admin_menu = menu + [BotCommand(c.name, c.help) for c in commands.listed("admins")]
     for admin in admins:
         try:
             await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))

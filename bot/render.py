@@ -4,23 +4,21 @@ The only module that knows HTML. Every piece of text from the corpus or a user i
 each message stays under Telegram's 4096-character limit, split between hits (or between
 paragraphs of an article), never inside a tag. Buttons are plain `Button` records so the
 terminal console can reuse the same rendering; handlers turn them into Telegram keyboards.
-Callback data formats live here too, each well under Telegram's 64-byte limit.
+Callback data is bot/callbacks.py's; admin reports are bot/reports.py's, built with the helpers here.
 """
 
 from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.service import fingerprint, is_chinese
-from retrieval.engine import IssueSummary, RefusedFile, ReloadReport
-from retrieval.model import Answer, Article, Hit, Paragraph, printed
+from bot import commands
+from bot.callbacks import MoreRef, SourceRef, content_fingerprint, more_data, source_data
+from retrieval.model import Answer, Article, Hit, Paragraph
 
-MAX_CHARS = 4096  # Telegram's limit for one text message
-CALLBACK_MAX_BYTES = 64
+TELEGRAM_LIMIT = 4096  # characters (UTF-16 units) in one text message
 _BUDGET = 3900  # leave room for the paging footer
 
 
@@ -54,63 +52,27 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-# -- callback data -------------------------------------------------------------------------------
+def fit_message(text: str, limit: int = TELEGRAM_LIMIT) -> str:
+    """Cut a one-message reply (a report listing thousands of issues) to Telegram's limit, at a line."""
+    if utf16_len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    tail = lines[-1]
+    out: list[str] = []
+    size = utf16_len(tail) + 10
+    for line in lines[:-1]:
+        size += utf16_len(line) + 1
+        if size > limit:
+            break
+        out.append(line)
+    return "\n".join([*out, "…", tail])
 
 
-@dataclass(frozen=True)
-class MoreRef:
-    query_id: int
-    offset: int
-    version: int
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
-@dataclass(frozen=True)
-class SourceRef:
-    key: str  # issue key, see ChatService.issue_key
-    article: int
-    paragraph: int | None  # None: the whole article
-    fp: str  # fingerprint of the text the button was made for
-
-
-def more_data(ref: MoreRef) -> str:
-    return _checked(f"m:{ref.query_id}:{ref.offset}:{ref.version}")
-
-
-def source_data(ref: SourceRef) -> str:
-    if ref.paragraph is None:
-        return _checked(f"a:{ref.key}:{ref.article}:{ref.fp}")
-    return _checked(f"o:{ref.key}:{ref.article}:{ref.paragraph}:{ref.fp}")
-
-
-_NUMBER = re.compile(r"[0-9]{1,15}")  # ids and offsets we issue; SQLite's INTEGER stops at 2**63 - 1
-
-
-def _number(text: str) -> int:
-    """A callback integer, range-checked: a forged 30-digit one must not reach SQLite."""
-    if not _NUMBER.fullmatch(text):
-        raise ValueError(text)
-    return int(text)
-
-
-def parse_data(data: str) -> MoreRef | SourceRef | None:
-    """Decode callback data; None for anything we did not produce (old bot versions, forgeries)."""
-    parts = data.split(":")
-    try:
-        if parts[0] == "m" and len(parts) == 4:
-            return MoreRef(_number(parts[1]), _number(parts[2]), _number(parts[3]))
-        if parts[0] == "o" and len(parts) == 5:
-            return SourceRef(parts[1], _number(parts[2]), _number(parts[3]), parts[4])
-        if parts[0] == "a" and len(parts) == 4:
-            return SourceRef(parts[1], _number(parts[2]), None, parts[3])
-    except ValueError:
-        return None
-    return None
-
-
-def _checked(data: str) -> str:
-    if len(data.encode("utf-8")) > CALLBACK_MAX_BYTES:
-        raise ValueError(f"callback data over {CALLBACK_MAX_BYTES} bytes: {data!r}")
-    return data
+def is_chinese(text: str) -> bool:
+    return bool(_CJK.search(text))
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -196,7 +158,7 @@ def answer_replies(
 
 def _hit_ref(hit: Hit, key_for: Callable[[str], str]) -> SourceRef:
     p = hit.paragraph
-    return SourceRef(key_for(p.issue), p.article, p.n, fingerprint(p.text))
+    return SourceRef(key_for(p.issue), p.article, p.n, content_fingerprint(p.text))
 
 
 def not_found_html(answer: Answer) -> str:
@@ -226,7 +188,7 @@ def paragraph_replies(article: Article, paragraph: Paragraph, key: str, where: s
     if paragraph.section:
         head += f"\n【{esc(paragraph.section)}】"
     chunks = _split_text(paragraph.text, _BUDGET - utf16_len(head) - 20)
-    button = Button("全文", source_data(SourceRef(key, article.index, None, fingerprint(article.title))))
+    button = Button("全文", source_data(SourceRef(key, article.index, None, content_fingerprint(article.title))))
     replies = []
     for i, chunk in enumerate(chunks):
         prefix = f"{head}\n\n¶{paragraph.n} " if i == 0 else ""
@@ -303,25 +265,6 @@ EXAMPLES = (
     "高台县政协机关有多少名结对帮扶干部?",
 )
 
-COMMANDS: tuple[tuple[str, str], ...] = (
-    ("ask", "提问:/ask 问题"),
-    ("new", "开始新话题:下一个问题不再接着上文理解"),
-    ("latest", "最新一期报纸的标题"),
-    ("issue", "某一期的标题:/issue 2024-01-06 或期号"),
-    ("help", "使用说明和示例问题"),
-    ("subscribe", "订阅新一期报纸摘要,可加关键词"),
-    ("unsubscribe", "取消订阅"),
-    ("subscriptions", "查看当前订阅"),
-    ("start", "开始使用"),
-)
-ADMIN_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("reload", "管理员:重新扫描资料库"),
-    ("stats", "管理员:资料库和使用统计"),
-    ("digest", "管理员:预览本聊天的摘要;/digest all 立即推送"),
-    ("unanswered", "管理员:没有找到确切答案的问题:/unanswered [天数]"),
-    ("weekly", "管理员:每周问答小结:/weekly on 或 /weekly off"),
-)
-
 
 def help_html(group: bool = False, admin: bool = False) -> str:
     how = (
@@ -343,11 +286,11 @@ def help_html(group: bool = False, admin: bool = False) -> str:
         "在任何聊天里输入 <code>@机器人用户名 问题</code>,可把带出处的答案直接发到该聊天。",
         "",
         "<b>命令</b>",
-        *(f"/{name} — {esc(desc)}" for name, desc in COMMANDS),
+        *(f"/{c.name} — {esc(c.help)}" for c in commands.listed("everyone")),
     ]
     if admin:
         lines += [
-            *(f"/{name} — {esc(desc)}" for name, desc in ADMIN_COMMANDS),
+            *(f"/{c.name} — {esc(c.help)}" for c in commands.listed("admins")),
             "管理员可直接发送 .txt 文件添加一期报纸,或发送 .zip 压缩包批量导入"
             "(说明写 backfill:按历史资料导入,不推送摘要)。",
         ]
@@ -357,173 +300,6 @@ def help_html(group: bool = False, admin: bool = False) -> str:
 def start_html(name: str | None, group: bool = False) -> str:
     hello = f"您好,{esc(name)}!" if name else "您好!"
     return f"{hello}\n\n{help_html(group)}"
-
-
-# An import report names this many issues per section (added / changed / removed) and refused
-# files, then counts the rest; the full list goes into an attached .txt file. Each line is cut to
-# REPORT_LINE characters, so even the worst case stays far under Telegram's 4096.
-REPORT_ISSUES = 8
-REPORT_REFUSED = 10
-REPORT_LINE = 100
-
-
-def _line(text: str) -> str:
-    return esc(text if len(text) <= REPORT_LINE else text[: REPORT_LINE - 1] + "…")
-
-
-def _issue_line(s: IssueSummary) -> str:
-    when = f" — {printed(s.date, s.page)}" if s.date else ""
-    return f"{s.id}({s.articles} 篇,{s.paragraphs} 段){when}"
-
-
-def _date_span(span: tuple[str, str] | None) -> str:
-    if span is None:
-        return ""
-    first, last = printed(span[0]), printed(span[1])
-    return f"{first}" if first == last else f"{first} 至 {last}"
-
-
-def report_replies(report: ReloadReport, title: str = "资料库已更新", backfill: bool = False) -> list[Reply]:
-    """An import report as one message of any import's size: totals, the date range, the first few
-    issues of each kind and every refusal (up to a limit), with the full list attached when cut.
-    A held reload (nothing changed, to protect the archive) says why and how to proceed."""
-    if report.held:
-        return [Reply(held_html(report))]
-    html_text, cut = _report(report, title, backfill)
-    if not cut:
-        return [Reply(html_text)]
-    name = f"import-{time.strftime('%Y%m%d-%H%M%S')}.txt"
-    return [Reply(html_text, attachment=Attachment(name, report_text(report, title).encode("utf-8")))]
-
-
-def report_html(report: ReloadReport, title: str = "资料库已更新", backfill: bool = False) -> str:
-    return held_html(report) if report.held else _report(report, title, backfill)[0]
-
-
-def _report(report: ReloadReport, title: str, backfill: bool) -> tuple[str, bool]:
-    lines = [f"<b>{esc(title)}</b>(用时 {report.seconds:.1f} 秒)"]
-    if not report.changed_anything:
-        lines.append("没有新增、更新或删除的报纸。")
-    else:
-        counts = [
-            f"{label} {len(items)} 期"
-            for label, items in (("新增", report.added), ("更新", report.changed), ("删除", report.removed))
-            if items
-        ]
-        lines.append(",".join(counts) + "。")
-        fresh = (*report.added, *report.changed)
-        if fresh:
-            span = _date_span(report.date_range())
-            lines.append(
-                f"共 {sum(s.articles for s in fresh)} 篇文章,{sum(s.paragraphs for s in fresh)} 段"
-                + (f";日期 {span}" if span else "")
-                + "。"
-            )
-        if backfill:
-            lines.append("<i>按历史资料导入:可以检索,但不推送订阅摘要。</i>")
-    cut = False
-    for label, items in (("新增", report.added), ("更新", report.changed)):
-        if items:
-            lines.append(f"{label}:")
-            lines += [f"• {_line(_issue_line(s))}" for s in items[:REPORT_ISSUES]]
-            if len(items) > REPORT_ISSUES:
-                lines.append(f"…及其他 {len(items) - REPORT_ISSUES} 期")
-                cut = True
-    if report.removed:
-        lines.append("删除:")
-        lines += [f"• {_line(i)}" for i in report.removed[:REPORT_ISSUES]]
-        if len(report.removed) > REPORT_ISSUES:
-            lines.append(f"…及其他 {len(report.removed) - REPORT_ISSUES} 期")
-            cut = True
-    if report.refused:
-        lines.append(f"⚠️ 拒收 {len(report.refused)} 个文件:")
-        lines += [f"• {_line(f'{r.name}:{_reason(r)}')}" for r in report.refused[:REPORT_REFUSED]]
-        if len(report.refused) > REPORT_REFUSED:
-            lines.append(f"…另有 {len(report.refused) - REPORT_REFUSED} 个拒收文件")
-            cut = True
-    lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
-    if cut:
-        lines.append("<i>完整清单见附件。</i>")
-    return "\n".join(lines), cut
-
-
-def _reason(refused: RefusedFile) -> str:
-    """The engine's reasons start with the file's (base) name; the report shows it once."""
-    for prefix in (f"{refused.name}: ", f"{refused.name.replace(chr(92), '/').rsplit('/', 1)[-1]}: "):
-        if refused.reason.startswith(prefix):
-            return refused.reason[len(prefix) :]
-    return refused.reason
-
-
-def report_text(report: ReloadReport, title: str = "资料库已更新") -> str:
-    """The complete import list as plain text: the attachment, and what `ingest --list` prints."""
-    lines = [
-        f"{title}(用时 {report.seconds:.1f} 秒)",
-        f"新增 {len(report.added)} 期,更新 {len(report.changed)} 期,删除 {len(report.removed)} 期,"
-        f"未变 {report.unchanged} 期,拒收 {len(report.refused)} 个文件",
-    ]
-    span = _date_span(report.date_range())
-    if span:
-        lines.append(f"日期:{span}")
-    for label, items in (("新增", report.added), ("更新", report.changed)):
-        if items:
-            lines.append(f"\n{label} {len(items)} 期:")
-            lines += [f"+ {s.source or s.id}\t{_issue_line(s)}" for s in items]
-    if report.removed:
-        lines.append(f"\n删除 {len(report.removed)} 期:")
-        lines += [f"- {i}" for i in report.removed]
-    if report.refused:
-        lines.append(f"\n拒收 {len(report.refused)} 个文件:")
-        lines += [f"! {r.name}\t{_reason(r)}" for r in report.refused]
-    lines.append(f"\n现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段。")
-    return "\n".join(lines) + "\n"
-
-
-
-def held_html(report: ReloadReport) -> str:
-    """A reload that changed nothing to protect the archive: why, and how to proceed if meant."""
-    lines = [f"⚠️ <b>资料库未更新</b>:{esc(report.held)}。"]
-    if report.would_remove:
-        shown = "、".join(esc(i) for i in report.would_remove[:20])
-        lines.append(f"将被删除的期号:{shown}" + ("…" if len(report.would_remove) > 20 else ""))
-    if report.confirmable:
-        lines.append(
-            "如果确实要删除,请发送 /reload confirm。若资料库文件夹暂时不可用(未挂载、改名),恢复后再发送 /reload 即可。"
-        )
-    else:
-        lines.append("请检查资料库文件夹(是否存在、是否有读取权限),恢复后再发送 /reload。")
-    lines.append(f"现有 {report.issues} 期,{report.articles} 篇文章,{report.paragraphs} 段,照常回答问题。")
-    return _fit("\n".join(lines))
-
-
-def _fit(text: str, limit: int = MAX_CHARS) -> str:
-    """Cut a one-message reply (a report listing thousands of issues) to Telegram's limit, at a line."""
-    if utf16_len(text) <= limit:
-        return text
-    lines = text.split("\n")
-    tail = lines[-1]
-    out: list[str] = []
-    size = utf16_len(tail) + 10
-    for line in lines[:-1]:
-        size += utf16_len(line) + 1
-        if size > limit:
-            break
-        out.append(line)
-    return "\n".join([*out, "…", tail])
-
-
-def stats_html(
-    issues: int, articles: int, paragraphs: int, questions: int, subscribers: int, answered: int, log_failures: int = 0
-) -> str:
-    lines = [
-        "<b>统计</b>",
-        f"资料库:{issues} 期,{articles} 篇文章,{paragraphs} 段",
-        f"收到问题:{questions} 个(有确切答案 {answered} 个,未找到确切答案 {questions - answered} 个)",
-        f"订阅:{subscribers} 个聊天",
-    ]
-    if log_failures:
-        lines.append(f"⚠️ 提问记录写入失败 {log_failures} 次(磁盘已满?问题照常回答)")
-    return "\n".join(lines)
 
 
 def subscribed_html(keywords: Sequence[str], schedule: str = "") -> str:
@@ -552,19 +328,6 @@ def unsubscribed_html(was_subscribed: bool) -> str:
     return "已取消订阅。" if was_subscribed else "您目前没有订阅,无需取消。"
 
 
-def progress_html(title: str, stage: str, done: int, total: int, seconds: float) -> str:
-    """The progress message a long import edits in place until its report replaces it."""
-    doing = {"check": "检查文件", "index": "建立索引"}.get(stage, "准备中")
-    count = f" {done} / {total} 个文件" if total else ""
-    return f"⏳ <b>{esc(title)}</b>\n{doing}{count},已用 {seconds:.0f} 秒。\n导入期间照常回答问题(使用导入前的资料)。"
-
-
-RELOAD_USAGE_HTML = (
-    "用法:<code>/reload</code> 重新扫描资料库;<code>/reload backfill</code> 按历史资料导入(可以检索,但不推送订阅摘要);"
-    "<code>/reload confirm</code> 确认删除超过一半的报纸。"
-)
-
-
 def read_as_html(text: str) -> str:
     """Shown above an answer to a follow-up, so a wrong reading is visible at once."""
     return f"<i>按上文理解为:{esc(text)}</i>(/new 开始新话题)"
@@ -586,11 +349,11 @@ def headlines_replies(
         if not shown:
             lines.append("<i>(本期没有文章)</i>")
         buttons = [
-            Button(f"原文 {i}", source_data(SourceRef(key_for(issue_id), a.index, None, fingerprint(a.title))))
+            Button(f"原文 {i}", source_data(SourceRef(key_for(issue_id), a.index, None, content_fingerprint(a.title))))
             for i, a in enumerate(shown, 1)
         ]
         rows = tuple(tuple(buttons[j : j + 5]) for j in range(0, len(buttons), 5))
-        replies.append(Reply(_fit("\n".join(lines)), rows))
+        replies.append(Reply(fit_message("\n".join(lines)), rows))
     return replies
 
 
@@ -612,40 +375,6 @@ def no_issue_html(spec: str) -> str:
     return f"没有找到 {esc(spec)} 这一期。{ISSUE_USAGE_HTML}"
 
 
-def unanswered_html(days: int, rows: Sequence[tuple[str, int, str | None]], total: int, answered: int) -> str:
-    """/unanswered: what readers asked that the paper did not answer confidently, most asked first."""
-    lines = [f"<b>近 {days} 天没有确切答案的问题</b>(共收到 {total} 个问题,有确切答案 {answered} 个)"]
-    if not rows:
-        lines.append("没有:每个问题都找到了确切答案。" if total else "这段时间没有人提问。")
-    for question, times, tier in rows:
-        mark = "可能相关" if tier == "related" else "没有找到" if tier == "none" else "未找到确切答案"
-        lines.append(f"• {esc(question[:80])} — {times} 次({mark})")
-    return _fit("\n".join(lines))
-
-
-def weekly_html(rows: Sequence[tuple[str, int, str | None]], total: int, answered: int, top: int = 10) -> str:
-    """The weekly admin summary: how many questions, what share got a confident answer, and the
-    questions the paper most often could not answer (what the newsroom might cover next)."""
-    share = f"{answered / total:.0%}" if total else "—"
-    lines = [
-        "<b>📊 本周问答小结</b>(近 7 天)",
-        f"收到问题 {total} 个,有确切答案 {answered} 个({share})。",
-    ]
-    if rows:
-        lines.append("没有找到确切答案、被问得最多的问题:")
-        lines += [f"• {esc(q[:80])} — {n} 次" for q, n, _ in rows[:top]]
-    elif total:
-        lines.append("每个问题都找到了确切答案。")
-    lines.append("<i>退订小结:/weekly off</i>")
-    return _fit("\n".join(lines))
-
-
-WEEKLY_USAGE_HTML = "用法:<code>/weekly on</code> 每周收到问答小结(随摘要定时发送);<code>/weekly off</code> 停止。"
-
-
-UNANSWERED_USAGE_HTML = "用法:<code>/unanswered</code>(近 7 天)或 <code>/unanswered 30</code>(天数 1–365)"
-
-
 @dataclass(frozen=True)
 class InlineItem:
     """One inline-mode result: what the picker shows (title, description) and the message it sends."""
@@ -656,6 +385,7 @@ class InlineItem:
 
 
 INLINE_MAX = 5  # results offered; Telegram allows 50
+INLINE_NOTHING = "没有找到相关报道 · 到机器人里提问"  # the button over an empty inline list (≤ 64 chars)
 
 
 def inline_items(answer: Answer) -> list[InlineItem]:

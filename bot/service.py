@@ -19,19 +19,21 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answerer import Answerer
+from bot.callbacks import content_fingerprint
 from bot.config import Settings, ensure_corpus
-from bot.store import Store, Subscription
+from bot.db import Subscription
+from bot.store import NOT_A_QUESTION, Store
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.followup import Reading, ask_in_context
 from retrieval.index import checkpoint
+from retrieval.layout import iso_date
 from retrieval.model import Answer, Article, Paragraph
 
 log = logging.getLogger(__name__)
 
 # Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
-_WORDY = re.compile(r"\w", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MAX_KEYWORD = 30  # characters per subscription keyword: 20 of them still fit one message
 MAX_KEYWORDS = 20
 CONTEXT_SECONDS = 600  # a follow-up ("那武威呢?") refers to a question asked at most this long ago
@@ -77,23 +79,13 @@ class BadKeywords(ValueError):
     """Subscription keywords refused; the message says why, for the user."""
 
 
-_DATE = re.compile(r"(\d{4})[-./年]?(\d{1,2})[-./月]?(\d{1,2})日?")
+# How a date is typed after /issue: 2024-01-06, 2024.1.6, 2024/1/6, 2024年1月6日, 20240106.
+_TYPED_DATE = re.compile(r"(\d{4})[-./年]?(\d{1,2})[-./月]?(\d{1,2})日?")
 
 
 def _iso_date(text: str) -> str | None:
-    m = _DATE.fullmatch(text.strip())
-    if not m:
-        return None
-    y, mo, d = (int(g) for g in m.groups())
-    return f"{y:04d}-{mo:02d}-{d:02d}" if 1 <= mo <= 12 and 1 <= d <= 31 else None
-
-
-def fingerprint(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-
-
-def is_chinese(text: str) -> bool:
-    return bool(_CJK.search(text))
+    m = _TYPED_DATE.fullmatch(text.strip())
+    return iso_date(*m.groups()) if m else None
 
 
 class ChatService:
@@ -192,9 +184,10 @@ class ChatService:
         """The query-log row 更多 refers to; None when it cannot be written (a full disk): the answer
         still goes out, only without 更多. Failures are counted (/stats) and logged, never raised."""
         try:
-            return self.store.log_query(
-                question, answer.found, len(answer.hits), seconds, chat_id, user_id, answer.tier, chat_type
-            )
+            asked = answer.found or answer.hits or answer.terms  # 你好 and 😀 reach no search
+            tier = answer.tier if asked else NOT_A_QUESTION
+            found, hits = answer.found, len(answer.hits)
+            return self.store.log_query(question, found, hits, seconds, chat_id, user_id, tier, chat_type)
         except (sqlite3.Error, OSError) as exc:
             self.log_failures += 1
             log.warning("query log not written (%s); answered anyway (%d so far)", exc, self.log_failures)
@@ -215,16 +208,15 @@ class ChatService:
         and does not move on a reload that changed nothing, so 更多 buttons stay valid then."""
         return self.store.last_ingest_id()
 
+    @property
+    def answerer(self) -> Answerer:
+        return Answerer(self.engine, self.settings.chat.max_question_chars)
+
     def clean(self, question: str) -> str:
-        """Collapse whitespace and cut to the configured length: a question, not an essay."""
-        question = " ".join(question.split())
-        return question[: self.settings.chat.max_question_chars]
+        return self.answerer.clean(question)
 
     def _answer(self, question: str, offset: int) -> Answer:
-        if not _WORDY.search(question):
-            # Emoji, punctuation or nothing at all: the engine has no terms to look for.
-            return Answer(question=question, found=False, message="没有可检索的文字,请用中文提一个问题。")
-        return self.engine.ask(question, k=self.settings.chat.results_per_page, offset=offset)
+        return self.answerer.answer(question, k=self.settings.chat.results_per_page, offset=offset)
 
     # -- sources (原文) -------------------------------------------------------------------------
 
@@ -243,11 +235,11 @@ class ChatService:
         if art is None:
             raise Stale(key)
         if n is None:
-            if fingerprint(art.title) != fp:
+            if content_fingerprint(art.title) != fp:
                 raise Stale(key)
             return Source(art, None, self.engine.where(issue))
         para = self.engine.paragraph(issue, article, n)
-        if para is None or fingerprint(para.text) != fp:
+        if para is None or content_fingerprint(para.text) != fp:
             raise Stale(key)
         return Source(art, para, self.engine.where(issue))
 

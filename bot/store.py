@@ -1,13 +1,14 @@
-"""Chat layer state: the one module that owns the SQLite schema.
+"""Chat layer state: every SQL statement the bot runs, on the schema bot/db.py migrates.
 
-Migrations are an ordered list of SQL scripts; the number of scripts applied is recorded in
-`schema_migrations`, so adding a feature means appending one script to `MIGRATIONS` and never
-editing an old one. The store is shared by handlers running in worker threads, so every
-statement goes through one lock on one connection.
+Subscriptions, the ingest log (what digests are built from), the digest ledger (cursors and
+runs), the query log, weekly summaries and short issue keys: one method per question asked of
+the database, one row type per table. The store is shared by handlers running in worker
+threads, so every statement goes through one lock on one connection.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -16,141 +17,16 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+
+from bot.db import MIGRATIONS, Cursor, IngestEntry, LoggedQuery, StoreError, Subscription, statements
 
 log = logging.getLogger(__name__)
 
-# Append-only. Index i (0-based) is migration version i + 1.
-MIGRATIONS: list[str] = [
-    # 1: subscriptions, ingest log, query log
-    """
-    CREATE TABLE subscriptions (
-        chat_id    INTEGER PRIMARY KEY,
-        keywords   TEXT NOT NULL DEFAULT '',   -- space-separated; empty = every new issue
-        active     INTEGER NOT NULL DEFAULT 1,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE ingest_log (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        issue       TEXT NOT NULL,
-        sha256      TEXT NOT NULL DEFAULT '',
-        ingested_at REAL NOT NULL,
-        articles    INTEGER NOT NULL DEFAULT 0,
-        paragraphs  INTEGER NOT NULL DEFAULT 0,
-        action      TEXT NOT NULL CHECK (action IN ('added', 'changed', 'removed'))
-    );
-    CREATE INDEX ingest_log_issue ON ingest_log (issue, id);
-    CREATE TABLE query_log (
-        id        INTEGER PRIMARY KEY AUTOINCREMENT,
-        asked_at  REAL NOT NULL,
-        chat_id   INTEGER,
-        user_id   INTEGER,
-        question  TEXT NOT NULL,
-        found     INTEGER NOT NULL,
-        hits      INTEGER NOT NULL,
-        seconds   REAL NOT NULL
-    );
-    """,
-    # 2: short keys for issue ids too long for Telegram's 64-byte callback data
-    """
-    CREATE TABLE issue_keys (
-        key   TEXT PRIMARY KEY,
-        issue TEXT NOT NULL UNIQUE
-    );
-    """,
-    # 3: digest cursors and runs (bot/digest.py, docs/digests.md). A subscriber's cursor is set by
-    # a trigger when they subscribe (or re-subscribe after leaving) to the newest ingest-log entry:
-    # they get issues ingested after subscribing, not the archive. A trigger, so every path that
-    # subscribes gets it in the same transaction; DELETE then INSERT because inside a trigger the
-    # outer statement's conflict policy overrides INSERT OR REPLACE.
-    """
-    CREATE TABLE digest_cursors (
-        chat_id      INTEGER PRIMARY KEY REFERENCES subscriptions (chat_id) ON DELETE CASCADE,
-        delivered_id INTEGER NOT NULL DEFAULT 0, -- last ingest_log id whose digest Telegram accepted in full
-        pending_upto INTEGER,                    -- ingest_log id the digest being sent covers; NULL = none
-        parts        TEXT NOT NULL DEFAULT '[]', -- that digest's messages (JSON), composed once
-        parts_sent   INTEGER NOT NULL DEFAULT 0, -- how many of them Telegram accepted
-        delivered_at REAL
-    );
-    INSERT INTO digest_cursors (chat_id, delivered_id)
-        SELECT chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log) FROM subscriptions;
-    CREATE TRIGGER digest_cursor_on_subscribe AFTER INSERT ON subscriptions
-    BEGIN
-        DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
-        INSERT INTO digest_cursors (chat_id, delivered_id)
-            VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
-    END;
-    CREATE TRIGGER digest_cursor_on_resubscribe AFTER UPDATE OF active ON subscriptions
-        WHEN NEW.active = 1 AND OLD.active = 0
-    BEGIN
-        DELETE FROM digest_cursors WHERE chat_id = NEW.chat_id;
-        INSERT INTO digest_cursors (chat_id, delivered_id)
-            VALUES (NEW.chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log));
-    END;
-    CREATE TABLE digest_runs (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind        TEXT NOT NULL,  -- scheduled | resume | manual
-        started_at  REAL NOT NULL,
-        finished_at REAL,
-        messages    INTEGER NOT NULL DEFAULT 0,
-        summary     TEXT NOT NULL DEFAULT ''
-    );
-    """,
-    # 4: backfill imports (history loaded in bulk) are logged like any other, so the exactly-once
-    # bookkeeping is unchanged, but digests skip them: history is not news.
-    """
-    ALTER TABLE ingest_log ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 5: what /unanswered and the weekly summary need: the answer's tier (answer | related | none)
-    # and the kind of chat (private, group, supergroup, inline, console). Rows logged before have NULL.
-    """
-    ALTER TABLE query_log ADD COLUMN tier TEXT;
-    ALTER TABLE query_log ADD COLUMN chat_type TEXT;
-    CREATE INDEX query_log_asked ON query_log (asked_at);
-    """,
-    # 6: admins who asked for the weekly summary (questions, answered share, top unanswered) and when
-    # each last got one, so a daily digest schedule sends it once a week, also across restarts.
-    """
-    CREATE TABLE weekly_reports (
-        chat_id   INTEGER PRIMARY KEY,
-        last_sent REAL
-    );
-    """,
-]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    chat_id: int
-    keywords: tuple[str, ...]
-    active: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class IngestEntry:
-    id: int
-    issue: str
-    sha256: str
-    ingested_at: float
-    articles: int
-    paragraphs: int
-    action: str
-    backfill: bool = False  # imported as history: indexed, never digested
-
-
-@dataclass(frozen=True)
-class LoggedQuery:
-    id: int
-    chat_id: int | None
-    user_id: int | None
-    question: str
-
-
-class StoreError(RuntimeError):
-    """The database file cannot be used; the message names it and says what to do."""
+# The query-log tier of a message that asked nothing (你好, 😀): logged for 更多 and /stats, but no
+# question the paper failed to answer.
+NOT_A_QUESTION = "chat"
+_A_QUESTION = f"COALESCE(tier, '') != '{NOT_A_QUESTION}'"
 
 
 class Store:
@@ -231,7 +107,7 @@ class Store:
             if current > len(migrations):
                 raise RuntimeError(f"database schema version {current} is newer than this code ({len(migrations)})")
             for version in range(current + 1, len(migrations) + 1):
-                for statement in _statements(migrations[version - 1]):
+                for statement in statements(migrations[version - 1]):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -279,7 +155,8 @@ class Store:
                 (chat_id, words, now, now),
             )
         sub = self.subscription(chat_id)
-        assert sub is not None
+        if sub is None:  # the row was just written under the same lock
+            raise StoreError(f"subscription for chat {chat_id} not stored")
         return sub
 
     def unsubscribe(self, chat_id: int) -> bool:
@@ -337,9 +214,29 @@ class Store:
             )
             return cur.lastrowid
 
-    def ingest_log(self, after_id: int = 0, limit: int = 1000) -> list[IngestEntry]:
-        rows = self.query("SELECT * FROM ingest_log WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+    def ingest_entries(self, after: int = 0, upto: int | None = None, news_only: bool = False) -> list[IngestEntry]:
+        """Ingest-log rows with `after` < id <= `upto`, oldest first; `news_only` leaves out backfill
+        imports (history, consumed by digests unseen)."""
+        span = (after, upto if upto is not None else 2**63 - 1)
+        if news_only:
+            rows = self.query("SELECT * FROM ingest_log WHERE id > ? AND id <= ? AND backfill = 0 ORDER BY id", span)
+        else:
+            rows = self.query("SELECT * FROM ingest_log WHERE id > ? AND id <= ? ORDER BY id", span)
         return [IngestEntry(**{**dict(r), "backfill": bool(r["backfill"])}) for r in rows]
+
+    def latest_issue_since(self) -> int | None:
+        """The id just before the newest logged issue's run of entries (since it was last removed):
+        what a digest preview for a chat without a subscription starts after. None: empty log."""
+        newest = self.query("SELECT issue FROM ingest_log ORDER BY id DESC LIMIT 1")
+        if not newest:
+            return None
+        issue = newest[0]["issue"]
+        first = self.query(
+            "SELECT MIN(id) FROM ingest_log WHERE issue = ? AND id > COALESCE((SELECT MAX(id)"
+            " FROM ingest_log WHERE issue = ? AND action = 'removed'), 0)",
+            (issue, issue),
+        )[0][0]
+        return int(first or self.last_ingest_id()) - 1
 
     def ingest_state(self) -> dict[str, tuple[str, str]]:
         """Each logged issue's last (action, sha256)."""
@@ -350,6 +247,89 @@ class Store:
 
     def last_ingest_id(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(id), 0) FROM ingest_log")[0][0])
+
+    # -- digest ledger ------------------------------------------------------------------------
+    # The protocol (docs/digests.md): `begin_digest` freezes a digest (its range and its composed
+    # parts) before the first send; `digest_part_accepted` records each part Telegram accepted and,
+    # after the last, moves the cursor to the end of the range. Each write is one transaction, so
+    # whatever stops a run, the next one resumes from what is recorded.
+
+    def digest_cursors(self, chat_id: int | None = None) -> list[Cursor]:
+        """Active subscriptions with their cursors (or just `chat_id`'s), oldest subscription first."""
+        with self.transaction() as conn:
+            # A subscription without a cursor predates nothing we know of: start it now.
+            conn.execute(
+                """INSERT OR IGNORE INTO digest_cursors (chat_id, delivered_id)
+                   SELECT chat_id, (SELECT COALESCE(MAX(id), 0) FROM ingest_log) FROM subscriptions"""
+            )
+        sql = """SELECT s.chat_id, s.keywords, c.delivered_id, c.pending_upto, c.parts, c.parts_sent
+                 FROM subscriptions s JOIN digest_cursors c USING (chat_id)
+                 WHERE s.active = 1"""
+        params: tuple[object, ...] = ()
+        if chat_id is not None:
+            sql += " AND s.chat_id = ?"
+            params = (chat_id,)
+        rows = self.query(sql + " ORDER BY s.created_at, s.chat_id", params)
+        return [
+            Cursor(
+                chat_id=r["chat_id"],
+                keywords=tuple(r["keywords"].split()),
+                delivered_id=r["delivered_id"],
+                pending_upto=r["pending_upto"],
+                parts=tuple(json.loads(r["parts"])),
+                parts_sent=r["parts_sent"],
+            )
+            for r in rows
+        ]
+
+    def begin_digest(self, chat_id: int, upto: int, parts: Sequence[str]) -> None:
+        """Freeze the digest about to be sent; with no parts the range is simply consumed."""
+        with self.transaction() as conn:
+            if parts:
+                conn.execute(
+                    """UPDATE digest_cursors SET pending_upto = ?, parts = ?, parts_sent = 0
+                       WHERE chat_id = ? AND pending_upto IS NULL""",
+                    (upto, json.dumps(list(parts), ensure_ascii=False), chat_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE digest_cursors SET delivered_id = ? WHERE chat_id = ? AND pending_upto IS NULL",
+                    (upto, chat_id),
+                )
+
+    def digest_part_accepted(self, chat_id: int, index: int, total: int, when: float) -> None:
+        """Telegram accepted part `index` (0-based); after the last one the digest is delivered."""
+        with self.transaction() as conn:
+            if index + 1 < total:
+                conn.execute("UPDATE digest_cursors SET parts_sent = ? WHERE chat_id = ?", (index + 1, chat_id))
+            else:
+                conn.execute(
+                    """UPDATE digest_cursors SET delivered_id = MAX(delivered_id, COALESCE(pending_upto, 0)),
+                       pending_upto = NULL, parts = '[]', parts_sent = 0, delivered_at = ?
+                       WHERE chat_id = ?""",
+                    (when, chat_id),
+                )
+
+    def digest_run_started(self, kind: str, at: float) -> int:
+        """Record a digest run (scheduled | resume | manual | console); returns its id."""
+        with self.transaction() as conn:
+            run_id = conn.execute("INSERT INTO digest_runs (kind, started_at) VALUES (?, ?)", (kind, at)).lastrowid
+        if run_id is None:
+            raise StoreError("digest run not recorded")
+        return run_id
+
+    def digest_run_finished(self, run_id: int, at: float, messages: int, summary: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE digest_runs SET finished_at = ?, messages = ?, summary = ? WHERE id = ?",
+                (at, messages, summary, run_id),
+            )
+
+    def last_digest_run(self, kinds: Sequence[str]) -> float | None:
+        """When the last run of these kinds started (epoch seconds), for catching up after downtime."""
+        marks = ",".join("?" * len(kinds))
+        row = self.query(f"SELECT MAX(started_at) FROM digest_runs WHERE kind IN ({marks})", tuple(kinds))
+        return None if row[0][0] is None else float(row[0][0])
 
     # -- query log ----------------------------------------------------------------------------
 
@@ -371,7 +351,8 @@ class Store:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (asked_at or time.time(), chat_id, user_id, question, int(found), hits, seconds, tier, chat_type),
             )
-            assert cur.lastrowid is not None
+            if cur.lastrowid is None:
+                raise StoreError("query log row not stored")
             return cur.lastrowid
 
     def logged_query(self, query_id: int) -> LoggedQuery | None:
@@ -390,7 +371,8 @@ class Store:
         last asking), most asked first; the same question typed differently (spaces, punctuation)
         counts once."""
         rows = self.query(
-            "SELECT question, tier FROM query_log WHERE NOT found AND asked_at >= ? ORDER BY id", (since,)
+            f"SELECT question, tier FROM query_log WHERE NOT found AND asked_at >= ? AND {_A_QUESTION} ORDER BY id",
+            (since,),
         )
         seen: dict[str, list] = {}
         for r in rows:
@@ -426,7 +408,9 @@ class Store:
 
     def asked_between(self, since: float) -> tuple[int, int]:
         """(questions, confidently answered) asked since `since`."""
-        row = self.query("SELECT COUNT(*), COALESCE(SUM(found), 0) FROM query_log WHERE asked_at >= ?", (since,))[0]
+        row = self.query(
+            f"SELECT COUNT(*), COALESCE(SUM(found), 0) FROM query_log WHERE asked_at >= ? AND {_A_QUESTION}", (since,)
+        )[0]
         return int(row[0]), int(row[1])
 
     # -- issue keys ---------------------------------------------------------------------------
@@ -443,39 +427,6 @@ class Store:
         return str(rows[0]["issue"]) if rows else None
 
 
-def backup(source: Path, target: Path, pages: int = 256) -> int:
-    """Copy the database at `source` into a new file `target` with SQLite's online backup API, while
-    the bot may be running and writing: the copy is a consistent snapshot (WAL included). Written to
-    a `.part` file and renamed, so an interrupted backup never leaves a file that looks whole.
-    Returns the copy's size in bytes. Raises StoreError for a missing or unusable source, or when
-    `target` exists (a backup never overwrites)."""
-    if not source.is_file():
-        raise StoreError(f"{source}: no database there (is data_dir in the config right?)")
-    if target.exists():
-        raise StoreError(f"{target}: already exists; a backup never overwrites, choose a new name")
-    part = target.with_name(target.name + ".part")
-    try:
-        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            dst = sqlite3.connect(part)
-            try:
-                src.backup(dst, pages=pages)  # in steps: the bot's writes wait a moment at most
-                if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                    raise StoreError(f"{part}: the copy fails SQLite's integrity check; nothing kept")
-            finally:
-                dst.close()
-        finally:
-            src.close()
-        os.replace(part, target)
-    except sqlite3.DatabaseError as exc:
-        part.unlink(missing_ok=True)
-        raise StoreError(f"{source}: cannot be backed up ({exc})") from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return target.stat().st_size
-
-
 def _subscription(row: sqlite3.Row) -> Subscription:
     return Subscription(
         chat_id=row["chat_id"],
@@ -488,17 +439,3 @@ def _subscription(row: sqlite3.Row) -> Subscription:
 def _question_key(question: str) -> str:
     """漳县 有几个工作室? and 漳县有几个工作室 are one question."""
     return re.sub(r"[\W_]+", "", question).lower()
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (executescript would commit our transaction)."""
-    parts: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            parts.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        parts.append(buffer.strip())
-    return [p for p in parts if p]

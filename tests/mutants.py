@@ -110,7 +110,7 @@ MUTANTS = (
     Mutant(
         "stale buttons",
         "a 原文 button shows a paragraph that changed since",
-        "if para is None or fingerprint(para.text) != fp:",
+        "if para is None or content_fingerprint(para.text) != fp:",
         "if para is None:",
     ),
     Mutant(

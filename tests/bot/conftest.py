@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot import telegram_io
 from bot.app import build_application, serve
 from bot.config import Settings, parse_settings
 from tests.bot.fakebot import FakeBotAPI
@@ -22,6 +23,13 @@ from tests.bot.fakebot import FakeBotAPI
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 ADMIN = 777
 USER = 1001
+
+
+@pytest.fixture(autouse=True)
+def no_progress_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import's progress message appears after 3 s, which a loaded machine can reach while a test
+    expects the report as the first message; the test of the progress message sets its own times."""
+    monkeypatch.setattr(telegram_io, "PROGRESS_AFTER", 600.0)
 
 
 @pytest.fixture

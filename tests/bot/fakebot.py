@@ -14,29 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.parser
-import email.policy
-import html
 import itertools
-import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+
+from tests.bot.fakebot_http import ApiHandler
+from tests.bot.telegram_rules import (
+    BotAPIError,
+    as_plain,
+    check_inline_button,
+    check_inline_results,
+    check_markup,
+    check_text,
+)
 
 TOKEN = "123456:TEST-token_for_fake-server"
 BOT_ID = 123456
 BOT_USERNAME = "zx_test_bot"
-
-_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
-                 "tg-spoiler", "tg-emoji", "blockquote"}  # fmt: skip
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>")
-_ENTITY = re.compile(r"&(lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);")
-_JSON_KEYS_SKIP = {"text", "caption", "callback_query_id", "secret_token", "url"}
 
 
 @dataclass
@@ -61,7 +60,7 @@ class Call:
     @property
     def plain(self) -> str:
         """The message text as a user sees it: tags removed, entities decoded."""
-        return html.unescape(_TAG.sub("", self.text)) if self.params.get("parse_mode") == "HTML" else self.text
+        return as_plain(self.text, self.params.get("parse_mode"))
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -78,13 +77,6 @@ class Failure:
     retry_after: int | None = None
     times: int = 1
     match: Callable[[dict[str, Any]], bool] | None = None
-
-
-class BotAPIError(Exception):
-    def __init__(self, code: int, description: str) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
 
 
 @dataclass
@@ -116,7 +108,7 @@ class FakeBotAPI:
     def start(self) -> FakeBotAPI:
         api = self
 
-        class Handler(_Handler):
+        class Handler(ApiHandler):
             fake = api
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -317,7 +309,7 @@ class FakeBotAPI:
             failure = self._take_failure(method, params)
         if failure is not None:
             call.error = (failure.code, failure.description)
-            raise _Failed(failure)
+            raise BotAPIError(failure.code, failure.description, failure.retry_after)
         try:
             result = self._get_updates(params) if method == "getUpdates" else self._answer(method, params)
         except BotAPIError as exc:
@@ -363,8 +355,8 @@ class FakeBotAPI:
             }
         if method in ("sendMessage", "editMessageText"):
             text = str(params.get("text", ""))
-            _check_text(text, params.get("parse_mode"))
-            _check_markup(params.get("reply_markup"))
+            check_text(text, params.get("parse_mode"))
+            check_markup(params.get("reply_markup"))
             return self._bot_message(params, text=text)
         if method == "sendDocument":
             msg = self._bot_message(params)
@@ -372,10 +364,11 @@ class FakeBotAPI:
             msg["document"] = {"file_id": f"sent{msg['message_id']}", "file_unique_id": "s", "file_name": name}
             return msg
         if method == "answerInlineQuery":
-            _check_inline_results(params.get("results") or [])
+            check_inline_results(params.get("results") or [])
+            check_inline_button(params.get("button"))
             return True
         if method == "editMessageReplyMarkup":
-            _check_markup(params.get("reply_markup"))
+            check_markup(params.get("reply_markup"))
             return self._bot_message(params)
         if method == "getFile":
             file_id = str(params.get("file_id"))
@@ -405,7 +398,7 @@ class FakeBotAPI:
             },
         }
         if text is not None:
-            msg["text"] = html.unescape(_TAG.sub("", text)) if params.get("parse_mode") == "HTML" else text
+            msg["text"] = as_plain(text, params.get("parse_mode"))
         if params.get("reply_markup"):
             msg["reply_markup"] = params["reply_markup"]
         return msg
@@ -415,11 +408,6 @@ class FakeBotAPI:
             if file_path == path:
                 return data
         return None
-
-
-class _Failed(Exception):
-    def __init__(self, failure: Failure) -> None:
-        self.failure = failure
 
 
 def _entities(text: str) -> list[dict[str, Any]]:
@@ -433,144 +421,3 @@ def _entities(text: str) -> list[dict[str, Any]]:
         offset = len(prefix.encode("utf-16-le")) // 2
         entities.append({"type": "mention", "offset": offset, "length": len(m.group().encode("utf-16-le")) // 2})
     return entities
-
-
-def _check_text(text: str, parse_mode: str | None) -> None:
-    plain = text
-    if parse_mode == "HTML":
-        stack: list[str] = []
-        for m in _TAG.finditer(text):
-            closing, name = m.group(1) == "/", m.group(2).lower()
-            if name not in _ALLOWED_TAGS:
-                raise BotAPIError(400, f'Bad Request: can\'t parse entities: Unsupported start tag "{name}"')
-            if closing:
-                if not stack or stack.pop() != name:
-                    raise BotAPIError(400, f'Bad Request: can\'t parse entities: Unmatched end tag "{name}"')
-            else:
-                stack.append(name)
-        if stack:
-            raise BotAPIError(400, f"Bad Request: can't parse entities: Can't find end tag \"{stack[-1]}\"")
-        bare = _ENTITY.sub("", _TAG.sub("", text))
-        if any(ch in bare for ch in "<>&"):
-            raise BotAPIError(400, "Bad Request: can't parse entities: unescaped <, > or &")
-        plain = html.unescape(_TAG.sub("", text))
-    if not plain.strip():
-        raise BotAPIError(400, "Bad Request: message text is empty")
-    if len(plain.encode("utf-16-le")) // 2 > 4096:
-        raise BotAPIError(400, "Bad Request: message is too long")
-
-
-def _check_inline_results(results: list[dict[str, Any]]) -> None:
-    """What Telegram refuses in answerInlineQuery: over 50 results, ids over 64 bytes or repeated,
-    message text that would not parse, buttons with neither callback data nor a URL."""
-    if len(results) > 50:
-        raise BotAPIError(400, "Bad Request: RESULTS_TOO_MUCH")
-    ids = [str(r.get("id", "")) for r in results]
-    if any(not i or len(i.encode("utf-8")) > 64 for i in ids) or len(set(ids)) != len(ids):
-        raise BotAPIError(400, "Bad Request: RESULT_ID_INVALID")
-    for r in results:
-        if not r.get("title"):
-            raise BotAPIError(400, "Bad Request: RESULT_TITLE_EMPTY")
-        content = r.get("input_message_content") or {}
-        _check_text(str(content.get("message_text", "")), content.get("parse_mode"))
-        _check_markup(r.get("reply_markup"))
-        for row in (r.get("reply_markup") or {}).get("inline_keyboard", []):
-            for b in row:
-                if not b.get("callback_data") and not b.get("url"):
-                    raise BotAPIError(400, "Bad Request: BUTTON_TYPE_INVALID")
-
-
-def _check_markup(markup: Any) -> None:
-    if not markup:
-        return
-    for row in markup.get("inline_keyboard", []):
-        for b in row:
-            if len(b.get("callback_data", "").encode("utf-8")) > 64:
-                raise BotAPIError(400, "Bad Request: BUTTON_DATA_INVALID")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeBotAPI
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects
-    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK adds
-    # ~40 ms to every call on a kept-alive connection — latency that is the fake's, not the bot's.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests read the recorded calls instead
-
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        # The client may give up on a long poll while shutting down.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
-
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        self._reply(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-    def do_GET(self) -> None:
-        prefix = f"/file/bot{self.fake.token}/"
-        path = unquote(self.path)  # PTB percent-encodes the URL path, including the token's colon
-        if path.startswith(prefix):
-            data = self.fake.file_bytes(path[len(prefix) :])
-            if data is not None:
-                self._reply(200, data, "application/octet-stream")
-                return
-        self._json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        prefix = f"/bot{self.fake.token}/"
-        if not self.path.startswith(prefix):
-            self._json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
-            return
-        method = self.path[len(prefix) :]
-        params = _decode(body, self.headers.get("Content-Type", ""))
-        try:
-            result = self.fake.handle(method, params)
-        except _Failed as exc:
-            f = exc.failure
-            payload: dict[str, Any] = {"ok": False, "error_code": f.code, "description": f.description}
-            if f.retry_after is not None:
-                payload["parameters"] = {"retry_after": f.retry_after}
-            self._json(f.code, payload)
-            return
-        except BotAPIError as exc:
-            self._json(exc.code, {"ok": False, "error_code": exc.code, "description": exc.description})
-            return
-        self._json(200, {"ok": True, "result": result})
-
-
-def _decode(body: bytes, content_type: str) -> dict[str, Any]:
-    """Form, multipart or JSON body → parameters, with JSON-encoded values (reply_markup, …) decoded."""
-    raw: dict[str, str] = {}
-    if not body:
-        return {}
-    if content_type.startswith("application/json"):
-        return dict(json.loads(body))
-    if content_type.startswith("multipart/form-data"):
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + body
-        )
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            raw[str(name)] = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-            if part.get_filename():  # an uploaded file: its text above, its name here
-                raw[f"{name}_filename"] = str(part.get_filename())
-    else:
-        raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    params: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in _JSON_KEYS_SKIP and value[:1] in ("{", "["):
-            try:
-                params[key] = json.loads(value)
-                continue
-            except ValueError:
-                pass
-        params[key] = value
-    return params

@@ -58,7 +58,7 @@ async def test_admin_reload_picks_up_a_new_issue(
     assert "42名" in after.plain and "linxia_2024 · ¶1" in after.plain
     # the ingest log (what digests read) knows the new issue
     store = Store(settings.db_path)
-    assert [e.issue for e in store.ingest_log() if e.action == "added"][-1] == "linxia_2024"
+    assert [e.issue for e in store.ingest_entries() if e.action == "added"][-1] == "linxia_2024"
     store.close()
     # removing it is reported and answered accordingly
     (corpus / "linxia_2024.txt").unlink()

@@ -86,7 +86,7 @@ async def test_issue_by_date_and_by_id_and_bad_input(fakebot: FakeBotAPI, make_s
 
 
 async def test_unanswered_lists_deduplicated_questions_for_admins_only(fakebot: FakeBotAPI, bot: Any) -> None:
-    for q in ("火星上有几个政协委员?", "火星上 有几个政协委员", FIRST):
+    for q in ("火星上有几个政协委员?", "火星上 有几个政协委员", FIRST, "你好", "😀"):
         await ask(fakebot, "/new")
         await ask(fakebot, q)
     refused = await ask(fakebot, "/unanswered")
@@ -94,6 +94,7 @@ async def test_unanswered_lists_deduplicated_questions_for_admins_only(fakebot: 
     report = await ask(fakebot, "/unanswered 1", chat_id=ADMIN)
     assert "火星上有几个政协委员? — 2 次" in report.plain
     assert "落地了几个项目" not in report.plain  # answered confidently
+    assert "你好" not in report.plain and "😀" not in report.plain  # greetings and emoji are no question
     assert "共收到 3 个问题,有确切答案 1 个" in report.plain
     bad = await ask(fakebot, "/unanswered abc", chat_id=ADMIN)
     assert "用法" in bad.plain

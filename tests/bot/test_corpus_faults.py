@@ -35,7 +35,7 @@ def _rename(src: Path, dst: Path) -> None:
 def _log(settings: Settings) -> list[tuple[str, str]]:
     store = Store(settings.db_path)
     try:
-        return [(e.issue, e.action) for e in store.ingest_log()]
+        return [(e.issue, e.action) for e in store.ingest_entries()]
     finally:
         store.close()
 

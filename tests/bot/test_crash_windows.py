@@ -109,6 +109,6 @@ def test_kill_right_after_the_manifest_is_written(settings: Settings, corpus: Pa
     )
     assert done.returncode == 70, done.stderr.decode()
     store = Store(settings.db_path)
-    assert "linxia_2024" not in {e.issue for e in store.ingest_log()}  # the window: served, not logged
+    assert "linxia_2024" not in {e.issue for e in store.ingest_entries()}  # the window: served, not logged
     store.close()
     restart_and_check_exactly_once(settings)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.store import Store, backup
+from bot.db import backup
+from bot.store import Store
 from tests.bot.conftest import ADMIN, USER, running_bot
 from tests.bot.fakebot import FakeBotAPI
 from tests.bot.test_admin import OLD_QUESTION, say

@@ -19,7 +19,6 @@ import pytest
 
 from bot.config import DigestSettings, Settings
 from bot.console import Console
-from bot.digest import Ledger
 from bot.digest_jobs import DIGEST_JOB, INGEST_JOB, RESUME_JOB
 from bot.service import ChatService
 from bot.store import Store
@@ -156,10 +155,7 @@ async def test_start_after_missing_a_scheduled_run_catches_up(
     settings = with_digest(make_settings())
 
     def ran_three_days_ago(store: Store) -> None:
-        with store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO digest_runs (kind, started_at) VALUES ('scheduled', ?)", (time.time() - 3 * 86400,)
-            )
+        store.digest_run_started("scheduled", time.time() - 3 * 86400)
 
     _prepare_store(settings, ran_three_days_ago)
     async with running_bot(settings) as app:
@@ -170,8 +166,7 @@ async def test_start_right_after_a_run_does_not_run_again(make_settings: Callabl
     settings = with_digest(make_settings())
 
     def just_ran(store: Store) -> None:
-        with store.transaction() as conn:
-            conn.execute("INSERT INTO digest_runs (kind, started_at) VALUES ('scheduled', ?)", (time.time(),))
+        store.digest_run_started("scheduled", time.time())
 
     _prepare_store(settings, just_ran)
     async with running_bot(settings) as app:
@@ -186,9 +181,9 @@ async def test_start_after_a_crash_mid_run_finishes_the_interrupted_digest(
     def interrupted(store: Store) -> None:
         store.subscribe(USER)
         store.log_ingest("004_d3292c7a9a19adbb", "changed", "new-sha", 1, 1)
-        ledger = Ledger(store)
-        ledger.begin(USER, ledger.latest_id(), ["<b>📰 政协报新刊摘要</b> 第一条", "<b>📰 政协报新刊摘要</b> 第二条"])
-        ledger.accepted(USER, 0, 2, time.time())  # part 1 went out, then the process died
+        parts = ["<b>📰 政协报新刊摘要</b> 第一条", "<b>📰 政协报新刊摘要</b> 第二条"]
+        store.begin_digest(USER, store.last_ingest_id(), parts)
+        store.digest_part_accepted(USER, 0, 2, time.time())  # part 1 went out, then the process died
 
     _prepare_store(settings, interrupted)
     async with running_bot(settings) as app:

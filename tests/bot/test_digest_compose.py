@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.digest import (
+from bot.db import IngestEntry
+from bot.digest_compose import (
     TELEGRAM_LIMIT,
     DigestIssue,
-    LogEntry,
     compose,
     issues_in,
     lead,
@@ -168,12 +168,12 @@ class Source:
 def test_issue_list_from_the_ingest_log() -> None:
     a, b, c = (Issue(id=x, articles=(art(x, 0, f"{x}标题", "正文。"),)) for x in "abc")
     entries = [
-        LogEntry(1, "a", "added"),
-        LogEntry(2, "b", "changed"),  # re-ingested: was there before this digest's range
-        LogEntry(3, "a", "changed"),  # new then changed in the same range: still just new
-        LogEntry(4, "c", "added"),
-        LogEntry(5, "c", "removed"),  # gone again: nothing to read
-        LogEntry(6, "gone", "added"),  # the engine no longer has it
+        IngestEntry(1, "a", "added"),
+        IngestEntry(2, "b", "changed"),  # re-ingested: was there before this digest's range
+        IngestEntry(3, "a", "changed"),  # new then changed in the same range: still just new
+        IngestEntry(4, "c", "added"),
+        IngestEntry(5, "c", "removed"),  # gone again: nothing to read
+        IngestEntry(6, "gone", "added"),  # the engine no longer has it
     ]
     got = issues_in(entries, Source(a, b, c))
     assert [(d.issue.id, d.updated) for d in got] == [("a", False), ("b", True)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot import handlers
+from bot import telegram_io
 from bot.config import Settings
 from bot.digest_jobs import DIGEST_JOB, RESUME_JOB
 from tests.bot.conftest import ADMIN, USER, running_bot
@@ -61,7 +61,7 @@ async def test_a_small_reload_needs_no_attachment(fakebot: FakeBotAPI, bot: Any,
 
 
 def test_the_report_stays_under_telegrams_limit_whatever_the_names() -> None:
-    from bot import render
+    from bot import reports
     from retrieval.engine import IssueSummary, RefusedFile, ReloadReport
 
     long = "很长的文件名" * 40
@@ -72,7 +72,7 @@ def test_the_report_stays_under_telegrams_limit_whatever_the_names() -> None:
         removed=tuple(s.id for s in summaries),
         refused=tuple(RefusedFile(f"{long}{i}.txt", "原因<&>" * 100) for i in range(50)),
     )
-    [reply] = render.report_replies(report)
+    [reply] = reports.report_replies(report)
     assert _utf16(reply.html) <= 4096
     assert "…另有 40 个拒收文件" in reply.html and reply.attachment is not None
     assert reply.attachment.data.decode().count("原因<&>" * 100) == 50
@@ -193,7 +193,6 @@ async def test_a_plain_bulk_import_is_condensed_and_delivered_exactly_once_acros
 
 def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: Any) -> None:
     from bot.cli import main
-    from bot.digest import Ledger
     from bot.store import Store
 
     _, config = _cli_corpus(tmp_path, 8)
@@ -201,9 +200,9 @@ def test_ingest_backfill_logs_history_that_digests_skip(tmp_path: Path, capsys: 
     assert "不推送订阅摘要" in capsys.readouterr().out
     store = Store(tmp_path / "data" / "bot.sqlite3")
     try:
-        log = store.ingest_log()
+        log = store.ingest_entries()
         assert len(log) == 8 and all(e.backfill for e in log)
-        assert Ledger(store).entries(0, store.last_ingest_id()) == []
+        assert store.ingest_entries(news_only=True) == []
     finally:
         store.close()
 
@@ -316,8 +315,8 @@ def test_zip_bombs_are_refused_before_anything_is_inflated() -> None:
 async def test_a_long_import_shows_progress_and_keeps_answering(
     fakebot: FakeBotAPI, bot: Any, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handlers, "PROGRESS_AFTER", 0.05)
-    monkeypatch.setattr(handlers, "PROGRESS_EVERY", 0.3)
+    monkeypatch.setattr(telegram_io, "PROGRESS_AFTER", 0.05)
+    monkeypatch.setattr(telegram_io, "PROGRESS_EVERY", 0.3)
     fakebot.document(_zip(list(make_pages(300).items())), "pages.zip", chat_id=ADMIN)
     [progress] = await fakebot.wait_for(chat_id=ADMIN, timeout=30)
     assert progress.plain.startswith("⏳") and "正在导入 pages.zip" in progress.plain

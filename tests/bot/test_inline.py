@@ -48,7 +48,18 @@ async def test_inline_offers_nothing_when_the_paper_has_nothing(fakebot: FakeBot
     call = await inline(fakebot, "火星探测器什么时候发射?")
     assert all(r["title"].startswith("可能相关") for r in call.params["results"])
     empty = await inline(fakebot, "😀😀")
-    assert empty.params["results"] == []
+    assert empty.params["results"] == [] and not empty.params.get("button")
+
+
+async def test_inline_with_no_results_offers_to_ask_in_the_bot(fakebot: FakeBotAPI, bot: Any) -> None:
+    call = await inline(fakebot, "量子计算机的原理是什么?")
+    assert call.params["results"] == []
+    button = call.params["button"]
+    assert button["text"] == render.INLINE_NOTHING and re.fullmatch(r"q\d+", button["start_parameter"])
+    before = len(fakebot.sent(USER))
+    fakebot.message(f"/start {button['start_parameter']}", chat_id=USER)  # what pressing it sends
+    [reply] = await fakebot.wait_for(chat_id=USER, after=before)
+    assert "没有找到" in reply.plain
 
 
 async def test_inline_respects_the_flood_limit(fakebot: FakeBotAPI, make_settings: Any) -> None:

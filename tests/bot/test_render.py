@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from bot import render
-from bot.render import MAX_CHARS, MoreRef, SourceRef
+from bot import callbacks, render
+from bot.callbacks import MoreRef, SourceRef
+from bot.render import TELEGRAM_LIMIT
 from retrieval.model import Answer, Article, Citation, Hit, Paragraph
 
 _TAG = re.compile(r"<[^>]+>")
@@ -24,9 +25,11 @@ def hit(rank: int, snippet: str, spans: tuple[tuple[int, int], ...] = (), issue:
 
 
 def test_highlight_escapes_and_bolds_merged_spans() -> None:
-    text = "a<b>&c 政协委员"
-    out = render.highlight(text, [(7, 9), (8, 11), (50, 60), (3, 3)])
-    assert out == "a&lt;b&gt;&amp;c <b>政协委员</b>"
+    text = "a<b>&c 政协委员 & <末尾>"
+    out = render.highlight(text, [(7, 9), (8, 11), (50, 60), (3, 3), (0, 1)])
+    # every character is there once, escaped — also after the last highlight
+    assert out == "<b>a</b>&lt;b&gt;&amp;c <b>政协委员</b> &amp; &lt;末尾&gt;"
+    assert render.highlight("x<y", []) == "x&lt;y"
 
 
 def test_answer_message_has_short_answer_citations_and_buttons() -> None:
@@ -43,14 +46,14 @@ def test_answer_message_has_short_answer_citations_and_buttons() -> None:
     assert "标题 &lt;一&gt; &amp; 二 · 004_x · ¶1" in reply.html
     assert "第 1–2 条,共 5 条" in plain(reply.html)
     assert [b.text for row in reply.buttons for b in row] == ["原文 1", "原文 2", "更多 ▶"]
-    assert render.parse_data(reply.buttons[1][0].data) == MoreRef(9, 2, 3)
+    assert callbacks.parse_data(reply.buttons[1][0].data) == MoreRef(9, 2, 3)
 
 
 def test_long_answers_split_between_hits_under_the_limit() -> None:
     hits = tuple(hit(i, f"第{i}条。" + "政协" * 1400 + "<&>" * 50, ((0, 3),)) for i in range(1, 6))
     replies = render.answer_replies(Answer("q", True, hits=hits, total=5), lambda i: i)
     assert len(replies) >= 3
-    assert all(render.utf16_len(plain(r.html)) <= MAX_CHARS and len(r.html) <= MAX_CHARS for r in replies)
+    assert all(render.utf16_len(plain(r.html)) <= TELEGRAM_LIMIT and len(r.html) <= TELEGRAM_LIMIT for r in replies)
     # each hit stays whole in one message, in order, with its own 原文 button
     firsts = [int(m) for r in replies for m in re.findall(r"第(\d)条", plain(r.html))]
     assert firsts == [1, 2, 3, 4, 5]
@@ -65,24 +68,24 @@ def test_article_split_keeps_paragraphs_whole_and_escaped() -> None:
     assert len(replies) > 2
     text = "".join(plain(r.html) for r in replies)
     assert text.count("<x>&") == 12
-    assert all(render.utf16_len(plain(r.html)) <= MAX_CHARS for r in replies)
+    assert all(render.utf16_len(plain(r.html)) <= TELEGRAM_LIMIT for r in replies)
     # one enormous paragraph is cut at sentence ends, never mid-tag
     huge = Paragraph("i", 0, 1, "很长的句子。" * 2000)
     parts = render.paragraph_replies(Article("i", 0, "标题", paragraphs=(huge,)), huge, "i")
-    assert len(parts) > 1 and all(len(p.html) <= MAX_CHARS for p in parts)
+    assert len(parts) > 1 and all(len(p.html) <= TELEGRAM_LIMIT for p in parts)
     assert "".join(plain(p.html) for p in parts).count("很长的句子。") == 2000
 
 
 @pytest.mark.parametrize("key", ["004_d3292c7a9a19adbb", "~0123456789"])
 def test_callback_data_round_trips_within_64_bytes(key: str) -> None:
     for ref in (SourceRef(key, 12, 345, "abcdef12"), SourceRef(key, 12, None, "abcdef12"), MoreRef(10**9, 90, 10**6)):
-        data = render.source_data(ref) if isinstance(ref, SourceRef) else render.more_data(ref)
+        data = callbacks.source_data(ref) if isinstance(ref, SourceRef) else callbacks.more_data(ref)
         assert len(data.encode()) <= 64
-        assert render.parse_data(data) == ref
-    assert render.parse_data("garbage") is None
-    assert render.parse_data("o:x:1:notanumber:ff") is None
+        assert callbacks.parse_data(data) == ref
+    assert callbacks.parse_data("garbage") is None
+    assert callbacks.parse_data("o:x:1:notanumber:ff") is None
     with pytest.raises(ValueError):
-        render.source_data(SourceRef("长" * 30, 1, 1, "ff"))
+        callbacks.source_data(SourceRef("长" * 30, 1, 1, "ff"))
 
 
 def test_not_found_explains() -> None:

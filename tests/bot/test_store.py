@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import store as store_module
+from bot import db as store_module
 from bot.store import Store
 
 
@@ -66,14 +66,15 @@ def test_ingest_log_records_real_changes_only(store: Store) -> None:
     assert store.log_ingest("004", "removed") is not None
     assert store.log_ingest("004", "removed") is None
     assert store.log_ingest("004", "added", "h2", 2, 57) is not None  # back again: new to readers
-    log = store.ingest_log()
+    log = store.ingest_entries()
     assert [(e.issue, e.action, e.sha256) for e in log] == [
         ("004", "added", "h1"),
         ("004", "changed", "h2"),
         ("004", "removed", ""),
         ("004", "added", "h2"),
     ]
-    assert store.ingest_log(after_id=log[1].id) == log[2:]
+    assert store.ingest_entries(after=log[1].id) == log[2:]
+    assert store.ingest_entries(after=log[0].id, upto=log[2].id) == log[1:3]
     assert store.last_ingest_id() == log[-1].id
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.engine import Engine
-from retrieval.eval import evaluate, load_cases
+from retrieval.eval import evaluate, evaluate_conversations, load_cases, load_conversations
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DEV = Path(__file__).resolve().parents[3] / "shared" / "qa" / "dev.jsonl"
@@ -33,3 +33,10 @@ def test_answer_quality_holds_on_the_bundled_corpus(seed_engine: Engine, name: s
     assert m["answered@1"] >= answered - 0.02
     if abstain is not None:
         assert m["abstain"] >= abstain - 0.02
+
+
+def test_follow_up_quality_holds_on_the_bundled_corpus(seed_engine: Engine) -> None:
+    """README "Follow-up questions": conversations.jsonl on the seeds, share of turns right."""
+    conversations = load_conversations(DATA / "conversations.jsonl")
+    m = evaluate_conversations(seed_engine, conversations, seed_engine.newest).metrics()
+    assert m["turns_right"] >= 0.9326 - 0.02

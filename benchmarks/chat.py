@@ -1,6 +1,6 @@
 """Chat latency benchmark: N simulated users asking questions through a fake Bot API server.
 
-    python -m bot.bench_chat [--users 20] [--questions 10] [--write docs/chat-benchmark.md]
+    python -m benchmarks.chat [--users 20] [--questions 10] [--write docs/chat-benchmark.md]
 
 Runs the production Application (same `build_application`/`serve`, rate limiter included)
 polling the fake server from tests/bot/fakebot.py on 127.0.0.1, so it must be run from a
@@ -111,7 +111,7 @@ async def _bench(users: int, per_user: int, corpus: Path, data: Path, flood_limi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.bench_chat", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.chat", description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent simulated users (default 20)")
     parser.add_argument("--questions", type=int, default=10, help="questions each user asks (default 10)")
     parser.add_argument("--corpus", default=str(ROOT / "seeds"), help="issue folder (default: seeds)")
