@@ -254,14 +254,9 @@ def word_parts(query: Query) -> list[WordParts]:
     ]
 
 
-def matched_weight(query: Query, weights: dict[str, float], text: str, *, normalized: bool = False) -> float:
-    """Weight of the question's words present in text; a word absent but for a part of it
-    (武威市政协 → 市政协) earns that part's share. Sub-words never count twice."""
-    return Matcher(query, weights).weight(text if normalized else normalize(text))
-
-
 class Matcher:
-    """matched_weight for one question and many texts: the words' forms and parts worked out once."""
+    """The weight of the question's words a text prints (a word absent but for a part of it, 武威市政协 →
+    市政协, earns that part's share; sub-words never count twice): forms and parts worked out once."""
 
     def __init__(self, query: Query, weights: dict[str, float], parts: list[WordParts] | None = None) -> None:
         self.query = query

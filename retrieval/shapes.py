@@ -1,7 +1,8 @@
 """What answers look like: a number with a measure word, a date, a name after an office, a list.
 
 Shared by ranking (prefer paragraphs in the shape asked for), snippet choice and short-answer
-extraction, so the three agree on what "holds the answer" means.
+extraction, so the three agree on what "holds the answer" means: one `Shapes` per question (in its
+plan) reads each text once for the features, the judge's agreement check and the short answer.
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ _UNIT_NUM = cache(lambda unit: guarded(NUM + r"(?:余|多)?(?:万|亿)?" + re.es
 _ROLE_RX = {r: re.compile(r) for r in ROLES}
 _FORMER = re.compile("原|前任")
 _ITEM_END = re.compile(r"[,;。:、]")
-
-
-def has_unit_count(query: Query, text: str) -> bool:
-    return bool(query.unit) and bool(_UNIT_NUM(query.unit).search(text))
 
 
 def asked_roles(query: Query) -> list[str]:
@@ -100,16 +97,6 @@ def name_after_role(text: str, roles: list[str], query: Query | None = None) -> 
     return None
 
 
-def holds_answer(query: Query, text: str) -> bool:
-    """Whether text can answer at all (see Shapes.holds)."""
-    return Shapes(query).holds(text)
-
-
-def bound_head(query: Query, text: str) -> bool:
-    """The thing measured is printed with a number right after it (see Shapes.bound_head)."""
-    return Shapes(query).bound_head(text)
-
-
 def names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
     """The counted noun printed with the number, after it (4个项目) or before it in the same item of
     a list (议事平台1263个; in 城区…7个、乡镇…13个 乡镇 goes with 13个, not 7个)."""
@@ -123,16 +110,6 @@ def names_counted(noun: str | None, text: str, m: re.Match[str]) -> bool:
 def bound(query: Query, text: str) -> bool:
     """The answer is tied to the thing asked (see Shapes.bound)."""
     return Shapes(query).bound(text)
-
-
-def answer_shape(query: Query, text: str) -> float:
-    """How well text holds the kind of thing the question asks for (see Shapes.shape)."""
-    return Shapes(query).shape(text)
-
-
-def answer_key(query: Query, text: str) -> str | None:
-    """The bare answer a paragraph gives (see Shapes.key)."""
-    return Shapes(query).key(text)
 
 
 def _rx(word: str | None) -> re.Pattern[str] | None:
