@@ -84,6 +84,15 @@ def test_former_and_deputy_office_holders_are_not_the_holder(seed_engine: Engine
     assert who_answer(analyze("北京市政协原副主席是谁"), "北京市政协原副主席于鲁明出席。") == "于鲁明"
 
 
+def test_a_body_the_article_never_names_is_noticed(seed_engine: Engine) -> None:
+    """漳县's article names 漳县政协, never 兰州市政协: asked about the latter, its paragraphs say so."""
+    tail = "在漳县建了几个城区政协委员联络工作室?"
+    own = seed_engine.pool("漳县政协" + tail).candidates[0]
+    other = seed_engine.pool("兰州市政协" + tail).candidates[0]
+    assert own.article.title == other.article.title and "漳县政协" in own.article.title
+    assert own.feature("org_missing") == 0.0 < other.feature("org_missing")
+
+
 def test_a_counted_number_must_count_the_thing_asked() -> None:
     from retrieval.shapes import bound
 
