@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from retrieval.model import MAX_QUESTION_CHARS
+
 TELEGRAM_API = "https://api.telegram.org"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 # The one cap on a question's length, in characters (chat, inline mode and the CLI alike): a
 # question, not an essay; [chat] max_question_chars overrides it.
-MAX_QUESTION_CHARS = 300
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where config.example.toml is
@@ -143,10 +144,14 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _positive(section: _Section, key: str, kind: type, default: Any, minimum: float = 1) -> Any:
+def _positive(
+    section: _Section, key: str, kind: type, default: Any, minimum: float = 1, maximum: float | None = None
+) -> Any:
     value = section.get(key, (int, float) if kind is float else kind, default)
     if value < minimum:
         raise ConfigError(f"{section.key(key)}: must be at least {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{section.key(key)}: must be at most {maximum}, got {value!r}")
     return kind(value)
 
 
@@ -220,7 +225,9 @@ def parse_settings(
         results_per_page=_positive(chat_s, "results_per_page", int, 3),
         rate_limit_count=_positive(chat_s, "rate_limit_count", int, 6),
         rate_limit_seconds=_positive(chat_s, "rate_limit_seconds", float, 30.0, minimum=0),
-        max_question_chars=_positive(chat_s, "max_question_chars", int, MAX_QUESTION_CHARS, minimum=10),
+        max_question_chars=_positive(
+            chat_s, "max_question_chars", int, MAX_QUESTION_CHARS, minimum=10, maximum=MAX_QUESTION_CHARS
+        ),
         concurrent_updates=_positive(chat_s, "concurrent_updates", int, 16),
     )
     if chat.results_per_page > 10:

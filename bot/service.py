@@ -26,7 +26,7 @@ from bot.db import Subscription
 from bot.store import NOT_A_QUESTION, Store
 from retrieval.engine import CorpusStats, Engine, Progress, RefusedFile, ReloadReport
 from retrieval.followup import Reading, ask_in_context
-from retrieval.index import checkpoint
+from retrieval.ingest import checkpoint
 from retrieval.layout import iso_date
 from retrieval.model import Answer, Article, Paragraph
 

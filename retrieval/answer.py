@@ -12,13 +12,13 @@ from collections.abc import Sequence
 
 from retrieval.index import context_text
 from retrieval.judge import RELATED_COVERAGE, Scored
-from retrieval.layout import sentences  # the one sentence splitter (bot/digest.py imports it from here)
+from retrieval.layout import sentences
 from retrieval.measure import COUNTED, counted, undated
 from retrieval.model import Answer, Citation, Hit
 from retrieval.query import Query
 from retrieval.search import Plan
 from retrieval.shapes import DATE, WHERE, names_counted
-from retrieval.tokenizer import normalize
+from retrieval.tokenizer import match_form
 
 NOTHING = "没有找到能回答这个问题的报道。可以换个说法, 或写明单位、地点和年份。"
 RELATED = "没有找到确切的答案, 以下报道可能相关。"
@@ -41,11 +41,11 @@ def best_snippet(plan: Plan, text: str, context: str = "", caption: bool = False
     if len(text) <= 80 or (caption and len(text) <= SNIPPET_MAX):  # a photo caption is read whole
         return text
     query, shapes = plan.query, plan.shapes
-    ctx = normalize(context)
+    ctx = match_form(context)
     matcher = plan.matcher.reweighted({t: (w * 0.5 if t in ctx else w) for t, w in plan.weights.items()})
 
     def score(s: str) -> float:  # the sentence that ties the answer to the thing asked wins over a lead-in
-        return matcher.weight(normalize(s)) * shapes.shape(s) * (1.5 if shapes.bound(s) else 1.0)
+        return matcher.weight(match_form(s)) * shapes.shape(s) * (1.5 if shapes.bound(s) else 1.0)
 
     i = max(range(len(sents)), key=lambda k: (score(sents[k]), -k))
     snippet = sents[i].strip()
@@ -62,7 +62,7 @@ def best_snippet(plan: Plan, text: str, context: str = "", caption: bool = False
 
 def _window(sentence: str, query: Query) -> str:
     """Crop a very long sentence around its densest run of terms."""
-    low = normalize(sentence)
+    low = match_form(sentence)
     positions = sorted(i for t in query.tokens for i in occurrences(t, low))
     if not positions:
         return sentence[:SNIPPET_MAX] + "…"
@@ -85,12 +85,12 @@ def occurrences(term: str, text: str) -> list[int]:
 
 def highlights(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """Non-overlapping [start, end) spans of the terms in text, longest terms first."""
-    low = normalize(text)
+    low = match_form(text)
     if len(low) != len(text):  # normalisation changed lengths: spans would be off, show none
         return ()
     taken = [False] * len(text)
     spans: list[tuple[int, int]] = []
-    for term in sorted(set(terms), key=len, reverse=True):
+    for term in sorted(dict.fromkeys(terms), key=len, reverse=True):  # ties: the question's order, every run
         if len(term) < 2 and not term.isdigit():
             continue
         for start in occurrences(term, low):
@@ -128,7 +128,7 @@ def _count_answer(plan: Plan, snippet: str) -> str | None:
         if not counted(clause, query.unit):
             continue
         tied = shapes.bound(clause)
-        s = plan.matcher.weight(normalize(clause)) + 0.01
+        s = plan.matcher.weight(match_form(clause)) + 0.01
         if query.noun and not tied and not (shapes.unit_count(clause) and s >= RELATED_COVERAGE * total):
             continue  # untied: only with the asked measure word in a clause holding a third of the question
         if shapes.unit_count(clause):

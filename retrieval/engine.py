@@ -19,13 +19,14 @@ from pathlib import Path
 
 from retrieval import judge as judging
 from retrieval.answer import build_answer
-from retrieval.index import CORPUS_SUFFIXES, Index, IndexStore, ReloadHeld, ScanResult, scan
-from retrieval.model import Answer, Article, Issue, Paragraph, printed
+from retrieval.index import Index
+from retrieval.ingest import CORPUS_SUFFIXES, ReloadHeld, ScanResult, scan
+from retrieval.model import MAX_QUESTION_CHARS, Answer, Article, Issue, Paragraph, printed
 from retrieval.parse import BadIssueFile, parse_bytes
 from retrieval.query import Query, analyze
 from retrieval.search import POOL, Candidate, Plan, candidates, plan
+from retrieval.snapshot import IndexStore
 
-MAX_QUESTION = 500  # characters; a 10,000-character message is cut, not choked on
 MAX_NAME_BYTES = 200  # an upload's file name; most file systems stop at 255
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -162,7 +163,7 @@ class Engine:
     ) -> Pool:
         """The question read (relative dates against the newest issue) and its candidates with features."""
         index = index or self._index
-        query = analyze(question[:MAX_QUESTION], today=index.newest)
+        query = analyze(question[:MAX_QUESTION_CHARS], today=index.newest)
         read = plan(index, query)
         if index.scorer is None or not query.tokens:
             return Pool(read, [])
@@ -170,7 +171,7 @@ class Engine:
 
     def reload(self, confirm_removal: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index.
-        A held rescan (see index.scan) changes nothing and says why in `ReloadReport.held`."""
+        A held rescan (see ingest.scan) changes nothing and says why in `ReloadReport.held`."""
         with self._write_lock:
             try:
                 result = scan(

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import bisect
 import functools
-import importlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, overload
+from typing import Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -332,32 +331,3 @@ class Index:
     def newest(self) -> str | None:
         """The newest issue's date: what 今年, 去年 and 最近 in a question are read against."""
         return max((ii.date for ii in self.issues.values() if ii.date), default=None)
-
-
-# Names that lived here before the corpus scan and the snapshot had files of their own; new code
-# imports them from retrieval.ingest and retrieval.snapshot (which import this module, hence lazily).
-_MOVED = {
-    **dict.fromkeys(("CORPUS_SUFFIXES", "CRASH_AT_ENV", "CorpusFile", "ReloadHeld", "ScanResult"), "retrieval.ingest"),
-    **dict.fromkeys(("checkpoint", "corpus_files", "scan"), "retrieval.ingest"),
-    "IndexStore": "retrieval.snapshot",
-}
-
-if TYPE_CHECKING:
-    from retrieval.ingest import (  # noqa: F401
-        CORPUS_SUFFIXES,
-        CRASH_AT_ENV,
-        CorpusFile,
-        ReloadHeld,
-        ScanResult,
-        checkpoint,
-        corpus_files,
-        scan,
-    )
-    from retrieval.snapshot import IndexStore  # noqa: F401
-
-
-def __getattr__(name: str) -> object:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

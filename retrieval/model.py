@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What of a question is read: a question, not an essay (a 10,000-character paste is cut, not choked on).
+# The chat cuts at `[chat] max_question_chars`, which may not exceed it.
+MAX_QUESTION_CHARS = 300
+
 
 @dataclass(frozen=True)
 class Paragraph:

@@ -18,7 +18,7 @@ from importlib import resources
 from opencc import OpenCC
 
 from retrieval.measure import COUNT_ASK, UNITS
-from retrieval.tokenizer import normalize, places, query_words, tokenize
+from retrieval.tokenizer import match_form, places, query_words, tokenize
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年(?:(\d{1,2})月(?!\d{1,2}日\S{0,2}至))?")
@@ -122,7 +122,7 @@ def variants() -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for ln in data_lines("variants.txt"):
         short, *full = ln.split()
-        out[normalize(short)] = tuple(full)
+        out[match_form(short)] = tuple(full)
     return out
 
 
@@ -185,7 +185,7 @@ def _kind(text: str) -> tuple[str | None, re.Match[str] | None]:
 
 def clean(question: str) -> str:
     """NFKC, lower case, traditional → simplified, pasted tags dropped, colloquial words mapped."""
-    text = _TAG.sub(" ", _to_simplified().convert(normalize(question))).strip()
+    text = _TAG.sub(" ", _to_simplified().convert(match_form(question))).strip()
     for spoken, written in _colloquial():
         text = text.replace(spoken, written)
     return text

@@ -27,7 +27,7 @@ from retrieval.index import Index, article_context, headings
 from retrieval.model import Article, Paragraph
 from retrieval.query import Matcher, Period, Query, ordinal_in
 from retrieval.shapes import Shapes
-from retrieval.tokenizer import normalize
+from retrieval.tokenizer import match_form
 
 _BODIES = ("政协", "委员会", "常委会", "人大", "政府")
 POOL = 50  # candidates looked at after BM25 (raw BM25 brings the answer into its top 50 for ~97% of questions)
@@ -74,7 +74,7 @@ class Candidate:
 
 def article_text(article: Article) -> str:
     body = "".join(p.text for p in article.paragraphs)
-    return normalize(" ".join(x for x in (article_context(article), body) if x))
+    return match_form(" ".join(x for x in (article_context(article), body) if x))
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,9 @@ class _ArticleView:
 
 
 def _view(plan: Plan, art: Article) -> _ArticleView:
-    headlines = normalize(headings(art))
+    headlines = match_form(headings(art))
     specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
-    heads = normalize(article_context(art))
+    heads = match_form(article_context(art))
     return _ArticleView(heads, specific, sum(x for _, x in specific), frozenset(s for s in plan.strings if s in heads))
 
 
@@ -240,8 +240,8 @@ def _paragraph_features(
 ) -> tuple[float, ...]:
     """The features from `coverage` to `head_in_paragraph` (see FEATURES) of one paragraph."""
     query, matcher, shapes = plan.query, plan.matcher, plan.shapes
-    text = normalize(p.text)
-    section = normalize(p.section) if p.section else ""
+    text = match_form(p.text)
+    section = match_form(p.section) if p.section else ""
     # the paragraph with its context, for the patterns (periods, ordinals) only
     joined = query.periods or query.ordinals or plan.spaced
     local = " ".join(x for x in (view.heads, section, text) if x) if joined else ""

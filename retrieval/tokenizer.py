@@ -126,7 +126,6 @@ def match_form(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-normalize = match_form  # the former name, still used by query.py, search.py and answer.py
 
 
 def tokenize(text: str) -> list[str]:

@@ -185,3 +185,10 @@ def test_the_live_corpus_is_seeded_once_into_the_data_folder(tmp_path: Path) -> 
         f.unlink()
     settings.corpus_dir.rmdir()
     assert ensure_corpus(settings) is False and not settings.corpus_dir.exists()
+
+
+def test_a_question_cap_above_what_the_engine_reads_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[chat]\nmax_question_chars = 5000\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="max_question_chars: must be at most 300"):
+        load_settings(cfg)

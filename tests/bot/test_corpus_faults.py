@@ -94,13 +94,13 @@ async def test_auto_ingest_never_removes_the_archive(
 async def test_unreadable_issue_keeps_serving_and_is_not_resent(
     fakebot: FakeBotAPI, make_settings: Callable[..., Settings], corpus: Path, monkeypatch: Any
 ) -> None:
-    import retrieval.index
+    import retrieval.ingest
 
     settings = with_digest(make_settings())
     path = corpus / "003_86c0c9587050140c.txt"
-    real_read = retrieval.index.CorpusFile.read
+    real_read = retrieval.ingest.CorpusFile.read
 
-    def read(self: retrieval.index.CorpusFile) -> bytes:
+    def read(self: retrieval.ingest.CorpusFile) -> bytes:
         if self.name == path.name:
             raise PermissionError(13, "Permission denied")
         return real_read(self)
@@ -109,12 +109,12 @@ async def test_unreadable_issue_keeps_serving_and_is_not_resent(
         await say(fakebot, "/subscribe")
         log_before = _log(settings)
         path.touch()  # a new mtime: the scan must read it again
-        monkeypatch.setattr(retrieval.index.CorpusFile, "read", read)
+        monkeypatch.setattr(retrieval.ingest.CorpusFile, "read", read)
         [report] = await say(fakebot, "/reload", chat_id=ADMIN)
         assert "无法读取" in report.plain and path.name in report.plain and "现有 5 期" in report.plain
         [answer] = await say(fakebot, OLD_QUESTION)
         assert "7个" in answer.plain  # its indexed version still answers
-        monkeypatch.setattr(retrieval.index.CorpusFile, "read", real_read)
+        monkeypatch.setattr(retrieval.ingest.CorpusFile, "read", real_read)
         [again] = await say(fakebot, "/reload", chat_id=ADMIN)
         assert "拒收" not in again.plain
         assert _log(settings) == log_before

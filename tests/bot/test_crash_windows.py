@@ -3,7 +3,7 @@ issue's digest is delivered exactly once (never lost, never twice).
 
 The index commits at manifest.json; the ingest log (what digests read) is written after. A crash
 between the two used to leave an issue served but never announced. Each step of a reload is a
-`retrieval.index.checkpoint`; `ZXBOT_CRASH_AT=<step>` makes the process exit there (os._exit,
+`retrieval.ingest.checkpoint`; `ZXBOT_CRASH_AT=<step>` makes the process exit there (os._exit,
 no clean-up), in a real subprocess for the reported window and in-process for every step.
 """
 
@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.digest import Digester, Pacer
 from bot.service import ChatService
 from bot.store import Store
-from retrieval.index import CRASH_AT_ENV
+from retrieval.ingest import CRASH_AT_ENV
 from tests.bot.test_admin import NEW_ISSUE
 
 SUBSCRIBER = 4242

@@ -139,7 +139,7 @@ def test_start_up_on_a_full_disk_refuses_the_one_file_not_the_bot(
     import errno
 
     from retrieval.engine import Engine
-    from retrieval.index import IndexStore
+    from retrieval.snapshot import IndexStore
 
     save_issue, save_snapshot = IndexStore.save_issue, IndexStore.save_snapshot
 

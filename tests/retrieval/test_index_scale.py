@@ -12,7 +12,8 @@ from rank_bm25 import BM25Okapi
 from retrieval import index as index_mod
 from retrieval import ingest
 from retrieval.bench import ArchiveGenerator
-from retrieval.index import IndexStore, scan
+from retrieval.ingest import scan
+from retrieval.snapshot import IndexStore
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
