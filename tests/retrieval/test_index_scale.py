@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
+from benchmarks.bench import ArchiveGenerator
 from retrieval import index as index_mod
-from retrieval.bench import ArchiveGenerator
 from retrieval.index import IndexStore, scan
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"

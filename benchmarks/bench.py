@@ -1,6 +1,6 @@
 """Benchmark: a synthetic archive at archive scale, measured end to end (issues 5 and 12).
 
-`python -m retrieval.bench` (or `python -m bot bench`) generates realistic issue files from the
+`python -m benchmarks.bench` generates realistic issue files from the
 seed issues' sentences (places and numbers varied, the seeds' layout: kickers, headlines,
 subtitles, bylines, datelines, section headings), at 10k, 100k and 1M paragraphs, and measures
 in one run, each phase in a fresh process so memory and cold start are honest:
@@ -11,7 +11,7 @@ in one run, each phase in a fresh process so memory and cold start are honest:
               one issue + swap
   compare     in one process: top-10 parity with rank_bm25.BM25Okapi (ids and scores), then the
               project, bm25s (numba backend) and tantivy timed interleaved question by question on
-              the same tokens, with each one's index memory (retrieval/bench_compare.py)
+              the same tokens, with each one's index memory (benchmarks/compare.py)
 
 The other engines come from the `[bench]` extra (`pip install -e '.[bench]'`). Results go to
 stdout as JSON, and as markdown to --output when given, with the machine and the command.
@@ -337,7 +337,7 @@ def _restore_index_state(data: Path, state: dict[Path, bytes | None]) -> None:
 
 def _run_phase(args: list[str], log: Path) -> dict[str, Any]:
     """One phase in a fresh interpreter; its JSON result is the last line of stdout."""
-    cmd = [sys.executable, "-m", "retrieval.bench", *args]
+    cmd = [sys.executable, "-m", "benchmarks.bench", *args]
     with log.open("a") as err:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, text=True, check=False)
     if proc.returncode != 0:
@@ -678,13 +678,13 @@ def render(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m retrieval.bench",
+        prog="python -m benchmarks.bench",
         description="Generate a synthetic archive (from the seed issues' sentences) and measure first ingest, "
         "cold start, ranking, full ask and incremental add, then compare the ranking side by side in one "
         "process with bm25s (numba backend) and tantivy, checking top-10 parity with rank-bm25. "
         "Each phase runs in a fresh process.",
         epilog="Needs the [bench] extra for the comparison: pip install -e '.[bench]'. The first 1M ingest takes "
-        "about 12 minutes on 2 cores; --reuse-index keeps a built index. Example: python -m retrieval.bench "
+        "about 12 minutes on 2 cores; --reuse-index keeps a built index. Example: python -m benchmarks.bench "
         "--sizes 10k,100k,1M --workdir bench-work --output docs/benchmarks.md",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -720,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
             res = phase_serve(a.corpus, a.data, qs, a.add_paragraphs, a.seed)
         else:
-            from retrieval.bench_compare import compare
+            from benchmarks.compare import compare
 
             qs = json.loads(a.questions_file.read_text(encoding="utf-8"))
             res = compare(a.data, a.cache, qs, a.passes, a.reference_queries, _log)
@@ -734,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     given = argv if argv is not None else sys.argv[1:]
     # no machine paths in the report: absolute paths are shown by their last component
-    command = "python -m retrieval.bench " + " ".join(Path(x).name if x.startswith("/") else x for x in given)
+    command = "python -m benchmarks.bench " + " ".join(Path(x).name if x.startswith("/") else x for x in given)
     out = None if a.output is None or str(a.output) == "-" else a.output
     res = run(
         [s.strip() for s in a.sizes.split(",") if s.strip()],
