@@ -263,13 +263,14 @@ def phase_serve(corpus: Path, data: Path, questions: list[str], add_paragraphs: 
     }
     index = engine._index
     scorer = index.scorer
-    assert scorer is not None
+    if scorer is None:
+        raise RuntimeError(f"no paragraphs indexed from {corpus}")
     token_lists = [list(analyze(q).tokens) for q in questions]
     for toks in token_lists[:5]:
         scorer.top_k(toks, RANK_K)
     rank_times = [_timed(lambda t=toks: scorer.top_k(t, RANK_K))[0] for toks in token_lists]  # type: ignore[misc]
     pool_times = [_timed(lambda t=toks: scorer.top_k(t, 50))[0] for toks in token_lists]  # type: ignore[misc]
-    # the same questions again: a scorer keeps the weights of terms it has seen (the first pass pays them)
+    # the same questions again: the first pass warms the page cache and the CPU caches
     again_times = [_timed(lambda t=toks: scorer.top_k(t, RANK_K))[0] for toks in token_lists]  # type: ignore[misc]
     dense_times = [_timed(lambda t=toks: scorer.get_scores(t))[0] for toks in token_lists[:50]]  # type: ignore[misc]
     ask_times = []
@@ -293,7 +294,8 @@ def phase_serve(corpus: Path, data: Path, questions: list[str], add_paragraphs: 
     gen_before = engine.generation
     saved = _save_index_state(data)
     add_s, rep = _timed(lambda: engine.add_file(name, text.encode("utf-8")))
-    assert engine.generation == gen_before + 1 and rep.added, "the added issue was not swapped in"
+    if engine.generation != gen_before + 1 or not rep.added:
+        raise RuntimeError("the added issue was not swapped in")
     out |= {
         "add_issue_s": add_s,
         "add_issue_paragraphs": rep.added[0].paragraphs,

@@ -169,7 +169,8 @@ class Bm25s(Engine):
         self.build_s = json.loads((folder / "build_s.json").read_text())
         self.model = bm25s.BM25.load(str(folder), mmap=False)
         self.model.backend = "numba"
-        assert len(self.model.vocab_dict) >= len(self.vocab)
+        if len(self.model.vocab_dict) < len(self.vocab):
+            raise RuntimeError(f"{folder}: a bm25s index of another vocabulary")
 
     def ids(self, tokens: list[str]) -> list[int]:
         return [self.vocab[t] for t in tokens if t in self.vocab]

@@ -29,6 +29,8 @@ from numba import njit
 
 LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order
 SKIP_BITS = 6  # a skip entry every 64 postings: a lookup reads a few cache lines, not a binary search's
+PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
+PART_SCALE = 65535 / PART_MAX
 DENSE = 4  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
 
@@ -144,8 +146,9 @@ def _accumulate(docs, tf, lo, hi, idf, mult, k1p1, norm, acc, touched, nt, allow
 
 @njit(cache=True, nogil=True)
 def _accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_allowed):
-    """`_accumulate` from the term's precomputed float32 tf parts (parts[o + p - lo] for posting p):
-    acc[d] += c × part, no division. The parts are rounded: θ comparisons keep a margin for it."""
+    """`_accumulate` from the term's precomputed tf parts (parts[o + p - lo] for posting p, in units of
+    1/PART_SCALE): acc[d] += c × part, no division. c includes the unit; the parts are rounded, so
+    θ comparisons keep a margin for it (`slack`)."""
     if nt < 0 and not use_allowed:  # the common case of long lists: nothing but the scatter
         c32 = np.float32(c)
         for p in range(lo, hi):
@@ -166,7 +169,7 @@ def _accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_
 @njit(cache=True, nogil=True)
 def _add_to_marked(docs, tf, lo, hi, parts, o, idf, mult, k1p1, norm, acc):
     """The term's weight × mult added to the paragraphs with a nonzero acc (the candidates) only."""
-    c = idf * mult
+    c = idf * mult / PART_SCALE
     for p in range(lo, hi):
         d = docs[p]
         v = acc[d]
@@ -180,10 +183,11 @@ def _add_to_marked(docs, tf, lo, hi, parts, o, idf, mult, k1p1, norm, acc):
 
 @njit(cache=True, nogil=True)
 def tf_parts(docs, tf, lo, hi, norm, k1p1, out, o):
-    """out[o + i] = tf * (k1 + 1) / (tf + norm) of the term's i-th posting in [lo, hi), as float32."""
+    """out[o + i] = tf * (k1 + 1) / (tf + norm) of the term's i-th posting in [lo, hi), rounded to a
+    multiple of 1 / PART_SCALE (uint16: the part is below k1 + 1 ≤ PART_MAX)."""
     for p in range(lo, hi):
         f = np.float64(tf[p])
-        out[o + p - lo] = np.float32(f * k1p1 / (f + norm[docs[p]]))
+        out[o + p - lo] = np.uint16(np.rint(f * k1p1 / (f + norm[docs[p]]) * PART_SCALE))
 
 
 @njit(cache=True, nogil=True)
@@ -359,8 +363,11 @@ def top_k(
     for j in range(nu):
         alo[j], ahi[j] = _find(a_terms, a_indptr, ut[j])
         blo[j], bhi[j] = _find(b_terms, b_indptr, ut[j])
+    slack = 0.0  # how far partial sums from rounded parts can be off: twice half a unit per term
     for j in range(nu - 1, -1, -1):
         rest[j] = rest[j + 1] + ub[ut[j]] * um[j]
+        if woff[ut[j]] >= 0:
+            slack += 2 * (0.5 / PART_SCALE) * idf[ut[j]] * um[j]
     heap = np.empty(k)
     seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first)
     # 1. essential terms
@@ -376,7 +383,17 @@ def top_k(
             nt = -1  # most paragraphs will be touched: scan acc at the end rather than track them
         if woff[t] >= 0:
             nt = _accumulate_parts(
-                a_docs, parts, alo[j], ahi[j], woff[t], idf[t] * um[j], acc, touched, nt, allowed, use_allowed
+                a_docs,
+                parts,
+                alo[j],
+                ahi[j],
+                woff[t],
+                idf[t] * um[j] / PART_SCALE,
+                acc,
+                touched,
+                nt,
+                allowed,
+                use_allowed,
             )
         else:
             nt = _accumulate(
@@ -392,7 +409,7 @@ def top_k(
             estimated = added
             est = _estimate(acc, touched, nt, k, True, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
             theta = max(theta, est)
-        if j + 1 < nu and theta * LOW > rest[j + 1]:
+        if j + 1 < nu and theta * LOW - slack > rest[j + 1]:
             stop = j + 1
             break
     if stop == nu and (nt < 0 or nt >= k):  # every term added: the k-th best sum is itself a bound
@@ -401,7 +418,7 @@ def top_k(
         )
     # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
     #    added to them only: looked up when they are few, else by a pass over the term's postings
-    floor = theta * LOW
+    floor = theta * LOW - slack
     r = rest[stop]
     nc = 0
     dense = nt < 0

@@ -56,9 +56,10 @@ FloatArray = npt.NDArray[np.float64]
 # Upper bounds of a term's weight are inflated by this share: they are compared with float32 sums of
 # rounded float32 tf parts (relative error well under 1e-5 for any question).
 _BOUND_MARGIN = 1e-5
-# Float32 tf parts (tf·(k1+1)/(tf+norm), 4 bytes a posting) precomputed for the most frequent terms
-# of the base segment, at most this many postings (112 MB): adding them up costs no division.
-_PART_POSTINGS = 28_000_000
+# tf parts (tf·(k1+1)/(tf+norm) rounded to 16 bits, 2 bytes a posting) precomputed for the most
+# frequent terms of the base segment, at most this many postings (112 MB): adding them up costs no
+# division (the kernel's margins cover the rounding; final scores never use them).
+_PART_POSTINGS = 56_000_000
 # Only terms in at least this many paragraphs get parts: the rare ones are cheap to compute.
 _PART_MIN_DF = 1024
 _TOP_FILES = ("vocab.txt", "doc_len.npy", "df.npy", "max_tf.npy", "min_dl.npy")
@@ -222,16 +223,18 @@ class BM25Scorer:
             _frozen(self._part_offset),
         )
 
-    def _tf_parts(self, base: Segment) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """Float32 tf parts of the base segment's most frequent terms, and each term's offset in them
+    def _tf_parts(self, base: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
+        """16-bit tf parts of the base segment's most frequent terms, and each term's offset in them
         (-1: none). They depend on avgdl, so each scorer computes its own."""
         offset = np.full(len(self._vocab), -1, dtype=np.int64)
         counts = np.diff(base.indptr)
         frequent = np.flatnonzero(counts >= _PART_MIN_DF)
         frequent = frequent[np.argsort(-counts[frequent], kind="stable")]
         frequent = frequent[np.cumsum(counts[frequent]) <= _PART_POSTINGS]
-        parts = np.empty(int(counts[frequent].sum()), dtype=np.float32)
         kern, at = _kernels(), 0
+        if self.k1 + 1 > kern.PART_MAX:
+            frequent = frequent[:0]
+        parts = np.empty(int(counts[frequent].sum()), dtype=np.uint16)
         for i in frequent.tolist():
             lo, hi = int(base.indptr[i]), int(base.indptr[i + 1])
             kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at)
