@@ -266,7 +266,7 @@ def _best_touched(acc, touched, nt, m, hv, hd):
 def _estimate(acc, touched, nt, k, exact, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
     """A lower bound of the k-th best score: the k-th best partial score, or with `exact` the k-th best
     exact score of the paragraphs with the best partial scores (a few times k of them; costs lookups)."""
-    m = 4 * k + 16
+    m = 4 * k + 16 if exact else k
     hv = np.empty(m)
     hd = np.empty(m, np.int64)
     n = _best_touched(acc, touched, nt, m, hv, hd)
@@ -363,6 +363,9 @@ def top_k(
     for j in range(nu):
         alo[j], ahi[j] = _find(a_terms, a_indptr, ut[j])
         blo[j], bhi[j] = _find(b_terms, b_indptr, ut[j])
+    total = 0
+    for j in range(nu):
+        total += ahi[j] - alo[j] + bhi[j] - blo[j]
     slack = 0.0  # how far partial sums from rounded parts can be off: twice half a unit per term
     for j in range(nu - 1, -1, -1):
         rest[j] = rest[j + 1] + ub[ut[j]] * um[j]
@@ -404,8 +407,11 @@ def top_k(
         )
         added += ahi[j] - alo[j] + bhi[j] - blo[j]
         if (
-            (nt < 0 or nt >= k) and theta * LOW <= rest[j + 1] and added >= 2 * estimated
-        ):  # geometric: passes cost O(nt)
+            (nt < 0 or nt >= k)
+            and theta * LOW - slack <= rest[j + 1]
+            and added >= 2 * estimated  # geometric: each pass costs O(touched)
+            and total - added > LOOKUP * (4 * k + 16) * nq  # else adding the rest costs less than the lookups
+        ):
             estimated = added
             est = _estimate(acc, touched, nt, k, True, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
             theta = max(theta, est)
