@@ -94,36 +94,39 @@ def _seek(docs, skips, lo, hi, d):
 
 
 @njit(cache=True, nogil=True)
+def _heap_push(heap, size, k, v):
+    """Add v to a min-heap of the k largest values seen (size of them so far)."""
+    if size < k:
+        j = size
+        heap[j] = v
+        while j > 0:
+            p = (j - 1) >> 1
+            if heap[p] <= heap[j]:
+                break
+            heap[p], heap[j] = heap[j], heap[p]
+            j = p
+    elif v > heap[0]:
+        heap[0] = v
+        j = 0
+        while True:
+            c = 2 * j + 1
+            if c >= k:
+                break
+            if c + 1 < k and heap[c + 1] < heap[c]:
+                c += 1
+            if heap[j] <= heap[c]:
+                break
+            heap[j], heap[c] = heap[c], heap[j]
+            j = c
+
+
+@njit(cache=True, nogil=True)
 def _kth_largest(values, n, k, heap):
     """k-th largest of values[:n] (a min-heap of k); 0.0 when there are fewer than k."""
     if n < k:
         return 0.0
-    size = 0
     for i in range(n):
-        v = values[i]
-        if size < k:
-            j = size
-            heap[j] = v
-            size += 1
-            while j > 0:
-                p = (j - 1) >> 1
-                if heap[p] <= heap[j]:
-                    break
-                heap[p], heap[j] = heap[j], heap[p]
-                j = p
-        elif v > heap[0]:
-            heap[0] = v
-            j = 0
-            while True:
-                c = 2 * j + 1
-                if c >= k:
-                    break
-                if c + 1 < k and heap[c + 1] < heap[c]:
-                    c += 1
-                if heap[j] <= heap[c]:
-                    break
-                heap[j], heap[c] = heap[c], heap[j]
-                j = c
+        _heap_push(heap, min(i, k), k, values[i])
     return heap[0]
 
 
@@ -263,20 +266,54 @@ def _best_touched(acc, touched, nt, m, hv, hd):
 
 
 @njit(cache=True, nogil=True)
-def _estimate(acc, touched, nt, k, exact, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
-    """A lower bound of the k-th best score: the k-th best partial score, or with `exact` the k-th best
-    exact score of the paragraphs with the best partial scores (a few times k of them; costs lookups)."""
-    m = 4 * k + 16 if exact else k
+def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
+    """A lower bound of the k-th best score: the k-th best exact score of the paragraphs with the best
+    partial scores so far (a few times k of them; costs their lookups)."""
+    m = 4 * k + 16
     hv = np.empty(m)
     hd = np.empty(m, np.int64)
     n = _best_touched(acc, touched, nt, m, hv, hd)
-    if not exact:
-        return _kth_largest(hv, n, k, heap)
     docs = np.sort(hd[:n])
     ca, cb = alo.copy(), blo.copy()
     for i in range(n):
         hv[i] = _exact(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
     return _kth_largest(hv, n, k, heap)
+
+
+@njit(cache=True, nogil=True)
+def _candidates(acc, touched, nt, k, floor, r, slack, heap):
+    """Compact into touched's prefix the paragraphs whose partial score + r (what the remaining terms
+    can add) reaches floor, resetting the others' acc; returns their count and the final floor.
+
+    In the same pass, floor rises to the k-th best partial score (less the margins): k paragraphs
+    score at least that. Kept paragraphs are checked again against the final floor."""
+    dense = nt < 0
+    size = 0
+    nc = 0
+    for i in range(acc.shape[0] if dense else nt):
+        d = i if dense else touched[i]
+        v = acc[d]
+        if v == 0.0:
+            continue
+        if size < k or v > heap[0]:
+            _heap_push(heap, size, k, v)
+            size = min(size + 1, k)
+            if size == k:
+                floor = max(floor, heap[0] * LOW - slack)
+        if v + r >= floor:
+            touched[nc] = d
+            nc += 1
+        else:
+            acc[d] = 0.0
+    n = 0
+    for i in range(nc):
+        d = touched[i]
+        if acc[d] + r >= floor:
+            touched[n] = d
+            n += 1
+        else:
+            acc[d] = 0.0
+    return n, floor
 
 
 @njit(cache=True, nogil=True)
@@ -413,29 +450,14 @@ def top_k(
             and total - added > LOOKUP * (4 * k + 16) * nq  # else adding the rest costs less than the lookups
         ):
             estimated = added
-            est = _estimate(acc, touched, nt, k, True, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
+            est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
             theta = max(theta, est)
         if j + 1 < nu and theta * LOW - slack > rest[j + 1]:
             stop = j + 1
             break
-    if stop == nu and (nt < 0 or nt >= k):  # every term added: the k-th best sum is itself a bound
-        theta = max(
-            theta, _estimate(acc, touched, nt, k, False, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
-        )
     # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
     #    added to them only: looked up when they are few, else by a pass over the term's postings
-    floor = theta * LOW - slack
-    r = rest[stop]
-    nc = 0
-    dense = nt < 0
-    for i in range(n_docs if dense else nt):
-        d = i if dense else touched[i]
-        v = acc[d]
-        if v != 0.0 and v + r >= floor:
-            touched[nc] = d
-            nc += 1
-        else:
-            acc[d] = 0.0
+    nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
     cand = np.sort(touched[:nc]).astype(np.int64)
     ca, cb = alo.copy(), blo.copy()
     for j in range(stop, nu):
