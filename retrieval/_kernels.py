@@ -33,6 +33,8 @@ PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
 PART_SCALE = 65535 / PART_MAX
 DENSE = 4  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
+LOOKUP_CACHED = 32  # … and this many when the index is small enough to stay in the CPU caches
+CACHED_DOCS = 1 << 18  # paragraphs
 
 
 @njit(cache=True, nogil=True)
@@ -412,6 +414,7 @@ def top_k(
     seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first)
     # 1. essential terms
     n_docs = norm.shape[0]
+    lookup = LOOKUP if n_docs > CACHED_DOCS else LOOKUP_CACHED
     nt = 0
     stop = nu
     theta = 0.0
@@ -447,7 +450,7 @@ def top_k(
             (nt < 0 or nt >= k)
             and theta * LOW - slack <= rest[j + 1]
             and added >= 2 * estimated  # geometric: each pass costs O(touched)
-            and total - added > LOOKUP * (4 * k + 16) * nq  # else adding the rest costs less than the lookups
+            and total - added > lookup * (4 * k + 16) * nq  # else adding the rest costs less than the lookups
         ):
             estimated = added
             est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
@@ -462,7 +465,7 @@ def top_k(
     ca, cb = alo.copy(), blo.copy()
     for j in range(stop, nu):
         t = ut[j]
-        if nc * LOOKUP < ahi[j] - alo[j] + bhi[j] - blo[j]:
+        if nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
             for i in range(nc):
                 d = cand[i]
                 f = _tf_at(d, j, seg, ca, ahi, cb, bhi)
