@@ -319,6 +319,18 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
 
 
 @njit(cache=True, nogil=True)
+def _add_exact(docs, tf, lo, hi, idf, k1p1, norm, acc, exact):
+    """For one query token: its rank-bm25 weight added to exact[slot] of each candidate among its
+    paragraphs (acc holds -(slot + 1) for candidates, 0 elsewhere)."""
+    for p in range(lo, hi):
+        d = docs[p]
+        v = acc[d]
+        if v < 0.0:
+            f = np.float64(tf[p])
+            exact[np.int64(-v) - 1] += idf * (f * k1p1 / (f + norm[d]))
+
+
+@njit(cache=True, nogil=True)
 def _select(cand, scores, n, k):
     """The best k of cand[:n] (ascending ids) by exact score, ties by lower id; scores ≤ 0 dropped."""
     keep = scores[:n] > 0.0
@@ -450,7 +462,8 @@ def top_k(
             (nt < 0 or nt >= k)
             and theta * LOW - slack <= rest[j + 1]
             and added >= 2 * estimated  # geometric: each pass costs O(touched)
-            and total - added > lookup * (4 * k + 16) * nq  # else adding the rest costs less than the lookups
+            # else adding the remaining postings costs less than the estimate (a pass, and lookups)
+            and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (4 * k + 16) * nq)
         ):
             estimated = added
             est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
@@ -483,9 +496,25 @@ def top_k(
             else:
                 acc[d] = 0.0
         nc = n
-    # 3. exact scores, in query-token order
+    # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
+    #    by a pass over each query token's postings adding to the candidates' slots
+    exact = np.zeros(nc)
+    walk = 0
+    for p in range(nq):
+        if qj[p] >= 0:
+            walk += ahi[qj[p]] - alo[qj[p]] + bhi[qj[p]] - blo[qj[p]]
+    if nc * nq * lookup > walk:
+        for i in range(nc):
+            acc[cand[i]] = -(i + 1)  # the candidate's slot, exact in float32 below 2**24
+        for p in range(nq):
+            j = qj[p]
+            if j >= 0:
+                _add_exact(a_docs, a_tf, alo[j], ahi[j], idf[ut[j]], k1p1, norm, acc, exact)
+                _add_exact(b_docs, b_tf, blo[j], bhi[j], idf[ut[j]], k1p1, norm, acc, exact)
+        for i in range(nc):
+            acc[cand[i]] = 0.0
+        return _select(cand, exact, nc, k)
     ca, cb = alo.copy(), blo.copy()
-    exact = np.empty(nc)
     for i in range(nc):
         acc[cand[i]] = 0.0
         exact[i] = _exact(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
