@@ -41,4 +41,4 @@ eval: $(RUNTIME)
 
 bench: $(DEV)
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python -m bot bench
+	$(BIN)/python -m benchmarks.bench

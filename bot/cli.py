@@ -282,7 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from retrieval.bench import main as bench_main
+    from benchmarks.bench import main as bench_main
 
     return bench_main(args.rest)
 

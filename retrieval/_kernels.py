@@ -1,10 +1,25 @@
 # mypy: ignore-errors
 # (numba kernels: numba types them from their arguments; mypy would only see numpy scalars mixed with ints)
-"""Compiled inner loops of `BM25Scorer.top_k` (numba, cached on disk after the first compile).
+"""The compiled query of `BM25Scorer.top_k`: one call per question (numba, cached on disk).
 
-Each kernel does one pass that numpy would do in several (gather, mask, divide, scatter), without
-temporaries. Weights are computed with rank-bm25's expression in the same operation order, so
-they are bit-for-bit those of the numpy code (numba does not reassociate floats without fastmath).
+Exact top k with MaxScore pruning (Turtle & Flood 1995), term at a time:
+
+1. essential terms, rarest first: every paragraph of each is added to a dense accumulator (a work
+   array reused across questions, reset through the list of paragraphs touched) until the k-th best
+   partial score θ exceeds what the remaining terms could add together (their upper bounds): a
+   paragraph none of the rarest terms has cannot reach the top k any more;
+2. candidates are the touched paragraphs whose partial score plus those bounds reaches θ; the
+   remaining (frequent) terms are looked up only for them (galloping search in the posting lists),
+   dropping after each term the candidates that can no longer reach θ;
+3. the survivors are scored again exactly as rank-bm25 does: each query token's weight with its
+   expression `idf * (tf * (k1 + 1) / (tf + norm))`, summed in query-token order, so scores and ties
+   are bit-for-bit those of `BM25Okapi.get_scores`.
+
+Partial sums are added in another order than the final ones, so every comparison with θ keeps a
+relative margin (far above float64 rounding). numba does not reassociate floats without fastmath.
+A question with a negative idf (tiny corpora) is scored exhaustively in query order instead.
+The scorer's postings come as two segments: the base (paragraphs below `b_first`) and the tail
+(everything added since, merged).
 """
 
 from __future__ import annotations
@@ -12,153 +27,495 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, nogil=True)
-def dense_weights(col, cand, norm, idf, k1p1):
-    """Weight of a term in each candidate from its dense tf column (0.0 where the tf is 0)."""
-    m = cand.shape[0]
-    out = np.zeros(m, dtype=np.float64)
-    for i in range(m):
-        d = cand[i]
-        q = col[d]
-        if q != 0:
-            qf = np.float64(q)
-            out[i] = idf * (qf * k1p1 / (qf + norm[d]))
-    return out
+LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order
+SKIP_BITS = 6  # a skip entry every 64 postings: a lookup reads a few cache lines, not a binary search's
+PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
+PART_SCALE = 65535 / PART_MAX
+DENSE = 4  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
+LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
+LOOKUP_CACHED = 32  # … and this many when the index is small enough to stay in the CPU caches
+CACHED_DOCS = 1 << 18  # paragraphs
 
 
 @njit(cache=True, nogil=True)
-def fill(docs, values, cand, out):
-    """out[i] = values[j] where cand[i] == docs[j]; both ascending. Binary search of the shorter."""
-    n = docs.shape[0]
-    m = cand.shape[0]
-    if n == 0 or m == 0:
-        return
-    if n <= m:
-        lo = 0
-        for j in range(n):
-            d = docs[j]
-            hi = m
-            while lo < hi:  # first candidate ≥ d, searching on from the last position
-                mid = (lo + hi) >> 1
-                if cand[mid] < d:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo >= m:
-                return
-            if cand[lo] == d:
-                out[lo] = values[j]
+def _find(terms, indptr, t):
+    """Posting range [lo, hi) of term t in a segment (empty when absent)."""
+    lo = 0
+    hi = terms.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if terms[mid] < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < terms.shape[0] and terms[lo] == t:
+        return np.int64(indptr[lo]), np.int64(indptr[lo + 1])
+    return np.int64(0), np.int64(0)
+
+
+@njit(cache=True, nogil=True)
+def _gallop(docs, lo, hi, d):
+    """First position in [lo, hi) whose value is ≥ d (hi if none), galloping from lo."""
+    if lo >= hi or docs[lo] >= d:
+        return lo
+    prev = lo
+    step = np.int64(1)
+    nxt = lo + 1
+    while nxt < hi and docs[nxt] < d:
+        prev = nxt
+        step <<= 1
+        nxt = prev + step
+    if nxt > hi:
+        nxt = hi
+    a = prev + 1
+    while a < nxt:
+        mid = (a + nxt) >> 1
+        if docs[mid] < d:
+            a = mid + 1
+        else:
+            nxt = mid
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _seek(docs, skips, lo, hi, d):
+    """First position in [lo, hi) whose doc is ≥ d (hi if none): galloping over the skip list
+    (skips[s] = docs[s * SKIP]), then a binary search in one block of SKIP postings."""
+    if lo >= hi or docs[lo] >= d:
+        return lo
+    s = _gallop(skips, (lo >> SKIP_BITS) + 1, ((hi - 1) >> SKIP_BITS) + 1, d)
+    a = max(lo + 1, (s - 1) << SKIP_BITS)
+    b = min(hi, s << SKIP_BITS)
+    while a < b:
+        mid = (a + b) >> 1
+        if docs[mid] < d:
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(heap, size, k, v):
+    """Add v to a min-heap of the k largest values seen (size of them so far)."""
+    if size < k:
+        j = size
+        heap[j] = v
+        while j > 0:
+            p = (j - 1) >> 1
+            if heap[p] <= heap[j]:
+                break
+            heap[p], heap[j] = heap[j], heap[p]
+            j = p
+    elif v > heap[0]:
+        heap[0] = v
+        j = 0
+        while True:
+            c = 2 * j + 1
+            if c >= k:
+                break
+            if c + 1 < k and heap[c + 1] < heap[c]:
+                c += 1
+            if heap[j] <= heap[c]:
+                break
+            heap[j], heap[c] = heap[c], heap[j]
+            j = c
+
+
+@njit(cache=True, nogil=True)
+def _kth_largest(values, n, k, heap):
+    """k-th largest of values[:n] (a min-heap of k); 0.0 when there are fewer than k."""
+    if n < k:
+        return 0.0
+    for i in range(n):
+        _heap_push(heap, min(i, k), k, values[i])
+    return heap[0]
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(docs, tf, lo, hi, idf, mult, k1p1, norm, acc, touched, nt, allowed, use_allowed):
+    """acc[d] += the term's weight × mult for each of its paragraphs d; new ones appended to touched
+    (nt of them so far), or not tracked at all when nt is -1 (dense mode: acc is scanned instead)."""
+    for p in range(lo, hi):
+        d = docs[p]
+        if use_allowed and not allowed[d]:
+            continue
+        f = np.float64(tf[p])
+        v = acc[d]
+        if nt >= 0:
+            touched[nt] = d  # kept only if d is new: no branch to mispredict
+            nt += v == 0.0
+        acc[d] = v + idf * (f * k1p1 / (f + norm[d])) * mult
+    return nt
+
+
+@njit(cache=True, nogil=True)
+def _accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_allowed):
+    """`_accumulate` from the term's precomputed tf parts (parts[o + p - lo] for posting p, in units of
+    1/PART_SCALE): acc[d] += c × part, no division. c includes the unit; the parts are rounded, so
+    θ comparisons keep a margin for it (`slack`)."""
+    if nt < 0 and not use_allowed:  # the common case of long lists: nothing but the scatter
+        c32 = np.float32(c)
+        for p in range(lo, hi):
+            acc[docs[p]] += c32 * parts[o + p - lo]
+        return nt
+    for p in range(lo, hi):
+        d = docs[p]
+        if use_allowed and not allowed[d]:
+            continue
+        v = acc[d]
+        if nt >= 0:
+            touched[nt] = d
+            nt += v == 0.0
+        acc[d] = v + c * np.float64(parts[o + p - lo])
+    return nt
+
+
+@njit(cache=True, nogil=True)
+def _add_to_marked(docs, tf, lo, hi, parts, o, idf, mult, k1p1, norm, acc):
+    """The term's weight × mult added to the paragraphs with a nonzero acc (the candidates) only."""
+    c = idf * mult / PART_SCALE
+    for p in range(lo, hi):
+        d = docs[p]
+        v = acc[d]
+        if v != 0.0:
+            if o >= 0:
+                acc[d] = v + c * np.float64(parts[o + p - lo])
+            else:
+                f = np.float64(tf[p])
+                acc[d] = v + idf * (f * k1p1 / (f + norm[d])) * mult
+
+
+@njit(cache=True, nogil=True)
+def tf_parts(docs, tf, lo, hi, norm, k1p1, out, o):
+    """out[o + i] = tf * (k1 + 1) / (tf + norm) of the term's i-th posting in [lo, hi), rounded to a
+    multiple of 1 / PART_SCALE (uint16: the part is below k1 + 1 ≤ PART_MAX)."""
+    for p in range(lo, hi):
+        f = np.float64(tf[p])
+        out[o + p - lo] = np.uint16(np.rint(f * k1p1 / (f + norm[docs[p]]) * PART_SCALE))
+
+
+@njit(cache=True, nogil=True)
+def _tf_at(d, j, seg, ca, ahi, cb, bhi):
+    """Raw tf of distinct term j in paragraph d (0 if absent), galloping from that term's cursor in
+    ca/cb (moved forward: for ascending d)."""
+    a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first = seg
+    if d < b_first:
+        p = _seek(a_docs, a_skip, ca[j], ahi[j], d)
+        ca[j] = p
+        if p < ahi[j] and a_docs[p] == d:
+            return np.float64(a_tf[p])
     else:
-        lo = 0
-        for i in range(m):
-            c = cand[i]
-            hi = n
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if docs[mid] < c:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo >= n:
-                return
-            if docs[lo] == c:
-                out[i] = values[lo]
+        p = _seek(b_docs, b_skip, cb[j], bhi[j], d)
+        cb[j] = p
+        if p < bhi[j] and b_docs[p] == d:
+            return np.float64(b_tf[p])
+    return 0.0
 
 
 @njit(cache=True, nogil=True)
-def posting_weights(docs, tf, norm, idf, k1p1):
-    """A term's weight in each of its paragraphs (rank-bm25's expression)."""
-    n = docs.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    for j in range(n):
-        qf = np.float64(tf[j])
-        out[j] = idf * (qf * k1p1 / (qf + norm[docs[j]]))
-    return out
+def _exact(d, q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1):
+    """rank-bm25's score of paragraph d: each query token's weight, added in query order."""
+    nd = norm[d]
+    s = 0.0
+    for p in range(q.shape[0]):
+        j = qj[p]
+        if j >= 0:
+            f = _tf_at(d, j, seg, ca, ahi, cb, bhi)
+            if f > 0.0:
+                s += idf[ut[j]] * (f * k1p1 / (f + nd))
+    return s
 
 
 @njit(cache=True, nogil=True)
-def add_dense_prune(col, cand, partial, norm, idf, k1p1, mult, rest, floor):
-    """Add a term's weight (× mult, from its dense tf column) to each candidate's partial score and
-    keep, compacted in place, the candidates with partial + rest ≥ floor; returns how many."""
+def _best_touched(acc, touched, nt, m, hv, hd):
+    """The m touched paragraphs with the best partial scores (a min-heap of values hv, docs hd);
+    returns how many (fewer when fewer were touched). nt -1: every nonzero slot of acc."""
+    size = 0
+    dense = nt < 0
+    for i in range(acc.shape[0] if dense else nt):
+        d = i if dense else touched[i]
+        v = acc[d]
+        if dense and v == 0.0:
+            continue
+        if size < m:
+            j = size
+            size += 1
+        elif v > hv[0]:
+            j = 0
+            while True:  # sift the new value down from the root
+                c = 2 * j + 1
+                if c >= m:
+                    break
+                if c + 1 < m and hv[c + 1] < hv[c]:
+                    c += 1
+                if v <= hv[c]:
+                    break
+                hv[j], hd[j] = hv[c], hd[c]
+                j = c
+            hv[j], hd[j] = v, d
+            continue
+        else:
+            continue
+        while j > 0:  # sift up
+            p = (j - 1) >> 1
+            if hv[p] <= v:
+                break
+            hv[j], hd[j] = hv[p], hd[p]
+            j = p
+        hv[j], hd[j] = v, d
+    return size
+
+
+@njit(cache=True, nogil=True)
+def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
+    """A lower bound of the k-th best score: the k-th best exact score of the paragraphs with the best
+    partial scores so far (a few times k of them; costs their lookups)."""
+    m = 4 * k + 16
+    hv = np.empty(m)
+    hd = np.empty(m, np.int64)
+    n = _best_touched(acc, touched, nt, m, hv, hd)
+    docs = np.sort(hd[:n])
+    ca, cb = alo.copy(), blo.copy()
+    for i in range(n):
+        hv[i] = _exact(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+    return _kth_largest(hv, n, k, heap)
+
+
+@njit(cache=True, nogil=True)
+def _candidates(acc, touched, nt, k, floor, r, slack, heap):
+    """Compact into touched's prefix the paragraphs whose partial score + r (what the remaining terms
+    can add) reaches floor, resetting the others' acc; returns their count and the final floor.
+
+    In the same pass, floor rises to the k-th best partial score (less the margins): k paragraphs
+    score at least that. Kept paragraphs are checked again against the final floor."""
+    dense = nt < 0
+    size = 0
+    nc = 0
+    for i in range(acc.shape[0] if dense else nt):
+        d = i if dense else touched[i]
+        v = acc[d]
+        if v == 0.0:
+            continue
+        if size < k or v > heap[0]:
+            _heap_push(heap, size, k, v)
+            size = min(size + 1, k)
+            if size == k:
+                floor = max(floor, heap[0] * LOW - slack)
+        if v + r >= floor:
+            touched[nc] = d
+            nc += 1
+        else:
+            acc[d] = 0.0
     n = 0
-    for i in range(cand.shape[0]):
-        d = cand[i]
-        p = partial[i]
-        q = col[d]
-        if q != 0:
-            qf = np.float64(q)
-            p += idf * (qf * k1p1 / (qf + norm[d])) * mult
-        if p + rest >= floor:
-            cand[n] = d
-            partial[n] = p
+    for i in range(nc):
+        d = touched[i]
+        if acc[d] + r >= floor:
+            touched[n] = d
             n += 1
-    return n
+        else:
+            acc[d] = 0.0
+    return n, floor
 
 
 @njit(cache=True, nogil=True)
-def add_prune(cand, partial, w, mult, rest, floor):
-    """`add_dense_prune` with the weights already looked up (w[i] for cand[i])."""
-    n = 0
-    for i in range(cand.shape[0]):
-        p = partial[i] + w[i] * mult
-        if p + rest >= floor:
-            cand[n] = cand[i]
-            partial[n] = p
-            n += 1
-    return n
+def _add_exact(docs, tf, lo, hi, idf, k1p1, norm, acc, exact):
+    """For one query token: its rank-bm25 weight added to exact[slot] of each candidate among its
+    paragraphs (acc holds -(slot + 1) for candidates, 0 elsewhere)."""
+    for p in range(lo, hi):
+        d = docs[p]
+        v = acc[d]
+        if v < 0.0:
+            f = np.float64(tf[p])
+            exact[np.int64(-v) - 1] += idf * (f * k1p1 / (f + norm[d]))
 
 
 @njit(cache=True, nogil=True)
-def _popcount(x):
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+def _select(cand, scores, n, k):
+    """The best k of cand[:n] (ascending ids) by exact score, ties by lower id; scores ≤ 0 dropped."""
+    keep = scores[:n] > 0.0
+    c = cand[:n][keep]
+    s = scores[:n][keep]
+    order = np.argsort(-s, kind="mergesort")[:k]
+    return c[order], s[order]
 
 
 @njit(cache=True, nogil=True)
-def union_sum_bits(docs, w, bits, prefix, rest, floor):
-    """Distinct docs of the concatenated posting lists, ascending, with the sum of their weights
-    (lists added in order), keeping only those whose sum + rest ≥ floor. `bits` (uint64, a bit per
-    paragraph, all zero, left all zero) and `prefix` (int64, one per word) are work arrays: small
-    enough to stay in cache."""
-    total = docs.shape[0]
-    one = np.uint64(1)
-    lo = np.int64(bits.shape[0])
-    hi = np.int64(-1)
-    for p in range(total):
-        d = np.int64(docs[p])
-        wd = d >> 6
-        bits[wd] |= one << np.uint64(d & 63)
-        if wd < lo:
-            lo = wd
-        if wd > hi:
-            hi = wd
-    c = np.int64(0)
-    for wd in range(lo, hi + 1):
-        prefix[wd] = c
-        c += _popcount(bits[wd])
-    out_d = np.empty(c, dtype=np.int64)
-    out_w = np.zeros(c, dtype=np.float64)
-    for p in range(total):
-        d = np.int64(docs[p])
-        wd = d >> 6
-        below = bits[wd] & ((one << np.uint64(d & 63)) - one)
-        out_w[prefix[wd] + _popcount(below)] += w[p]
-    n = 0
-    r = 0
-    for wd in range(lo, hi + 1):
-        x = bits[wd]
-        if x != 0:
-            base = wd << 6
-            while x != 0:
-                low = x & (~x + one)
-                if out_w[r] + rest >= floor:
-                    out_d[n] = base + _popcount(low - one)
-                    out_w[n] = out_w[r]
-                    n += 1
-                r += 1
-                x ^= low
-            bits[wd] = 0
-    return out_d[:n], out_w[:n]
+def _add_all(terms, indptr, docs, tf, t, idf, k1p1, norm, acc, seen, allowed, use_allowed):
+    """acc[d] += term t's weight for each of its paragraphs d in one segment (query-order scoring)."""
+    lo, hi = _find(terms, indptr, t)
+    for p in range(lo, hi):
+        d = docs[p]
+        if use_allowed and not allowed[d]:
+            continue
+        f = np.float64(tf[p])
+        acc[d] += idf * (f * k1p1 / (f + norm[d]))
+        seen[d] = True
+
+
+@njit(cache=True, nogil=True)
+def _exhaustive(
+    q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, b_terms, b_indptr, b_docs, b_tf, idf, norm, k1p1
+):
+    """Every paragraph of every query token, added in query order (exact; for negative idf)."""
+    n = norm.shape[0]
+    acc = np.zeros(n)
+    seen = np.zeros(n, np.bool_)
+    for i in range(q.shape[0]):
+        t = q[i]
+        _add_all(a_terms, a_indptr, a_docs, a_tf, t, idf[t], k1p1, norm, acc, seen, allowed, use_allowed)
+        _add_all(b_terms, b_indptr, b_docs, b_tf, t, idf[t], k1p1, norm, acc, seen, allowed, use_allowed)
+    cand = np.flatnonzero(seen).astype(np.int64)
+    return _select(cand, acc[cand], cand.shape[0], k)
+
+
+@njit(cache=True, nogil=True)
+def top_k(
+    q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, a_skip, b_terms, b_indptr, b_docs, b_tf, b_skip,
+    b_first, idf, df, ub, norm, k1p1, parts, woff, acc, touched,
+):  # fmt: skip
+    """Best k (ids, scores) for the query term ids q (in order, duplicates kept); see the module doc.
+
+    acc (float64, zero) and touched (int32) have a slot per paragraph and are left as found."""
+    nq = q.shape[0]
+    ut = np.empty(nq, np.int64)  # distinct terms with a nonzero idf, rarest first, with multiplicity
+    um = np.zeros(nq)
+    qj = np.full(nq, -1, np.int64)  # query token → its distinct term
+    nu = 0
+    for i in range(nq):
+        t = q[i]
+        if idf[t] < 0.0:
+            return _exhaustive(
+                q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, b_terms, b_indptr, b_docs, b_tf, idf,
+                norm, k1p1,
+            )  # fmt: skip
+        if idf[t] == 0.0:
+            continue  # rank-bm25 adds 0.0
+        j = 0
+        while j < nu and ut[j] != t:
+            j += 1
+        if j == nu:
+            ut[nu] = t
+            nu += 1
+        um[j] += 1.0
+    for i in range(1, nu):  # insertion sort by (df, id)
+        t, m, j = ut[i], um[i], i - 1
+        while j >= 0 and (df[ut[j]] > df[t] or (df[ut[j]] == df[t] and ut[j] > t)):
+            ut[j + 1], um[j + 1] = ut[j], um[j]
+            j -= 1
+        ut[j + 1], um[j + 1] = t, m
+    for i in range(nq):
+        for j in range(nu):
+            if ut[j] == q[i]:
+                qj[i] = j
+    alo, ahi = np.empty(nu, np.int64), np.empty(nu, np.int64)
+    blo, bhi = np.empty(nu, np.int64), np.empty(nu, np.int64)
+    rest = np.zeros(nu + 1)  # rest[j]: the bounds of terms j … nu-1 added up
+    for j in range(nu):
+        alo[j], ahi[j] = _find(a_terms, a_indptr, ut[j])
+        blo[j], bhi[j] = _find(b_terms, b_indptr, ut[j])
+    total = 0
+    for j in range(nu):
+        total += ahi[j] - alo[j] + bhi[j] - blo[j]
+    slack = 0.0  # how far partial sums from rounded parts can be off: twice half a unit per term
+    for j in range(nu - 1, -1, -1):
+        rest[j] = rest[j + 1] + ub[ut[j]] * um[j]
+        if woff[ut[j]] >= 0:
+            slack += 2 * (0.5 / PART_SCALE) * idf[ut[j]] * um[j]
+    heap = np.empty(k)
+    seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first)
+    # 1. essential terms
+    n_docs = norm.shape[0]
+    lookup = LOOKUP if n_docs > CACHED_DOCS else LOOKUP_CACHED
+    nt = 0
+    stop = nu
+    theta = 0.0
+    added = 0
+    estimated = 0
+    for j in range(nu):
+        t = ut[j]
+        if nt >= 0 and added + ahi[j] - alo[j] + bhi[j] - blo[j] > n_docs // DENSE:
+            nt = -1  # most paragraphs will be touched: scan acc at the end rather than track them
+        if woff[t] >= 0:
+            nt = _accumulate_parts(
+                a_docs,
+                parts,
+                alo[j],
+                ahi[j],
+                woff[t],
+                idf[t] * um[j] / PART_SCALE,
+                acc,
+                touched,
+                nt,
+                allowed,
+                use_allowed,
+            )
+        else:
+            nt = _accumulate(
+                a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
+            )
+        nt = _accumulate(
+            b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
+        )
+        added += ahi[j] - alo[j] + bhi[j] - blo[j]
+        if (
+            (nt < 0 or nt >= k)
+            and theta * LOW - slack <= rest[j + 1]
+            and added >= 2 * estimated  # geometric: each pass costs O(touched)
+            # else adding the remaining postings costs less than the estimate (a pass, and lookups)
+            and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (4 * k + 16) * nq)
+        ):
+            estimated = added
+            est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
+            theta = max(theta, est)
+        if j + 1 < nu and theta * LOW - slack > rest[j + 1]:
+            stop = j + 1
+            break
+    # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
+    #    added to them only: looked up when they are few, else by a pass over the term's postings
+    nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
+    cand = np.sort(touched[:nc]).astype(np.int64)
+    ca, cb = alo.copy(), blo.copy()
+    for j in range(stop, nu):
+        t = ut[j]
+        if nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
+            for i in range(nc):
+                d = cand[i]
+                f = _tf_at(d, j, seg, ca, ahi, cb, bhi)
+                if f > 0.0:
+                    acc[d] += idf[t] * (f * k1p1 / (f + norm[d])) * um[j]
+        else:
+            _add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
+            _add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
+        r, n = rest[j + 1], 0
+        for i in range(nc):
+            d = cand[i]
+            if acc[d] + r >= floor:
+                cand[n] = d
+                n += 1
+            else:
+                acc[d] = 0.0
+        nc = n
+    # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
+    #    by a pass over each query token's postings adding to the candidates' slots
+    exact = np.zeros(nc)
+    walk = 0
+    for p in range(nq):
+        if qj[p] >= 0:
+            walk += ahi[qj[p]] - alo[qj[p]] + bhi[qj[p]] - blo[qj[p]]
+    if nc * nq * lookup > walk:
+        for i in range(nc):
+            acc[cand[i]] = -(i + 1)  # the candidate's slot, exact in float32 below 2**24
+        for p in range(nq):
+            j = qj[p]
+            if j >= 0:
+                _add_exact(a_docs, a_tf, alo[j], ahi[j], idf[ut[j]], k1p1, norm, acc, exact)
+                _add_exact(b_docs, b_tf, blo[j], bhi[j], idf[ut[j]], k1p1, norm, acc, exact)
+        for i in range(nc):
+            acc[cand[i]] = 0.0
+        return _select(cand, exact, nc, k)
+    ca, cb = alo.copy(), blo.copy()
+    for i in range(nc):
+        acc[cand[i]] = 0.0
+        exact[i] = _exact(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+    return _select(cand, exact, nc, k)

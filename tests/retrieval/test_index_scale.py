@@ -11,9 +11,9 @@ from rank_bm25 import BM25Okapi
 
 from retrieval import index as index_mod
 from retrieval import ingest
-from retrieval.bench import ArchiveGenerator
 from retrieval.ingest import scan
 from retrieval.snapshot import IndexStore
+from tests.archive import ArchiveGenerator
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 

@@ -1,4 +1,4 @@
-"""Side-by-side ranking comparison for the benchmark (`python -m retrieval.bench`, phase `compare`).
+"""Side-by-side ranking comparison for the benchmark (`python -m benchmarks.bench`, phase `compare`).
 
 In one process, on the same paragraph tokens and the same questions' tokens, engines are timed
 interleaved question by question (the order of the engines rotates with each question), so that
@@ -50,21 +50,32 @@ def _dict_bytes(d: dict[Any, Any]) -> int:
 
 
 def project_memory(scorer: Any) -> dict[str, float]:
-    """Bytes held by a BM25Scorer: its arrays (postings usually mapped), caches and vocabulary."""
+    """Bytes held by a BM25Scorer: its arrays (postings usually mapped), the query kernel's work arrays
+    (a float64 and an int32 per paragraph, per querying thread) and the vocabulary."""
     res = mapped = 0
     arrays: list[Any] = []
-    for seg in scorer._segments:
+    segments = list(scorer._segments)
+    if all(scorer._tail is not s for s in segments):  # several additions merged: a copy in memory
+        segments.append(scorer._tail)
+    for seg in segments:
         arrays += [seg.terms, seg.indptr, seg.docs, seg.tf]
-    arrays += [scorer._df, scorer._doc_len, scorer._max_tf, scorer._min_dl, scorer._norm, scorer._idf]
-    arrays += list(getattr(scorer, "_dense", {}).values())
-    for parts in getattr(scorer, "_wcache", {}).values():
-        for docs, w in parts:
-            arrays += [w]  # docs are views of the postings, counted above
-            del docs
+    arrays += list(scorer._skips)
+    arrays += [
+        scorer._df,
+        scorer._doc_len,
+        scorer._max_tf,
+        scorer._min_dl,
+        scorer._norm,
+        scorer._idf,
+        scorer._ub,
+        scorer._parts,
+        scorer._part_offset,
+    ]
     for a in arrays:
         r, m = _array_bytes(a)
         res += r
         mapped += m
+    res += scorer.size * (8 + 4)  # the kernel's accumulator and touched list
     res += _dict_bytes(scorer._vocab)
     return {"resident_mb": res / 2**20, "mapped_mb": mapped / 2**20}
 
@@ -96,7 +107,9 @@ def _paragraph_ids(m: Any) -> list[list[int]]:
 def _fingerprint(scorer: Any) -> str:
     seg = scorer._segments[0]
     return hashlib.sha256(
-        json.dumps([scorer.size, scorer._total_len, len(scorer._vocab), scorer.segment_ranges(), int(seg.nnz)]).encode()
+        json.dumps(
+            [scorer.size, scorer._total_len, len(scorer._vocab), scorer.segment_ranges(), int(seg.docs.shape[0])]
+        ).encode()
     ).hexdigest()[:12]
 
 
@@ -156,7 +169,8 @@ class Bm25s(Engine):
         self.build_s = json.loads((folder / "build_s.json").read_text())
         self.model = bm25s.BM25.load(str(folder), mmap=False)
         self.model.backend = "numba"
-        assert len(self.model.vocab_dict) >= len(self.vocab)
+        if len(self.model.vocab_dict) < len(self.vocab):
+            raise RuntimeError(f"{folder}: a bm25s index of another vocabulary")
 
     def ids(self, tokens: list[str]) -> list[int]:
         return [self.vocab[t] for t in tokens if t in self.vocab]
@@ -292,7 +306,7 @@ def compare(
     t0 = time.perf_counter()
     scorer = BM25Scorer.load(data / "index" / "snapshot" / "bm25")
     load_s = time.perf_counter() - t0
-    known = [q2 for q2 in ([t for t in q if scorer.has_term(t)] for q in queries) if q2]
+    known = [q2 for q2 in ([t for t in q if scorer.idf(t) is not None] for q in queries) if q2]
     out: dict[str, Any] = {"paragraphs": scorer.size, "questions": len(known), "project_load_s": load_s}
     out["parity"] = _parity(scorer, known[:n_parity], log)
     engines: list[Any] = [Project(scorer)]
