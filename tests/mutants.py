@@ -166,7 +166,7 @@ def run(m: Mutant | None, files: list[str], pytest_args: list[str]) -> tuple[boo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="mutants to run (default: all)")
-    ap.add_argument("--pytest", default="", help="extra pytest arguments, e.g. '-n 2'")
+    ap.add_argument("--pytest", default="", help="extra pytest arguments, e.g. 'tests/bot'")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     args = ap.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
