@@ -5,7 +5,7 @@ Each mutant names a snippet of product code and its buggy replacement; the snipp
 content (exactly once under bot/ and retrieval/), so moving code between modules does not break
 the run, while rewriting the line makes the run say so instead of silently testing nothing. The
 copy is a fresh folder of the tracked files, so the working tree is never touched; the suite runs
-there with `pytest -x` (the first failure kills the mutant). Results go to stdout as a table.
+there with `pytest -x` in one worker (the first failure kills the mutant). Results go to stdout as a table.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ MUTANTS = (
     Mutant(
         "idf floor",
         "rank-bm25's floor also applied to idf == 0",
-        "idf[(idf < 0) & known] = eps",
-        "idf[(idf <= 0) & known] = eps",
+        "idf[(idf < 0) & known] = self.epsilon",
+        "idf[(idf <= 0) & known] = self.epsilon",
     ),
     Mutant("escaping", "article text sent as HTML unescaped", "return html.escape(text, quote=False)", "return text"),
     Mutant(
@@ -153,7 +153,8 @@ def run(m: Mutant | None, files: list[str], pytest_args: list[str]) -> tuple[boo
         env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
         start = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *pytest_args],
+            # one worker: with several, -x also reports the tests it interrupts, naming the wrong killer
+            [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider", *pytest_args],
             cwd=copy,
             env=env,
             capture_output=True,
