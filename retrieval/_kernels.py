@@ -27,204 +27,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the scorer reads them here)
+    PART_MAX,
+    PART_SCALE,
+    accumulate,
+    accumulate_parts,
+    add_to_marked,
+    exact,
+    find,
+    heap_push,
+    kth_largest,
+    tf_at,
+    tf_parts,
+)
+
 LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order
-SKIP_BITS = 6  # a skip entry every 64 postings: a lookup reads a few cache lines, not a binary search's
-PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
-PART_SCALE = 65535 / PART_MAX
 DENSE = 4  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
 LOOKUP_CACHED = 32  # … and this many when the index is small enough to stay in the CPU caches
 CACHED_DOCS = 1 << 18  # paragraphs
-
-
-@njit(cache=True, nogil=True)
-def _find(terms, indptr, t):
-    """Posting range [lo, hi) of term t in a segment (empty when absent)."""
-    lo = 0
-    hi = terms.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if terms[mid] < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < terms.shape[0] and terms[lo] == t:
-        return np.int64(indptr[lo]), np.int64(indptr[lo + 1])
-    return np.int64(0), np.int64(0)
-
-
-@njit(cache=True, nogil=True)
-def _gallop(docs, lo, hi, d):
-    """First position in [lo, hi) whose value is ≥ d (hi if none), galloping from lo."""
-    if lo >= hi or docs[lo] >= d:
-        return lo
-    prev = lo
-    step = np.int64(1)
-    nxt = lo + 1
-    while nxt < hi and docs[nxt] < d:
-        prev = nxt
-        step <<= 1
-        nxt = prev + step
-    if nxt > hi:
-        nxt = hi
-    a = prev + 1
-    while a < nxt:
-        mid = (a + nxt) >> 1
-        if docs[mid] < d:
-            a = mid + 1
-        else:
-            nxt = mid
-    return a
-
-
-@njit(cache=True, nogil=True)
-def _seek(docs, skips, lo, hi, d):
-    """First position in [lo, hi) whose doc is ≥ d (hi if none): galloping over the skip list
-    (skips[s] = docs[s * SKIP]), then a binary search in one block of SKIP postings."""
-    if lo >= hi or docs[lo] >= d:
-        return lo
-    s = _gallop(skips, (lo >> SKIP_BITS) + 1, ((hi - 1) >> SKIP_BITS) + 1, d)
-    a = max(lo + 1, (s - 1) << SKIP_BITS)
-    b = min(hi, s << SKIP_BITS)
-    while a < b:
-        mid = (a + b) >> 1
-        if docs[mid] < d:
-            a = mid + 1
-        else:
-            b = mid
-    return a
-
-
-@njit(cache=True, nogil=True)
-def _heap_push(heap, size, k, v):
-    """Add v to a min-heap of the k largest values seen (size of them so far)."""
-    if size < k:
-        j = size
-        heap[j] = v
-        while j > 0:
-            p = (j - 1) >> 1
-            if heap[p] <= heap[j]:
-                break
-            heap[p], heap[j] = heap[j], heap[p]
-            j = p
-    elif v > heap[0]:
-        heap[0] = v
-        j = 0
-        while True:
-            c = 2 * j + 1
-            if c >= k:
-                break
-            if c + 1 < k and heap[c + 1] < heap[c]:
-                c += 1
-            if heap[j] <= heap[c]:
-                break
-            heap[j], heap[c] = heap[c], heap[j]
-            j = c
-
-
-@njit(cache=True, nogil=True)
-def _kth_largest(values, n, k, heap):
-    """k-th largest of values[:n] (a min-heap of k); 0.0 when there are fewer than k."""
-    if n < k:
-        return 0.0
-    for i in range(n):
-        _heap_push(heap, min(i, k), k, values[i])
-    return heap[0]
-
-
-@njit(cache=True, nogil=True)
-def _accumulate(docs, tf, lo, hi, idf, mult, k1p1, norm, acc, touched, nt, allowed, use_allowed):
-    """acc[d] += the term's weight × mult for each of its paragraphs d; new ones appended to touched
-    (nt of them so far), or not tracked at all when nt is -1 (dense mode: acc is scanned instead)."""
-    for p in range(lo, hi):
-        d = docs[p]
-        if use_allowed and not allowed[d]:
-            continue
-        f = np.float64(tf[p])
-        v = acc[d]
-        if nt >= 0:
-            touched[nt] = d  # kept only if d is new: no branch to mispredict
-            nt += v == 0.0
-        acc[d] = v + idf * (f * k1p1 / (f + norm[d])) * mult
-    return nt
-
-
-@njit(cache=True, nogil=True)
-def _accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_allowed):
-    """`_accumulate` from the term's precomputed tf parts (parts[o + p - lo] for posting p, in units of
-    1/PART_SCALE): acc[d] += c × part, no division. c includes the unit; the parts are rounded, so
-    θ comparisons keep a margin for it (`slack`)."""
-    if nt < 0 and not use_allowed:  # the common case of long lists: nothing but the scatter
-        c32 = np.float32(c)
-        for p in range(lo, hi):
-            acc[docs[p]] += c32 * parts[o + p - lo]
-        return nt
-    for p in range(lo, hi):
-        d = docs[p]
-        if use_allowed and not allowed[d]:
-            continue
-        v = acc[d]
-        if nt >= 0:
-            touched[nt] = d
-            nt += v == 0.0
-        acc[d] = v + c * np.float64(parts[o + p - lo])
-    return nt
-
-
-@njit(cache=True, nogil=True)
-def _add_to_marked(docs, tf, lo, hi, parts, o, idf, mult, k1p1, norm, acc):
-    """The term's weight × mult added to the paragraphs with a nonzero acc (the candidates) only."""
-    c = idf * mult / PART_SCALE
-    for p in range(lo, hi):
-        d = docs[p]
-        v = acc[d]
-        if v != 0.0:
-            if o >= 0:
-                acc[d] = v + c * np.float64(parts[o + p - lo])
-            else:
-                f = np.float64(tf[p])
-                acc[d] = v + idf * (f * k1p1 / (f + norm[d])) * mult
-
-
-@njit(cache=True, nogil=True)
-def tf_parts(docs, tf, lo, hi, norm, k1p1, out, o):
-    """out[o + i] = tf * (k1 + 1) / (tf + norm) of the term's i-th posting in [lo, hi), rounded to a
-    multiple of 1 / PART_SCALE (uint16: the part is below k1 + 1 ≤ PART_MAX)."""
-    for p in range(lo, hi):
-        f = np.float64(tf[p])
-        out[o + p - lo] = np.uint16(np.rint(f * k1p1 / (f + norm[docs[p]]) * PART_SCALE))
-
-
-@njit(cache=True, nogil=True)
-def _tf_at(d, j, seg, ca, ahi, cb, bhi):
-    """Raw tf of distinct term j in paragraph d (0 if absent), galloping from that term's cursor in
-    ca/cb (moved forward: for ascending d)."""
-    a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first = seg
-    if d < b_first:
-        p = _seek(a_docs, a_skip, ca[j], ahi[j], d)
-        ca[j] = p
-        if p < ahi[j] and a_docs[p] == d:
-            return np.float64(a_tf[p])
-    else:
-        p = _seek(b_docs, b_skip, cb[j], bhi[j], d)
-        cb[j] = p
-        if p < bhi[j] and b_docs[p] == d:
-            return np.float64(b_tf[p])
-    return 0.0
-
-
-@njit(cache=True, nogil=True)
-def _exact(d, q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1):
-    """rank-bm25's score of paragraph d: each query token's weight, added in query order."""
-    nd = norm[d]
-    s = 0.0
-    for p in range(q.shape[0]):
-        j = qj[p]
-        if j >= 0:
-            f = _tf_at(d, j, seg, ca, ahi, cb, bhi)
-            if f > 0.0:
-                s += idf[ut[j]] * (f * k1p1 / (f + nd))
-    return s
 
 
 @njit(cache=True, nogil=True)
@@ -278,8 +99,8 @@ def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf
     docs = np.sort(hd[:n])
     ca, cb = alo.copy(), blo.copy()
     for i in range(n):
-        hv[i] = _exact(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
-    return _kth_largest(hv, n, k, heap)
+        hv[i] = exact(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+    return kth_largest(hv, n, k, heap)
 
 
 @njit(cache=True, nogil=True)
@@ -298,7 +119,7 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
         if v == 0.0:
             continue
         if size < k or v > heap[0]:
-            _heap_push(heap, size, k, v)
+            heap_push(heap, size, k, v)
             size = min(size + 1, k)
             if size == k:
                 floor = max(floor, heap[0] * LOW - slack)
@@ -343,7 +164,7 @@ def _select(cand, scores, n, k):
 @njit(cache=True, nogil=True)
 def _add_all(terms, indptr, docs, tf, t, idf, k1p1, norm, acc, seen, allowed, use_allowed):
     """acc[d] += term t's weight for each of its paragraphs d in one segment (query-order scoring)."""
-    lo, hi = _find(terms, indptr, t)
+    lo, hi = find(terms, indptr, t)
     for p in range(lo, hi):
         d = docs[p]
         if use_allowed and not allowed[d]:
@@ -412,8 +233,8 @@ def top_k(
     blo, bhi = np.empty(nu, np.int64), np.empty(nu, np.int64)
     rest = np.zeros(nu + 1)  # rest[j]: the bounds of terms j … nu-1 added up
     for j in range(nu):
-        alo[j], ahi[j] = _find(a_terms, a_indptr, ut[j])
-        blo[j], bhi[j] = _find(b_terms, b_indptr, ut[j])
+        alo[j], ahi[j] = find(a_terms, a_indptr, ut[j])
+        blo[j], bhi[j] = find(b_terms, b_indptr, ut[j])
     total = 0
     for j in range(nu):
         total += ahi[j] - alo[j] + bhi[j] - blo[j]
@@ -437,7 +258,7 @@ def top_k(
         if nt >= 0 and added + ahi[j] - alo[j] + bhi[j] - blo[j] > n_docs // DENSE:
             nt = -1  # most paragraphs will be touched: scan acc at the end rather than track them
         if woff[t] >= 0:
-            nt = _accumulate_parts(
+            nt = accumulate_parts(
                 a_docs,
                 parts,
                 alo[j],
@@ -451,10 +272,10 @@ def top_k(
                 use_allowed,
             )
         else:
-            nt = _accumulate(
+            nt = accumulate(
                 a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
             )
-        nt = _accumulate(
+        nt = accumulate(
             b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
         )
         added += ahi[j] - alo[j] + bhi[j] - blo[j]
@@ -481,12 +302,12 @@ def top_k(
         if nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
             for i in range(nc):
                 d = cand[i]
-                f = _tf_at(d, j, seg, ca, ahi, cb, bhi)
+                f = tf_at(d, j, seg, ca, ahi, cb, bhi)
                 if f > 0.0:
                     acc[d] += idf[t] * (f * k1p1 / (f + norm[d])) * um[j]
         else:
-            _add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
-            _add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
+            add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
+            add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
         r, n = rest[j + 1], 0
         for i in range(nc):
             d = cand[i]
@@ -517,5 +338,5 @@ def top_k(
     ca, cb = alo.copy(), blo.copy()
     for i in range(nc):
         acc[cand[i]] = 0.0
-        exact[i] = _exact(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+        exact[i] = exact(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
     return _select(cand, exact, nc, k)
