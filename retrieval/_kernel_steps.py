@@ -192,7 +192,7 @@ def tf_at(d, j, seg, ca, ahi, cb, bhi):
 
 
 @njit(cache=True, nogil=True)
-def exact(d, q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1):
+def exact_score(d, q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1):
     """rank-bm25's score of paragraph d: each query token's weight, added in query order."""
     nd = norm[d]
     s = 0.0

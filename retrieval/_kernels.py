@@ -33,7 +33,7 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the sc
     accumulate,
     accumulate_parts,
     add_to_marked,
-    exact,
+    exact_score,
     find,
     heap_push,
     kth_largest,
@@ -99,7 +99,7 @@ def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf
     docs = np.sort(hd[:n])
     ca, cb = alo.copy(), blo.copy()
     for i in range(n):
-        hv[i] = exact(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+        hv[i] = exact_score(docs[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
     return kth_largest(hv, n, k, heap)
 
 
@@ -338,5 +338,5 @@ def top_k(
     ca, cb = alo.copy(), blo.copy()
     for i in range(nc):
         acc[cand[i]] = 0.0
-        exact[i] = exact(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
+        exact[i] = exact_score(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
     return _select(cand, exact, nc, k)
