@@ -166,9 +166,7 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
             text = text.replace(old_part.group(0), new_part.group(0), 1)
             anchor = anchor.replace(old_part.group(0), new_part.group(0), 1)
         else:
-            year = _YEAR.search(text)
-            at = year.end() if year else 0
-            text = text[:at] + new_part.group(0) + text[at:]
+            text, anchor = (_after_year(t, new_part.group(0)) for t in (text, anchor))
     # ordinals: 第十五次 for 第十次
     new_ordinal = _ORDINALS.search(core)
     if new_ordinal:
@@ -184,6 +182,13 @@ def _replace(previous: Reading, query: Query, core: str, typed: str, today: str 
     if re.search(r"[\u4e00-\u9fff]{2,}", topic):
         text = _new_topic(prev, text, anchor, topic)
     return Reading(text, anchor, typed)
+
+
+def _after_year(text: str, part: str) -> str:
+    """2023年全国… → 2023年上半年全国…: the part right after the year (first when there is none)."""
+    year = _YEAR.search(text)
+    at = year.end() if year else 0
+    return text[:at] + part + text[at:]
 
 
 def _renumber(text: str, anchor: str, rest: str, core: str) -> tuple[str, str, str]:

@@ -73,6 +73,8 @@ def test_a_numbered_name_replaces_the_number_and_keeps_the_rest() -> None:
 def test_a_part_of_the_year_replaces_a_part_or_follows_the_year() -> None:
     assert after("2024年一季度我国国内生产总值是多少?", "上半年呢?") == "2024年上半年我国国内生产总值是多少?"
     assert after("2023年全国粮食总产量是多少?", "上半年呢?") == "2023年上半年全国粮食总产量是多少?"
+    # the next follow-up inherits the part of the year with the year
+    assert after("2023年全国粮食总产量是多少?", "上半年呢?", "其中小麦多少?").startswith("2023年上半年")
 
 
 def test_that_time_refers_to_the_previous_questions_event() -> None:
