@@ -13,6 +13,7 @@ from numba import njit
 SKIP_BITS = 6  # a skip entry every 64 postings: a lookup reads a few cache lines, not a binary search's
 PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
 PART_SCALE = 65535 / PART_MAX
+PROBE = 8  # postings looked at one by one before a seek
 
 
 @njit(cache=True, nogil=True)
@@ -135,7 +136,8 @@ def accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_a
     if nt < 0 and not use_allowed:  # the common case of long lists: nothing but the scatter
         c32 = np.float32(c)
         for p in range(lo, hi):
-            acc[docs[p]] += c32 * parts[o + p - lo]
+            d = docs[p]
+            acc[d] = acc[d] + c32 * np.float32(parts[o + p - lo])  # float32 throughout: no conversions
         return nt
     for p in range(lo, hi):
         d = docs[p]
@@ -167,10 +169,15 @@ def add_to_marked(docs, tf, lo, hi, parts, o, idf, mult, k1p1, norm, acc):
 @njit(cache=True, nogil=True)
 def tf_parts(docs, tf, lo, hi, norm, k1p1, out, o):
     """out[o + i] = tf * (k1 + 1) / (tf + norm) of the term's i-th posting in [lo, hi), rounded to a
-    multiple of 1 / PART_SCALE (uint16: the part is below k1 + 1 ≤ PART_MAX)."""
+    multiple of 1 / PART_SCALE (uint16: the part is below k1 + 1 ≤ PART_MAX); returns the largest
+    (the term's exact upper bound, far tighter than its largest tf in its shortest paragraph)."""
+    top = 0
     for p in range(lo, hi):
         f = np.float64(tf[p])
-        out[o + p - lo] = np.uint16(np.rint(f * k1p1 / (f + norm[docs[p]]) * PART_SCALE))
+        v = np.uint16(np.rint(f * k1p1 / (f + norm[docs[p]]) * PART_SCALE))
+        out[o + p - lo] = v
+        top = max(top, np.int64(v))
+    return top
 
 
 @njit(cache=True, nogil=True)
@@ -179,9 +186,14 @@ def tf_at(d, j, seg, ca, ahi, cb, bhi):
     ca/cb (moved forward: for ascending d)."""
     a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first = seg
     if d < b_first:
-        p = seek(a_docs, a_skip, ca[j], ahi[j], d)
+        p, h = ca[j], ahi[j]
+        e = min(h, p + PROBE)
+        while p < e and a_docs[p] < d:  # close candidates: a few steps forward, no branch mispredicted
+            p += 1
+        if p == e and p < h:
+            p = seek(a_docs, a_skip, p, h, d)
         ca[j] = p
-        if p < ahi[j] and a_docs[p] == d:
+        if p < h and a_docs[p] == d:
             return np.float64(a_tf[p])
     else:
         p = seek(b_docs, b_skip, cb[j], bhi[j], d)

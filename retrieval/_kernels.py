@@ -42,10 +42,12 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the sc
 )
 
 LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order
-DENSE = 4  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
+DENSE = 1  # once the postings added exceed 1/DENSE of the paragraphs, touched ones are no longer listed
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
-LOOKUP_CACHED = 32  # … and this many when the index is small enough to stay in the CPU caches
+LOOKUP_CACHED = 128  # … and this many when the index is small enough to stay in the CPU caches
 CACHED_DOCS = 1 << 18  # paragraphs
+SMEAR = 32  # once candidates exceed 1/SMEAR of the paragraphs, a remaining term is added to every paragraph
+ESTIMATE_EXTRA = 6  # an estimate of θ scores this many paragraphs beyond k exactly
 
 
 @njit(cache=True, nogil=True)
@@ -92,7 +94,7 @@ def _best_touched(acc, touched, nt, m, hv, hd):
 def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
     """A lower bound of the k-th best score: the k-th best exact score of the paragraphs with the best
     partial scores so far (a few times k of them; costs their lookups)."""
-    m = 4 * k + 16
+    m = k + ESTIMATE_EXTRA
     hv = np.empty(m)
     hd = np.empty(m, np.int64)
     n = _best_touched(acc, touched, nt, m, hv, hd)
@@ -284,7 +286,7 @@ def top_k(
             and theta * LOW - slack <= rest[j + 1]
             and added >= 2 * estimated  # geometric: each pass costs O(touched)
             # else adding the remaining postings costs less than the estimate (a pass, and lookups)
-            and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (4 * k + 16) * nq)
+            and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (k + ESTIMATE_EXTRA) * nq)
         ):
             estimated = added
             est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
@@ -295,20 +297,39 @@ def top_k(
     # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
     #    added to them only: looked up when they are few, else by a pass over the term's postings
     nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
-    cand = np.sort(touched[:nc]).astype(np.int64)
+    cand = touched[:nc].astype(np.int64)  # ascending only when acc was scanned (dense)
+    ordered = nt < 0
+    smeared = False
     ca, cb = alo.copy(), blo.copy()
     for j in range(stop, nu):
         t = ut[j]
         if nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
+            if not ordered:  # lookups move forward in the posting lists: sorted only when needed
+                cand[:nc].sort()
+                ordered = True
             for i in range(nc):
                 d = cand[i]
                 f = tf_at(d, j, seg, ca, ahi, cb, bhi)
                 if f > 0.0:
                     acc[d] += idf[t] * (f * k1p1 / (f + norm[d])) * um[j]
+        elif smeared or nc * SMEAR > n_docs:
+            # many candidates: adding the term to every paragraph costs no test per posting; the
+            # others' acc then holds what the remaining terms add (below θ), cleared at the end
+            smeared = True
+            if woff[t] >= 0:
+                c = idf[t] * um[j] / PART_SCALE
+                accumulate_parts(a_docs, parts, alo[j], ahi[j], woff[t], c, acc, touched, -1, allowed, False)
+            else:
+                accumulate(a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
+            accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
         else:
             add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
             add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
         r, n = rest[j + 1], 0
+        if nc >= k:  # the candidates' partial scores are lower bounds too: θ rises as terms are added
+            for i in range(nc):
+                heap_push(heap, min(i, k), k, acc[cand[i]])
+            floor = max(floor, heap[0] * LOW - slack)
         for i in range(nc):
             d = cand[i]
             if acc[d] + r >= floor:
@@ -319,6 +340,10 @@ def top_k(
         nc = n
     # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
     #    by a pass over each query token's postings adding to the candidates' slots
+    if smeared:
+        acc[:] = 0.0
+    if not ordered:
+        cand[:nc].sort()
     exact = np.zeros(nc)
     walk = 0
     for p in range(nq):

@@ -210,7 +210,7 @@ class BM25Scorer:
             for s, skip in zip((base, tail), self._skips, strict=True)
             for a in (s.terms, s.indptr, s.docs, s.tf, skip)
         ]
-        self._parts, self._part_offset = self._tf_parts(base)
+        self._parts, self._part_offset = self._tf_parts(base, tail)
         self._args = (
             *seg_arrays,
             base.n_docs,
@@ -223,9 +223,11 @@ class BM25Scorer:
             _frozen(self._part_offset),
         )
 
-    def _tf_parts(self, base: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
+    def _tf_parts(self, base: Segment, tail: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
         """16-bit tf parts of the base segment's most frequent terms, and each term's offset in them
-        (-1: none). They depend on avgdl, so each scorer computes its own."""
+        (-1: none). They depend on avgdl, so each scorer computes its own. Their largest values make
+        those terms' upper bounds (`self._ub`) exact rather than largest tf in shortest paragraph:
+        the bounds of frequent terms decide how much of their long posting lists a question skips."""
         offset = np.full(len(self._vocab), -1, dtype=np.int64)
         counts = np.diff(base.indptr)
         frequent = np.flatnonzero(counts >= _PART_MIN_DF)
@@ -235,11 +237,20 @@ class BM25Scorer:
         if self.k1 + 1 > kern.PART_MAX:
             frequent = frequent[:0]
         parts = np.empty(int(counts[frequent].sum()), dtype=np.uint16)
+        top = np.zeros(len(self._vocab))
         for i in frequent.tolist():
             lo, hi = int(base.indptr[i]), int(base.indptr[i + 1])
-            kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at)
-            offset[int(base.terms[i])] = at
+            t = int(base.terms[i])
+            top[t] = (kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at) + 1) / kern.PART_SCALE
+            offset[t] = at
             at += hi - lo
+        if tail.docs.shape[0]:  # the added paragraphs' postings have no parts: their exact largest part
+            f = tail.tf.astype(np.float64)
+            tail_parts = f * (self.k1 + 1) / (f + self._norm[tail.docs])
+            tail_top = np.maximum.reduceat(tail_parts, tail.indptr[:-1].astype(np.intp))
+            top[tail.terms] = np.maximum(top[tail.terms], tail_top)
+        tight = (offset >= 0) & (self._idf > 0)
+        self._ub[tight] = np.minimum(self._ub[tight], self._idf[tight] * top[tight] * (1 + _BOUND_MARGIN))
         return parts, offset
 
     # -- public API -----------------------------------------------------------------------------
