@@ -241,7 +241,8 @@ class BM25Scorer:
         for i in frequent.tolist():
             lo, hi = int(base.indptr[i]), int(base.indptr[i + 1])
             t = int(base.terms[i])
-            top[t] = (kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at) + 1) / kern.PART_SCALE
+            largest = kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at)
+            top[t] = (largest + 1) / kern.PART_SCALE  # parts are rounded to the nearest unit
             offset[t] = at
             at += hi - lo
         if tail.docs.shape[0]:  # the added paragraphs' postings have no parts: their exact largest part
