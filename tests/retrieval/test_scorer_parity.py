@@ -191,3 +191,17 @@ def test_from_term_ids_matches_token_constructor(corpus: list[list[str]]) -> Non
     b = BM25Scorer(corpus)
     for q in _queries(corpus, 10, seed=1):
         np.testing.assert_array_equal(a.get_scores(q), b.get_scores(q))
+
+
+def test_an_added_paragraph_beyond_the_frequent_terms_bound_still_ranks() -> None:
+    """A frequent term's bound comes from its largest part: one added paragraph that weighs more than
+    any earlier one (the term many times in few words) must still reach the top, even behind a rare
+    term whose paragraph would otherwise end the search early."""
+    base = [["f", *(f"x{i}_{j}" for j in range(10))] for i in range(12000)]  # long enough to be pruned
+    base[0].append("r")
+    grown = BM25Scorer(base).with_added([["f"] * 20])
+    full = [*base, ["f"] * 20]
+    query = ["r", "f", "f", "f", "f"]
+    want = _reference_top(BM25Okapi(full), query, 1)
+    assert want[0][0] == 12000  # the added paragraph
+    _assert_same(grown.top_k(query, 1), want)
