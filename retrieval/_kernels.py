@@ -8,9 +8,11 @@ Exact top k with MaxScore pruning (Turtle & Flood 1995), term at a time:
    array reused across questions, reset through the list of paragraphs touched) until the k-th best
    partial score θ exceeds what the remaining terms could add together (their upper bounds): a
    paragraph none of the rarest terms has cannot reach the top k any more;
-2. candidates are the touched paragraphs whose partial score plus those bounds reaches θ; the
-   remaining (frequent) terms are looked up only for them (galloping search in the posting lists),
-   dropping after each term the candidates that can no longer reach θ;
+2. candidates are the touched paragraphs whose partial score plus those bounds reaches θ; each
+   remaining (frequent) term is looked up for them when they are few (a few steps forward, else a
+   galloping search over a skip list), added where the term and a candidate meet by a pass over its
+   postings, or, once candidates are many, added to every paragraph (no test per posting); after each
+   term θ rises to the k-th best partial score and the candidates that can no longer reach it drop;
 3. the survivors are scored again exactly as rank-bm25 does: each query token's weight with its
    expression `idf * (tf * (k1 + 1) / (tf + norm))`, summed in query-token order, so scores and ties
    are bit-for-bit those of `BM25Okapi.get_scores`.
