@@ -51,7 +51,7 @@ def _dict_bytes(d: dict[Any, Any]) -> int:
 
 def project_memory(scorer: Any) -> dict[str, float]:
     """Bytes held by a BM25Scorer: its arrays (postings usually mapped), the query kernel's work arrays
-    (a float64 and an int32 per paragraph, per querying thread) and the vocabulary."""
+    (a float32 and an int32 per paragraph, per querying thread) and the vocabulary."""
     res = mapped = 0
     arrays: list[Any] = []
     segments = list(scorer._segments)
@@ -70,12 +70,14 @@ def project_memory(scorer: Any) -> dict[str, float]:
         scorer._ub,
         scorer._parts,
         scorer._part_offset,
+        scorer._columns,
+        scorer._column_of,
     ]
     for a in arrays:
         r, m = _array_bytes(a)
         res += r
         mapped += m
-    res += scorer.size * (8 + 4)  # the kernel's accumulator and touched list
+    res += scorer.size * (4 + 4)  # the kernel's accumulator (float32) and touched list
     res += _dict_bytes(scorer._vocab)
     return {"resident_mb": res / 2**20, "mapped_mb": mapped / 2**20}
 

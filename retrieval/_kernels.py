@@ -48,6 +48,7 @@ DENSE = 1  # once the postings added exceed 1/DENSE of the paragraphs, touched o
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
 LOOKUP_CACHED = 128  # … and this many when the index is small enough to stay in the CPU caches
 CACHED_DOCS = 1 << 18  # paragraphs
+GATHER = 8  # a column is read per candidate while candidates are under 1/GATHER of the paragraphs
 SMEAR = 128  # once candidates exceed 1/SMEAR of the paragraphs, a remaining term is added to every paragraph
 ESTIMATE_EXTRA = 6  # an estimate of θ scores this many paragraphs beyond k exactly
 
@@ -156,6 +157,13 @@ def _add_exact(docs, tf, lo, hi, idf, k1p1, norm, acc, exact):
 
 
 @njit(cache=True, nogil=True)
+def add_column(acc, col, c):
+    """acc[d] += c × col[d] for every base paragraph d (one pass the CPU vectorises)."""
+    for d in range(col.shape[0]):
+        acc[d] = acc[d] + c * np.float32(col[d])
+
+
+@njit(cache=True, nogil=True)
 def _select(cand, scores, n, k):
     """The best k of cand[:n] (ascending ids) by exact score, ties by lower id; scores ≤ 0 dropped."""
     keep = scores[:n] > 0.0
@@ -197,11 +205,11 @@ def _exhaustive(
 @njit(cache=True, nogil=True)
 def top_k(
     q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, a_skip, b_terms, b_indptr, b_docs, b_tf, b_skip,
-    b_first, idf, df, ub, norm, k1p1, parts, woff, acc, touched,
+    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, acc, touched,
 ):  # fmt: skip
     """Best k (ids, scores) for the query term ids q (in order, duplicates kept); see the module doc.
 
-    acc (float64, zero) and touched (int32) have a slot per paragraph and are left as found."""
+    acc (float32, zero) and touched (int32) have a slot per paragraph and are left as found."""
     nq = q.shape[0]
     ut = np.empty(nq, np.int64)  # distinct terms with a nonzero idf, rarest first, with multiplicity
     um = np.zeros(nq)
@@ -305,7 +313,20 @@ def top_k(
     ca, cb = alo.copy(), blo.copy()
     for j in range(stop, nu):
         t = ut[j]
-        if nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
+        if col_of[t] >= 0:  # the term's parts as a column: read per candidate, or added to every paragraph
+            col = cols[col_of[t]]
+            c32 = np.float32(idf[t] * um[j] / PART_SCALE)
+            if smeared or nc * GATHER > b_first:
+                smeared = True
+                add_column(acc, col, c32)
+                accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
+            else:
+                for i in range(nc):
+                    d = cand[i]
+                    if d < b_first:
+                        acc[d] = acc[d] + c32 * np.float32(col[d])
+                add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
+        elif nc * lookup < ahi[j] - alo[j] + bhi[j] - blo[j]:
             if not ordered:  # lookups move forward in the posting lists: sorted only when needed
                 cand[:nc].sort()
                 ordered = True
