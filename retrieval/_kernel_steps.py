@@ -133,11 +133,19 @@ def accumulate_parts(docs, parts, lo, hi, o, c, acc, touched, nt, allowed, use_a
     """`accumulate` from the term's precomputed tf parts (parts[o + p - lo] for posting p, in units of
     1/PART_SCALE): acc[d] += c × part, no division. c includes the unit; the parts are rounded, so
     θ comparisons keep a margin for it (`slack`)."""
+    c32 = np.float32(c)  # float32 throughout: no conversions
     if nt < 0 and not use_allowed:  # the common case of long lists: nothing but the scatter
-        c32 = np.float32(c)
         for p in range(lo, hi):
             d = docs[p]
-            acc[d] = acc[d] + c32 * np.float32(parts[o + p - lo])  # float32 throughout: no conversions
+            acc[d] = acc[d] + c32 * np.float32(parts[o + p - lo])
+        return nt
+    if not use_allowed:
+        for p in range(lo, hi):
+            d = docs[p]
+            v = acc[d]
+            touched[nt] = d
+            nt += v == 0.0
+            acc[d] = v + c32 * np.float32(parts[o + p - lo])
         return nt
     for p in range(lo, hi):
         d = docs[p]

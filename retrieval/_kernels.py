@@ -311,7 +311,19 @@ def top_k(
     ordered = nt < 0
     smeared = False
     ca, cb = alo.copy(), blo.copy()
-    for j in range(stop, nu):
+    # terms with a column first: a read per candidate each, they prune before the costlier lookups
+    order = np.empty(nu - stop, np.int64)
+    m = 0
+    for pass_ in range(2):
+        for j in range(stop, nu):
+            if (col_of[ut[j]] >= 0) == (pass_ == 0):
+                order[m] = j
+                m += 1
+    after = np.zeros(nu - stop + 1)  # after[i]: the bounds of the terms after the i-th in that order
+    for i in range(nu - stop - 1, -1, -1):
+        after[i] = after[i + 1] + ub[ut[order[i]]] * um[order[i]]
+    for o in range(nu - stop):
+        j = order[o]
         t = ut[j]
         if col_of[t] >= 0:  # the term's parts as a column: read per candidate, or added to every paragraph
             col = cols[col_of[t]]
@@ -348,19 +360,32 @@ def top_k(
         else:
             add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
             add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
-        r, n = rest[j + 1], 0
-        if nc >= k:  # the candidates' partial scores are lower bounds too: θ rises as terms are added
-            for i in range(nc):
-                heap_push(heap, min(i, k), k, acc[cand[i]])
-            floor = max(floor, heap[0] * LOW - slack)
+        if smeared and o + 1 < nu - stop:
+            continue  # every paragraph gets the remaining terms: fewer candidates would save nothing
+        # the candidates' partial scores are lower bounds too: θ rises as terms are added; the
+        # candidates that cannot reach it drop (checked against the floor before this pass's rise)
+        r, n = after[o + 1], 0
         for i in range(nc):
             d = cand[i]
-            if acc[d] + r >= floor:
+            v = acc[d]
+            heap_push(heap, min(i, k), k, v)
+            if v + r >= floor:
                 cand[n] = d
                 n += 1
             else:
                 acc[d] = 0.0
         nc = n
+        if n >= k:  # (the heap holds the k best of all of them, so here n ≥ k implies it is full)
+            floor = max(floor, heap[0] * LOW - slack)
+            n = 0
+            for i in range(nc):  # the survivors again, against the risen floor
+                d = cand[i]
+                if acc[d] + r >= floor:
+                    cand[n] = d
+                    n += 1
+                else:
+                    acc[d] = 0.0
+            nc = n
     # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
     #    by a pass over each query token's postings adding to the candidates' slots
     if smeared:
