@@ -294,7 +294,7 @@ def top_k(
         if (
             (nt < 0 or nt >= k)
             and theta * LOW - slack <= rest[j + 1]
-            and added >= 2 * estimated  # geometric: each pass costs O(touched)
+            and added >= 32 * estimated  # rarely again: the first estimate's paragraphs are mostly the best
             # else adding the remaining postings costs less than the estimate (a pass, and lookups)
             and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (k + ESTIMATE_EXTRA) * nq)
         ):
