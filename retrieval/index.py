@@ -12,7 +12,7 @@ import bisect
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,8 @@ from retrieval import scorer as bm25
 from retrieval.model import Article, Issue, Paragraph
 from retrieval.tokenizer import tokenize
 
-TEXT_CACHE = 4096  # normalised article texts kept per index (~20 MB at most)
+ARTICLE_CACHE = 4096  # articles whose normalised forms an index keeps (~30 MB at most)
+T = TypeVar("T")
 
 
 def headings(article: Article) -> str:
@@ -190,7 +191,8 @@ class IndexedIssue:
             raise IndexError(local)
         chunk = self._rows()
         at = self._par0 + local
-        row = bisect.bisect_right(chunk.par_starts_list, at) - 1
+        # among this issue's rows only: a question looks up 50 paragraphs in a list of every article
+        row = bisect.bisect_right(chunk.par_starts_list, at, self._row0, self._row0 + self.articles) - 1
         return chunk.article(row).paragraphs[at - chunk.par_starts_list[row]]
 
     def lean(self) -> IndexedIssue:
@@ -264,7 +266,7 @@ class Index:
     issues: dict[str, IndexedIssue]
     scorer: bm25.BM25Scorer | None
     paragraphs: ParagraphTable = field(default_factory=lambda: ParagraphTable(()))  # doc id → paragraph
-    _texts: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
+    _forms: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -316,16 +318,17 @@ class Index:
     def article_count(self) -> int:
         return sum(ii.articles for ii in self.issues.values())
 
-    def normalized_article(self, article: Article, build: Callable[[Article], str]) -> str:
-        """An article's normalised text, kept for the life of this index (questions keep coming back
-        to the same articles; at most TEXT_CACHE of them)."""
+    def article_forms(self, article: Article, build: Callable[[Article], T]) -> T:
+        """What `build` derives from an article (its normalised forms: retrieval/search.py), kept for
+        the life of this index: questions keep coming back to the same articles. At most
+        ARTICLE_CACHE of them; `build` must give the same kind of object every time."""
         key = (article.issue, article.index)
-        text = self._texts.get(key)
-        if text is None:
-            if len(self._texts) >= TEXT_CACHE:
-                self._texts.clear()
-            text = self._texts[key] = build(article)
-        return text
+        forms = self._forms.get(key)
+        if forms is None:
+            if len(self._forms) >= ARTICLE_CACHE:
+                self._forms.clear()
+            forms = self._forms[key] = build(article)
+        return cast(T, forms)
 
     @functools.cached_property
     def newest(self) -> str | None:
