@@ -20,7 +20,6 @@ Per paragraph each string the features ask about is looked up once, answer shape
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from retrieval.index import Index, article_context, headings
@@ -153,40 +152,34 @@ def _in_period(p: Period, date: str | None, text: str) -> bool:
 
 
 def _entity_shares(
-    query: Query, whole_text: Callable[[], str], local: str, in_local: frozenset[str], date: str | None
+    query: Query, whole_text: str, local: str, in_local: frozenset[str], date: str | None
 ) -> tuple[float, float, float, float]:
     """(place missing, place far, time missing, time far) as shares of what the question names;
-    `whole_text` gives the normalised article, looked at only when the local text lacks something;
+    `whole_text` is the normalised article, looked at only when the local text lacks something;
     `in_local`: the places and holidays the local text prints (`local` is looked at for periods)."""
     place_missing = place_far = time_missing = time_far = 0.0
     if query.places:
-        far = [e in whole_text() for e in query.places if e not in in_local]
+        far = [e in whole_text for e in query.places if e not in in_local]
         place_missing, place_far = far.count(False) / len(query.places), far.count(True) / len(query.places)
     times = len(query.periods) + len(query.holidays)
     if times:
-        far = [_in_period(p, None, whole_text()) for p in query.periods if not _in_period(p, date, local)]
-        far += [h in whole_text() for h in query.holidays if h not in in_local]
+        far = [_in_period(p, None, whole_text) for p in query.periods if not _in_period(p, date, local)]
+        far += [h in whole_text for h in query.holidays if h not in in_local]
         time_missing, time_far = far.count(False) / times, far.count(True) / times
     return place_missing, place_far, time_missing, time_far
 
 
 class ArticleForms:
     """An article's normalised forms, the same for every question, so the index keeps them for the
-    articles questions come back to: its headings, its context and (built when first asked for)
-    its whole text."""
+    articles questions come back to: its headings, its context and its whole text. Strings only:
+    the article itself stays in the snapshot's cache, not in a second one the collector walks."""
 
-    __slots__ = ("_whole", "article", "headlines", "heads")
+    __slots__ = ("headlines", "heads", "whole")
 
     def __init__(self, article: Article) -> None:
-        self.article = article
         self.headlines = match_form(headings(article))
         self.heads = match_form(article_context(article))
-        self._whole: str | None = None
-
-    def whole(self) -> str:
-        if self._whole is None:
-            self._whole = article_text(self.article)
-        return self._whole
+        self.whole = article_text(article)  # every candidate's article is looked at whole (article_coverage)
 
 
 class _ArticleView:
@@ -194,10 +187,10 @@ class _ArticleView:
     page, the question words its headings lack, the strings its context prints, its best BM25 share
     in the pool and (once all its candidates are in) the features of the whole article."""
 
-    __slots__ = ("best", "date", "forms", "page", "per_article", "present", "specific", "specific_total")
+    __slots__ = ("article", "best", "date", "forms", "page", "per_article", "present", "specific", "specific_total")
 
-    def __init__(self, plan: Plan, forms: ArticleForms, date: str | None, page: str | None) -> None:
-        self.forms, self.date, self.page = forms, date, page
+    def __init__(self, plan: Plan, article: Article, forms: ArticleForms, date: str | None, page: str | None) -> None:
+        self.article, self.forms, self.date, self.page = article, forms, date, page
         headlines, heads = forms.headlines, forms.heads
         self.specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
         self.specific_total = sum([x for _, x in self.specific])
@@ -208,7 +201,7 @@ class _ArticleView:
     def article_features(self, plan: Plan, orgs: list[str]) -> tuple[float, float, float]:
         """(article_coverage, article_best, org_missing): looked at once every candidate is in."""
         if self.per_article is None:
-            whole = self.forms.whole()
+            whole = self.forms.whole
             org_missing = sum([o not in whole for o in orgs]) / len(orgs) if orgs else 0.0
             self.per_article = (plan.matcher.coverage(whole), self.best, org_missing)
         return self.per_article
@@ -233,8 +226,8 @@ def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, p
         view = views.get(key)
         if view is None:
             ii = index.issues[p.issue]
-            forms = index.article_forms(ii.article(p.article), ArticleForms)
-            view = views[key] = _ArticleView(plan, forms, ii.date, ii.page)
+            art = ii.article(p.article)
+            view = views[key] = _ArticleView(plan, art, index.article_forms(art, ArticleForms), ii.date, ii.page)
         view.best = max(view.best, score / best)
         features = _paragraph_features(plan, p, view)
         rows.append((doc, score, p, view, (score / best, math.log1p(rank) / log_pool, *features)))
@@ -244,7 +237,7 @@ def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, p
             doc,
             score,
             p,
-            view.forms.article,
+            view.article,
             view.date,
             view.page,
             (*features, *view.article_features(plan, orgs)),
@@ -291,8 +284,8 @@ def _paragraph_features(plan: Plan, p: Paragraph, view: _ArticleView) -> tuple[f
     )
 
 
-def _ordinal_missing(query: Query, local: str, whole: Callable[[], str]) -> float:
+def _ordinal_missing(query: Query, local: str, whole: str) -> float:
     """Share of the ordinals the question names (第十九次, 十四届) that the article does not print."""
     if not query.ordinals:
         return 0.0
-    return sum(not ordinal_in(o, local) and not ordinal_in(o, whole()) for o in query.ordinals) / len(query.ordinals)
+    return sum(not ordinal_in(o, local) and not ordinal_in(o, whole) for o in query.ordinals) / len(query.ordinals)
