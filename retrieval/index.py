@@ -9,10 +9,11 @@ An Index is immutable by convention: the engine swaps whole Index objects, never
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,8 @@ from retrieval import scorer as bm25
 from retrieval.model import Article, Issue, Paragraph
 from retrieval.tokenizer import tokenize
 
-TEXT_CACHE = 4096  # normalised article texts kept per index (~20 MB at most)
+ARTICLE_CACHE = 4096  # articles whose normalised forms an index keeps (~30 MB at most)
+T = TypeVar("T")
 
 
 def headings(article: Article) -> str:
@@ -190,7 +192,8 @@ class IndexedIssue:
             raise IndexError(local)
         chunk = self._rows()
         at = self._par0 + local
-        row = bisect.bisect_right(chunk.par_starts_list, at) - 1
+        # among this issue's rows only: a question looks up 50 paragraphs in a list of every article
+        row = bisect.bisect_right(chunk.par_starts_list, at, self._row0, self._row0 + self.articles) - 1
         return chunk.article(row).paragraphs[at - chunk.par_starts_list[row]]
 
     def lean(self) -> IndexedIssue:
@@ -264,7 +267,7 @@ class Index:
     issues: dict[str, IndexedIssue]
     scorer: bm25.BM25Scorer | None
     paragraphs: ParagraphTable = field(default_factory=lambda: ParagraphTable(()))  # doc id → paragraph
-    _texts: dict[tuple[str, int], str] = field(default_factory=dict, repr=False)
+    _forms: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -316,16 +319,20 @@ class Index:
     def article_count(self) -> int:
         return sum(ii.articles for ii in self.issues.values())
 
-    def normalized_article(self, article: Article, build: Callable[[Article], str]) -> str:
-        """An article's normalised text, kept for the life of this index (questions keep coming back
-        to the same articles; at most TEXT_CACHE of them)."""
-        key = (article.issue, article.index)
-        text = self._texts.get(key)
-        if text is None:
-            if len(self._texts) >= TEXT_CACHE:
-                self._texts.clear()
-            text = self._texts[key] = build(article)
-        return text
+    def article_forms(self, article: Article, build: Callable[[Article], T]) -> T:
+        """What `build` derives from an article (its normalised forms: retrieval/search.py), kept for
+        the life of this index: questions keep coming back to the same articles. The last
+        ARTICLE_CACHE of them; `build` must give the same kind of object every time."""
+        key, cache = (article.issue, article.index), self._forms
+        forms = cache.get(key)
+        if forms is None:
+            if len(cache) >= ARTICLE_CACHE:
+                # the oldest goes: one at a time, as dropping all 4096 at once took ~2 ms of one question;
+                # when another thread changed the cache meanwhile, none this time
+                with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                    del cache[next(iter(cache))]
+            forms = cache[key] = build(article)
+        return cast(T, forms)
 
     @functools.cached_property
     def newest(self) -> str | None:

@@ -278,7 +278,7 @@ class Matcher:
         on a long text (a whole article) is less work than finding every string first."""
         total = 0.0
         for forms, parts, weight, size in self.words:
-            if any(f in t for f in forms):
+            if forms[0] in t or (len(forms) > 1 and any(f in t for f in forms[1:])):  # most words have one form
                 total += weight
                 continue
             for p in parts:

@@ -20,7 +20,6 @@ Per paragraph each string the features ask about is looked up once, answer shape
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from retrieval.index import Index, article_context, headings
@@ -73,7 +72,7 @@ class Candidate:
 
 
 def article_text(article: Article) -> str:
-    body = "".join(p.text for p in article.paragraphs)
+    body = "".join([p.text for p in article.paragraphs])
     return match_form(" ".join(x for x in (article_context(article), body) if x))
 
 
@@ -119,9 +118,7 @@ def _idf(index: Index, tokens: tuple[str, ...]) -> dict[str, float | None]:
     return {t: index.scorer.idf(t) for t in dict.fromkeys(tokens)}
 
 
-def term_weights(
-    index: Index, tokens: tuple[str, ...], idf: dict[str, float | None] | None = None
-) -> dict[str, float]:
+def term_weights(index: Index, tokens: tuple[str, ...], idf: dict[str, float | None] | None = None) -> dict[str, float]:
     """idf per question token. A word no paragraph has weighs what its heaviest known part weighs
     (陇南市政协 → 陇南), or nothing (filler, a paraphrase, a word jieba's HMM made up from the
     question): how much of the question the corpus lacks is a feature of the decision instead."""
@@ -155,41 +152,59 @@ def _in_period(p: Period, date: str | None, text: str) -> bool:
 
 
 def _entity_shares(
-    query: Query, whole_text: Callable[[], str], local: str, in_local: frozenset[str], date: str | None
+    query: Query, whole_text: str, local: str, in_local: frozenset[str], date: str | None
 ) -> tuple[float, float, float, float]:
     """(place missing, place far, time missing, time far) as shares of what the question names;
-    `whole_text` gives the normalised article, looked at only when the local text lacks something;
+    `whole_text` is the normalised article, looked at only when the local text lacks something;
     `in_local`: the places and holidays the local text prints (`local` is looked at for periods)."""
     place_missing = place_far = time_missing = time_far = 0.0
     if query.places:
-        far = [e in whole_text() for e in query.places if e not in in_local]
+        far = [e in whole_text for e in query.places if e not in in_local]
         place_missing, place_far = far.count(False) / len(query.places), far.count(True) / len(query.places)
     times = len(query.periods) + len(query.holidays)
     if times:
-        far = [_in_period(p, None, whole_text()) for p in query.periods if not _in_period(p, date, local)]
-        far += [h in whole_text() for h in query.holidays if h not in in_local]
+        far = [_in_period(p, None, whole_text) for p in query.periods if not _in_period(p, date, local)]
+        far += [h in whole_text for h in query.holidays if h not in in_local]
         time_missing, time_far = far.count(False) / times, far.count(True) / times
     return place_missing, place_far, time_missing, time_far
 
 
-@dataclass
+class ArticleForms:
+    """An article's normalised forms, the same for every question, so the index keeps them for the
+    articles questions come back to: its headings, its context and its whole text. Strings only:
+    the article itself stays in the snapshot's cache, not in a second one the collector walks."""
+
+    __slots__ = ("headlines", "heads", "whole")
+
+    def __init__(self, article: Article) -> None:
+        self.headlines = match_form(headings(article))
+        self.heads = match_form(article_context(article))
+        self.whole = article_text(article)  # every candidate's article is looked at whole (article_coverage)
+
+
 class _ArticleView:
-    """What every candidate of one article shares: its normalised context, the question words its
-    headings lack, the strings its context prints, and (looked at only when needed) its whole text."""
+    """What every candidate of one article shares for this question: its forms, its issue's date and
+    page, the question words its headings lack, the strings its context prints, its best BM25 share
+    in the pool and (once all its candidates are in) the features of the whole article."""
 
-    heads: str
-    specific: list[tuple[str, float]]
-    specific_total: float
-    present: frozenset[str]
-    best: float = 0.0
-    whole_text: str | None = None
+    __slots__ = ("article", "best", "date", "forms", "page", "per_article", "present", "specific", "specific_total")
 
+    def __init__(self, plan: Plan, article: Article, forms: ArticleForms, date: str | None, page: str | None) -> None:
+        self.article, self.forms, self.date, self.page = article, forms, date, page
+        headlines, heads = forms.headlines, forms.heads
+        self.specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
+        self.specific_total = sum([x for _, x in self.specific])
+        self.present = frozenset([s for s in plan.strings if s in heads])
+        self.best = 0.0
+        self.per_article: tuple[float, float, float] | None = None
 
-def _view(plan: Plan, art: Article) -> _ArticleView:
-    headlines = match_form(headings(art))
-    specific = [(w, plan.weights.get(w, 0.0)) for w in plan.query.words if w not in headlines]
-    heads = match_form(article_context(art))
-    return _ArticleView(heads, specific, sum(x for _, x in specific), frozenset(s for s in plan.strings if s in heads))
+    def article_features(self, plan: Plan, orgs: list[str]) -> tuple[float, float, float]:
+        """(article_coverage, article_best, org_missing): looked at once every candidate is in."""
+        if self.per_article is None:
+            whole = self.forms.whole
+            org_missing = sum([o not in whole for o in orgs]) / len(orgs) if orgs else 0.0
+            self.per_article = (plan.matcher.coverage(whole), self.best, org_missing)
+        return self.per_article
 
 
 def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
@@ -204,52 +219,48 @@ def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, p
     best = ranked[0][1] or 1.0
     views: dict[tuple[str, int], _ArticleView] = {}
     rows = []
+    paragraphs, log_pool = index.paragraphs, math.log1p(POOL)
     for rank, (doc, score) in enumerate(ranked):
-        p = index.paragraphs[doc]
-        art = index.article(p)
-        ii = index.issues[p.issue]
+        p = paragraphs[doc]
         key = (p.issue, p.article)
         view = views.get(key)
         if view is None:
-            view = views[key] = _view(plan, art)
-
-        def whole(art: Article = art, view: _ArticleView = view) -> str:
-            if view.whole_text is None:
-                view.whole_text = index.normalized_article(art, article_text)
-            return view.whole_text
-
+            ii = index.issues[p.issue]
+            art = ii.article(p.article)
+            view = views[key] = _ArticleView(plan, art, index.article_forms(art, ArticleForms), ii.date, ii.page)
         view.best = max(view.best, score / best)
-        features = _paragraph_features(plan, p, view, ii.date, whole)
-        rows.append(
-            (doc, score, p, art, ii, (score / best, math.log1p(rank) / math.log1p(POOL), *features), view, whole)
-        )
+        features = _paragraph_features(plan, p, view)
+        rows.append((doc, score, p, view, (score / best, math.log1p(rank) / log_pool, *features)))
     orgs = [w for w in query.words if w.endswith(_BODIES) and len(w) > 2]
-    article_cov: dict[int, float] = {}
-    out: list[Candidate] = []
-    for doc, score, p, art, ii, features, view, whole_text in rows:
-        if id(view) not in article_cov:
-            article_cov[id(view)] = plan.matcher.coverage(whole_text())
-        org_missing = sum(o not in whole_text() for o in orgs) / len(orgs) if orgs else 0.0
-        per_article = (article_cov[id(view)], view.best, org_missing)
-        out.append(Candidate(doc, score, p, art, ii.date, ii.page, (*features, *per_article), features[2]))
-    return out
+    return [
+        Candidate(
+            doc,
+            score,
+            p,
+            view.article,
+            view.date,
+            view.page,
+            (*features, *view.article_features(plan, orgs)),
+            features[2],
+        )
+        for doc, score, p, view, features in rows
+    ]
 
 
-def _paragraph_features(
-    plan: Plan, p: Paragraph, view: _ArticleView, date: str | None, whole: Callable[[], str]
-) -> tuple[float, ...]:
+def _paragraph_features(plan: Plan, p: Paragraph, view: _ArticleView) -> tuple[float, ...]:
     """The features from `coverage` to `head_in_paragraph` (see FEATURES) of one paragraph."""
     query, matcher, shapes = plan.query, plan.matcher, plan.shapes
     text = match_form(p.text)
     section = match_form(p.section) if p.section else ""
+    whole = view.forms.whole
     # the paragraph with its context, for the patterns (periods, ordinals) only
     joined = query.periods or query.ordinals or plan.spaced
-    local = " ".join(x for x in (view.heads, section, text) if x) if joined else ""
+    local = " ".join(x for x in (view.forms.heads, section, text) if x) if joined else ""
     # what the paragraph prints, then what it prints with its context: a string with no space is in
     # the joined text exactly when it is in one of its parts (the context's were found once)
-    in_text = frozenset(s for s in plan.strings if s in text)
+    in_text = frozenset([s for s in plan.strings if s in text])
     if plan.spaced:
-        in_local = frozenset(s for s in plan.strings if s in local)
+        in_local = frozenset([s for s in plan.strings if s in local])
     else:
         in_local = in_text | view.present
         if section:
@@ -259,22 +270,22 @@ def _paragraph_features(
     return (
         matcher.coverage_of(in_local),
         matcher.coverage_of(in_text),
-        sum(x for w, x in specific if w in in_text) / view.specific_total if view.specific_total > 0 else 1.0,
+        sum([x for w, x in specific if w in in_text]) / view.specific_total if view.specific_total > 0 else 1.0,
         float(shapes.holds(p.text)),
         float(shapes.shape(p.text) > 1.0),
         float(shapes.bound(p.text)),
         float(shapes.bound_head(p.text)),
         sum(x in in_local for x in plan.pairs) / len(plan.pairs) if plan.pairs else 0.0,
         _ordinal_missing(query, local, whole),
-        *_entity_shares(query, whole, local, in_local, date),
+        *_entity_shares(query, whole, local, in_local, view.date),
         float(p.n == 1),
         next((x for x, w in plan.by_weight if w not in in_local), 0.0) / total if total > 0 else 0.0,
         float(query.head is not None and query.head in in_text),
     )
 
 
-def _ordinal_missing(query: Query, local: str, whole: Callable[[], str]) -> float:
+def _ordinal_missing(query: Query, local: str, whole: str) -> float:
     """Share of the ordinals the question names (第十九次, 十四届) that the article does not print."""
     if not query.ordinals:
         return 0.0
-    return sum(not ordinal_in(o, local) and not ordinal_in(o, whole()) for o in query.ordinals) / len(query.ordinals)
+    return sum(not ordinal_in(o, local) and not ordinal_in(o, whole) for o in query.ordinals) / len(query.ordinals)

@@ -122,8 +122,14 @@ def _save_prepared(tk: jieba.Tokenizer) -> None:
 
 def match_form(text: str) -> str:
     """The form text is matched in (tokens, terms, snippets): NFKC (full-width → half-width,
-    compatibility forms folded) and lower case. Not for display: parse.page_text keeps what is shown."""
-    return unicodedata.normalize("NFKC", text).lower()
+    compatibility forms folded) and lower case. Not for display: parse.page_text keeps what is shown.
+
+    NFKC is by definition the canonical composition of the compatibility decomposition, that is
+    NFC of NFKD: the same string, 5-7 times faster on this paper's text. CPython's NFKC composes
+    Chinese text at ~130 ns a character (a linear table search per character) as soon as one
+    full-width comma or "…" fails its quick check; NFC of the decomposed text passes its own quick
+    check and is returned as it is."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFKD", text)).lower()
 
 
 

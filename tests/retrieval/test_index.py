@@ -11,6 +11,7 @@ import pytest
 
 import retrieval.index
 from retrieval.engine import BadIssueFile, Engine
+from retrieval.model import Article
 from tests.retrieval.conftest import SAMPLE
 
 
@@ -137,3 +138,19 @@ def test_tokens_packed_during_a_scan_build_the_same_index_as_plain_tokens(corpus
         assert a.scorer.top_k(question, 10) == b.scorer.top_k(question, 10)
         assert (a.scorer.get_scores(question) == b.scorer.get_scores(question)).all()
     assert isinstance(packed[0], IndexedIssue) and not b.issues[packed[0].id].tokens  # not kept once encoded
+
+
+def test_an_index_keeps_the_forms_of_the_last_articles_asked_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ARTICLE_CACHE articles' forms, the oldest dropped first, one at a time."""
+    monkeypatch.setattr(retrieval.index, "ARTICLE_CACHE", 3)
+    index = retrieval.index.Index.build(())
+    arts = [Article(issue="x", index=i, headline=f"标题{i}") for i in range(5)]
+    built: list[int] = []
+
+    def build(a: Article) -> str:
+        built.append(a.index)
+        return a.headline
+
+    assert [index.article_forms(a, build) for a in arts] == [a.headline for a in arts]
+    assert index.article_forms(arts[4], build) == "标题4" and built == [0, 1, 2, 3, 4]  # kept: not built again
+    assert index.article_forms(arts[0], build) == "标题0" and built[-1] == 0  # dropped: built again

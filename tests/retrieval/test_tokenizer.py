@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from retrieval.query import analyze
-from retrieval.tokenizer import tokenize, tokenizer_fingerprint
+from retrieval.tokenizer import match_form, tokenize, tokenizer_fingerprint
 
 
 @pytest.mark.parametrize("word", ["三抓三促", "嘉峪关市政协", "肃北县", "协商议事室", "委员工作站", "阿克塞县"])
@@ -103,3 +105,16 @@ def test_prepared_dictionary_cache_tokenizes_exactly_like_a_fresh_load(
             assert tokenize(text) == fresh
     finally:
         tokenizer.segmenter.cache_clear()
+
+
+def test_the_match_form_is_nfkc_and_lower_case() -> None:
+    """match_form takes NFC of NFKD for speed: the same as NFKC for every character on its own and
+    next to what composes with it (jamo, combining marks, voiced kana, compatibility forms)."""
+    chars = [chr(c) for c in range(0x30000) if not 0xD800 <= c <= 0xDFFF]
+    assert [match_form(c) for c in chars] == [unicodedata.normalize("NFKC", c).lower() for c in chars]
+    rng = random.Random(12)
+    nasty = [*map(chr, [*range(0x300, 0x370), *range(0x1100, 0x1200), 0xAC00, 0xAC01, *range(0xFF00, 0xFFEF)])]
+    nasty += [*"政协ΣσςİAa…\u3000\u3099\u309a\u0cd5\u0b3e\u212b\uf900"]
+    for _ in range(20000):
+        text = "".join(rng.choice(nasty) for _ in range(rng.randint(1, 10)))
+        assert match_form(text) == unicodedata.normalize("NFKC", text).lower(), text
