@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from retrieval import _kernel_cache  # noqa: F401  (before any @njit: cached code keyed on both kernel files)
+
 SKIP_BITS = 6  # a skip entry every 64 postings: a lookup reads a few cache lines, not a binary search's
 PART_MAX = 2.5  # tf parts are below k1 + 1; scorers with k1 > 1.5 get no parts
 PART_SCALE = 65535 / PART_MAX
@@ -192,8 +194,15 @@ def tf_parts(docs, tf, lo, hi, norm, k1p1, out, o):
 def tf_at(d, j, seg, ca, ahi, cb, bhi):
     """Raw tf of distinct term j in paragraph d (0 if absent), galloping from that term's cursor in
     ca/cb (moved forward: for ascending d)."""
-    a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first = seg
+    a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first, cols, jcol, norm, k1p1 = seg
     if d < b_first:
+        c = jcol[j]
+        if c >= 0:  # the term's column gives tf back exactly (checked when it was built): no search
+            v = cols[c, d]
+            if v == 0:
+                return 0.0
+            x = np.float64(v) / PART_SCALE
+            return np.rint(x * norm[d] / (k1p1 - x))
         p, h = ca[j], ahi[j]
         e = min(h, p + PROBE)
         while p < e and a_docs[p] < d:  # close candidates: a few steps forward, no branch mispredicted

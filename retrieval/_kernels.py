@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from retrieval import _kernel_cache  # noqa: F401  (before any @njit: cached code keyed on both kernel files)
 from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the scorer reads them here)
     PART_MAX,
     PART_SCALE,
@@ -205,7 +206,7 @@ def _exhaustive(
 @njit(cache=True, nogil=True)
 def top_k(
     q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, a_skip, b_terms, b_indptr, b_docs, b_tf, b_skip,
-    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, acc, touched,
+    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, tf_col, acc, touched,
 ):  # fmt: skip
     """Best k (ids, scores) for the query term ids q (in order, duplicates kept); see the module doc.
 
@@ -256,7 +257,10 @@ def top_k(
         if woff[ut[j]] >= 0:
             slack += 2 * (0.5 / PART_SCALE) * idf[ut[j]] * um[j]
     heap = np.empty(k)
-    seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first)
+    jcol = np.empty(nu, np.int64)  # distinct term → its column when that gives tf back exactly
+    for j in range(nu):
+        jcol[j] = tf_col[ut[j]]
+    seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first, cols, jcol, norm, k1p1)
     # 1. essential terms
     n_docs = norm.shape[0]
     lookup = LOOKUP if n_docs > CACHED_DOCS else LOOKUP_CACHED

@@ -213,7 +213,7 @@ class BM25Scorer:
             for a in (s.terms, s.indptr, s.docs, s.tf, skip)
         ]
         self._parts, self._part_offset = self._tf_parts(base, tail)
-        self._columns, self._column_of = self._dense_columns(base)
+        self._columns, self._column_of, self._tf_column = self._dense_columns(base)
         self._args = (
             *seg_arrays,
             base.n_docs,
@@ -226,6 +226,7 @@ class BM25Scorer:
             _frozen(self._part_offset),
             _frozen(self._columns),
             _frozen(self._column_of),
+            _frozen(self._tf_column),
         )
 
     def _tf_parts(self, base: Segment, tail: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
@@ -259,15 +260,21 @@ class BM25Scorer:
         self._ub[tight] = np.minimum(self._ub[tight], self._idf[tight] * top[tight] * (1 + _BOUND_MARGIN))
         return parts, offset
 
-    def _dense_columns(self, base: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
+    def _dense_columns(
+        self, base: Segment
+    ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The tf parts of the terms in at least 1/_COLUMN_SHARE of the base paragraphs, also as one
         column per term with a slot per paragraph (0 where absent), and each term's column (-1: none).
 
         These few terms hold most of a question's postings (two thirds on the benchmark's questions).
         A column turns their share of a question into a read per candidate, or one pass the CPU
         vectorises, instead of a pass over postings; it costs 2 bytes a paragraph, at most
-        _COLUMN_SHARE times what the term's parts already take."""
+        _COLUMN_SHARE times what the term's parts already take. Where every part of a column gives
+        its tf back exactly (tf = x·norm / (k1 + 1 − x), rounded; true unless a tf is in the
+        hundreds), exact scores read tf there too (`tf_column`) instead of searching the postings."""
         column_of = np.full(len(self._vocab), -1, dtype=np.int64)
+        tf_column = np.full(len(self._vocab), -1, dtype=np.int64)
+        scale, k1p1 = _kernels().PART_SCALE, self.k1 + 1
         counts = np.diff(base.indptr)
         dense = np.flatnonzero((counts * _COLUMN_SHARE >= base.n_docs) & (self._part_offset[base.terms] >= 0))
         columns = np.zeros((dense.shape[0], base.n_docs), dtype=np.uint16)
@@ -277,7 +284,12 @@ class BM25Scorer:
             o = int(self._part_offset[t])
             columns[c, base.docs[lo:hi]] = self._parts[o : o + hi - lo]
             column_of[t] = c
-        return columns, column_of
+            x = self._parts[o : o + hi - lo].astype(np.float64) / scale
+            with np.errstate(divide="ignore", invalid="ignore"):
+                back = np.rint(x * self._norm[base.docs[lo:hi]] / (k1p1 - x))
+            if np.array_equal(back, base.tf[lo:hi].astype(np.float64)):
+                tf_column[t] = c
+        return columns, column_of, tf_column
 
     # -- public API -----------------------------------------------------------------------------
 
