@@ -49,9 +49,9 @@ DENSE = 1  # once the postings added exceed 1/DENSE of the paragraphs, touched o
 LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs about as much as adding this many postings
 LOOKUP_CACHED = 128  # … and this many when the index is small enough to stay in the CPU caches
 CACHED_DOCS = 1 << 18  # paragraphs
-GATHER = 8  # a column is read per candidate while candidates are under 1/GATHER of the paragraphs
+GATHER = 16  # a column is read per candidate while candidates are under 1/GATHER of the paragraphs
 SMEAR = 128  # once candidates exceed 1/SMEAR of the paragraphs, a remaining term is added to every paragraph
-ESTIMATE_EXTRA = 6  # an estimate of θ scores this many paragraphs beyond k exactly
+ESTIMATE_EXTRA = 2  # an estimate of θ scores this many paragraphs beyond k exactly
 
 
 @njit(cache=True, nogil=True)
