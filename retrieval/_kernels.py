@@ -129,20 +129,26 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
             size = min(size + 1, k)
             if size == k:
                 floor = max(floor, heap[0] * LOW - slack)
-        if v + r >= floor:
-            touched[nc] = d
-            nc += 1
-        else:
-            acc[d] = 0.0
-    n = 0
-    for i in range(nc):
-        d = touched[i]
-        if acc[d] + r >= floor:
-            touched[n] = d
-            n += 1
-        else:
-            acc[d] = 0.0
-    return n, floor
+        keep = v + r >= floor  # kept or not about as often: no branch to mispredict
+        touched[nc] = d
+        nc += keep
+        acc[d] = v if keep else np.float32(0.0)
+    return compact(acc, touched, nc, r, floor), floor
+
+
+@njit(cache=True, nogil=True)
+def compact(acc, ids, n, r, floor):
+    """Keep in ids[:n] the paragraphs whose partial score + r reaches floor, resetting the others'
+    acc (branch-free: kept and dropped alternate unpredictably); returns how many are kept."""
+    m = 0
+    for i in range(n):
+        d = ids[i]
+        v = acc[d]
+        keep = v + r >= floor
+        ids[m] = d
+        m += keep
+        acc[d] = v if keep else np.float32(0.0)
+    return m
 
 
 @njit(cache=True, nogil=True)
@@ -368,28 +374,13 @@ def top_k(
             continue  # every paragraph gets the remaining terms: fewer candidates would save nothing
         # the candidates' partial scores are lower bounds too: θ rises as terms are added; the
         # candidates that cannot reach it drop (checked against the floor before this pass's rise)
-        r, n = after[o + 1], 0
+        r = after[o + 1]
         for i in range(nc):
-            d = cand[i]
-            v = acc[d]
-            heap_push(heap, min(i, k), k, v)
-            if v + r >= floor:
-                cand[n] = d
-                n += 1
-            else:
-                acc[d] = 0.0
-        nc = n
-        if n >= k:  # (the heap holds the k best of all of them, so here n ≥ k implies it is full)
+            heap_push(heap, min(i, k), k, acc[cand[i]])
+        nc = compact(acc, cand, nc, r, floor)
+        if nc >= k:  # (the heap holds the k best of all of them, so here nc ≥ k implies it is full)
             floor = max(floor, heap[0] * LOW - slack)
-            n = 0
-            for i in range(nc):  # the survivors again, against the risen floor
-                d = cand[i]
-                if acc[d] + r >= floor:
-                    cand[n] = d
-                    n += 1
-                else:
-                    acc[d] = 0.0
-            nc = n
+            nc = compact(acc, cand, nc, r, floor)  # the survivors again, against the risen floor
     # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
     #    by a pass over each query token's postings adding to the candidates' slots
     if smeared:
