@@ -137,6 +137,36 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
 
 
 @njit(cache=True, nogil=True)
+def _candidates_dense(acc, k, floor, r, slack, heap, out):
+    """`_candidates` when most paragraphs were touched (acc not tracked): paragraphs are tested 64
+    at a time by a count the CPU vectorises, and only blocks with one above the floor are read one by
+    one. acc is not reset (the caller clears it at the end); out gets ascending ids."""
+    n = acc.shape[0]
+    low = floor - r
+    nc = 0
+    for start in range(0, n, 64):
+        end = min(start + 64, n)
+        hits = 0
+        for d in range(start, end):
+            hits += acc[d] >= low
+        if hits:
+            for d in range(start, end):
+                v = acc[d]
+                out[nc] = d
+                nc += (v >= low) & (v != 0.0)
+    for i in range(nc):
+        heap_push(heap, min(i, k), k, acc[out[i]])
+    if nc >= k:
+        floor = max(floor, heap[0] * LOW - slack)
+    m = 0
+    for i in range(nc):
+        d = out[i]
+        out[m] = d
+        m += acc[d] + r >= floor
+    return m, floor
+
+
+@njit(cache=True, nogil=True)
 def compact(acc, ids, n, r, floor):
     """Keep in ids[:n] the paragraphs whose partial score + r reaches floor, resetting the others'
     acc (branch-free: kept and dropped alternate unpredictably); returns how many are kept."""
@@ -316,9 +346,13 @@ def top_k(
             break
     # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
     #    added to them only: looked up when they are few, else by a pass over the term's postings
-    nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
+    if nt >= 0:
+        nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
+    else:
+        nc, floor = _candidates_dense(acc, k, theta * LOW - slack, rest[stop], slack, heap, touched)
     cand = touched[:nc].astype(np.int64)  # ascending only when acc was scanned (dense)
     ordered = nt < 0
+    dirty = nt < 0  # acc holds partial scores outside the candidates too: cleared at the end
     smeared = False
     ca, cb = alo.copy(), blo.copy()
     # terms with a column first: a read per candidate each, they prune before the costlier lookups
@@ -357,7 +391,7 @@ def top_k(
                 f = tf_at(d, j, seg, ca, ahi, cb, bhi)
                 if f > 0.0:
                     acc[d] += idf[t] * (f * k1p1 / (f + norm[d])) * um[j]
-        elif smeared or nc * SMEAR > n_docs:
+        elif smeared or dirty or nc * SMEAR > n_docs:
             # many candidates: adding the term to every paragraph costs no test per posting; the
             # others' acc then holds what the remaining terms add (below θ), cleared at the end
             smeared = True
@@ -383,7 +417,7 @@ def top_k(
             nc = compact(acc, cand, nc, r, floor)  # the survivors again, against the risen floor
     # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
     #    by a pass over each query token's postings adding to the candidates' slots
-    if smeared:
+    if smeared or dirty:
         acc[:] = 0.0
     if not ordered:
         cand[:nc].sort()
