@@ -72,6 +72,8 @@ def project_memory(scorer: Any) -> dict[str, float]:
         scorer._part_offset,
         scorer._columns,
         scorer._column_of,
+        scorer._tf_column,
+        scorer._one,
     ]
     for a in arrays:
         r, m = _array_bytes(a)

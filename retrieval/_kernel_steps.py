@@ -114,19 +114,26 @@ def kth_largest(values, n, k, heap):
 
 
 @njit(cache=True, nogil=True)
-def accumulate(docs, tf, lo, hi, idf, mult, k1p1, norm, acc, touched, nt, allowed, use_allowed):
+def accumulate(docs, tf, lo, hi, idf, mult, k1p1, norm, one, acc, touched, nt, allowed, use_allowed):
     """acc[d] += the term's weight × mult for each of its paragraphs d; new ones appended to touched
-    (nt of them so far), or not tracked at all when nt is -1 (dense mode: acc is scanned instead)."""
+    (nt of them so far), or not tracked at all when nt is -1 (dense mode: acc is scanned instead).
+    one[d] is tf 1's part in paragraph d (float32): most postings of rarer terms have tf 1, which
+    then costs a 4-byte read instead of the division and norm's 8 bytes."""
+    c = np.float32(idf * mult)
     for p in range(lo, hi):
         d = docs[p]
         if use_allowed and not allowed[d]:
             continue
-        f = np.float64(tf[p])
+        f = tf[p]
         v = acc[d]
         if nt >= 0:
             touched[nt] = d  # kept only if d is new: no branch to mispredict
             nt += v == 0.0
-        acc[d] = v + idf * (f * k1p1 / (f + norm[d])) * mult
+        if f == 1:
+            acc[d] = v + c * one[d]
+        else:
+            x = np.float64(f)
+            acc[d] = v + idf * (x * k1p1 / (x + norm[d])) * mult
     return nt
 
 

@@ -242,7 +242,7 @@ def _exhaustive(
 @njit(cache=True, nogil=True)
 def top_k(
     q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, a_skip, b_terms, b_indptr, b_docs, b_tf, b_skip,
-    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, tf_col, acc, touched,
+    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, tf_col, one, acc, touched,
 ):  # fmt: skip
     """Best k (ids, scores) for the query term ids q (in order, duplicates kept); see the module doc.
 
@@ -325,10 +325,10 @@ def top_k(
             )
         else:
             nt = accumulate(
-                a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
+                a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, one, acc, touched, nt, allowed, use_allowed
             )
         nt = accumulate(
-            b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, nt, allowed, use_allowed
+            b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, one, acc, touched, nt, allowed, use_allowed
         )
         added += ahi[j] - alo[j] + bhi[j] - blo[j]
         if (
@@ -375,7 +375,9 @@ def top_k(
             if smeared or nc * GATHER > b_first:
                 smeared = True
                 add_column(acc, col, c32)
-                accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
+                accumulate(
+                    b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False
+                )
             else:
                 for i in range(nc):
                     d = cand[i]
@@ -399,8 +401,10 @@ def top_k(
                 c = idf[t] * um[j] / PART_SCALE
                 accumulate_parts(a_docs, parts, alo[j], ahi[j], woff[t], c, acc, touched, -1, allowed, False)
             else:
-                accumulate(a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
-            accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, acc, touched, -1, allowed, False)
+                accumulate(
+                    a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False
+                )
+            accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False)
         else:
             add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
             add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)

@@ -213,6 +213,7 @@ class BM25Scorer:
             for a in (s.terms, s.indptr, s.docs, s.tf, skip)
         ]
         self._parts, self._part_offset = self._tf_parts(base, tail)
+        self._one = ((self.k1 + 1) / (1 + self._norm)).astype(np.float32)  # tf 1's part, per paragraph
         self._columns, self._column_of, self._tf_column = self._dense_columns(base)
         self._args = (
             *seg_arrays,
@@ -227,6 +228,7 @@ class BM25Scorer:
             _frozen(self._columns),
             _frozen(self._column_of),
             _frozen(self._tf_column),
+            _frozen(self._one),
         )
 
     def _tf_parts(self, base: Segment, tail: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
