@@ -8,11 +8,12 @@ Exact top k with MaxScore pruning (Turtle & Flood 1995), term at a time:
    array reused across questions, reset through the list of paragraphs touched) until the k-th best
    partial score θ exceeds what the remaining terms could add together (their upper bounds): a
    paragraph none of the rarest terms has cannot reach the top k any more;
-2. candidates are the touched paragraphs whose partial score plus those bounds reaches θ; each
-   remaining (frequent) term is looked up for them when they are few (a few steps forward, else a
-   galloping search over a skip list), added where the term and a candidate meet by a pass over its
-   postings, or, once candidates are many, added to every paragraph (no test per posting); after each
-   term θ rises to the k-th best partial score and the candidates that can no longer reach it drop;
+2. candidates are the touched paragraphs whose partial score plus those bounds reaches θ; the
+   remaining (frequent) terms are added to them only, those with a dense column of parts first (a
+   read per candidate, or one vectorised pass over every paragraph once candidates are many), the
+   others looked up when candidates are few (a few steps forward, else a galloping search over a
+   skip list) or by a pass over their postings; after each term θ rises to the k-th best partial
+   score and the candidates that can no longer reach it drop;
 3. the survivors are scored again exactly as rank-bm25 does: each query token's weight with its
    expression `idf * (tf * (k1 + 1) / (tf + norm))`, summed in query-token order, so scores and ties
    are bit-for-bit those of `BM25Okapi.get_scores`.
@@ -50,7 +51,6 @@ LOOKUP = 256  # a candidate's lookup in a posting list (cache misses) costs abou
 LOOKUP_CACHED = 128  # … and this many when the index is small enough to stay in the CPU caches
 CACHED_DOCS = 1 << 18  # paragraphs
 GATHER = 16  # a column is read per candidate while candidates are under 1/GATHER of the paragraphs
-SMEAR = 128  # once candidates exceed 1/SMEAR of the paragraphs, a remaining term is added to every paragraph
 ESTIMATE_EXTRA = 2  # an estimate of θ scores this many paragraphs beyond k exactly
 
 
@@ -393,9 +393,9 @@ def top_k(
                 f = tf_at(d, j, seg, ca, ahi, cb, bhi)
                 if f > 0.0:
                     acc[d] += idf[t] * (f * k1p1 / (f + norm[d])) * um[j]
-        elif smeared or dirty or nc * SMEAR > n_docs:
-            # many candidates: adding the term to every paragraph costs no test per posting; the
-            # others' acc then holds what the remaining terms add (below θ), cleared at the end
+        elif smeared or dirty:
+            # acc is not zero outside the candidates any more (a column was added to every paragraph,
+            # or acc was never tracked): the term goes to every paragraph too, cleared at the end
             smeared = True
             if woff[t] >= 0:
                 c = idf[t] * um[j] / PART_SCALE
