@@ -90,6 +90,18 @@ MUTANTS = (
         "    if not line.headingish:\n        return False",
     ),
     Mutant(
+        "added bound",
+        "a frequent term's bound ignores the paragraphs added since the index was built",
+        "            top[tail.terms] = np.maximum(top[tail.terms], tail_top)",
+        "            pass",
+    ),
+    Mutant(
+        "column tf",
+        "exact scores read a tf one too high from a term's dense column",
+        "            return np.rint(x * norm[d] / (k1p1 - x))",
+        "            return np.rint(x * norm[d] / (k1p1 - x)) + 1.0",
+    ),
+    Mutant(
         "cron weekdays",
         "crontab day numbers read Monday-first (APScheduler 3's bug)",
         "return int(token) % 7",
@@ -98,7 +110,7 @@ MUTANTS = (
     Mutant(
         "entity check",
         "a body the article never names is not noticed",
-        "org_missing = sum(o not in whole_text() for o in orgs) / len(orgs) if orgs else 0.0",
+        "org_missing = sum([o not in whole for o in orgs]) / len(orgs) if orgs else 0.0",
         "org_missing = 0.0",
     ),
     Mutant(
