@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from retrieval import _kernel_cache  # noqa: F401  (before any @njit: cached code keyed on both kernel files)
-from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the scorer reads them here)
+from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts_of: the scorer reads them here)
     PART_MAX,
     PART_SCALE,
     accumulate,
@@ -43,6 +43,7 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts: the sc
     kth_largest,
     tf_at,
     tf_parts,
+    tf_parts_of,
 )
 
 LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order

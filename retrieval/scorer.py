@@ -22,6 +22,7 @@ import json
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -241,18 +242,27 @@ class BM25Scorer:
         frequent = np.flatnonzero(counts >= _PART_MIN_DF)
         frequent = frequent[np.argsort(-counts[frequent], kind="stable")]
         frequent = frequent[np.cumsum(counts[frequent]) <= _PART_POSTINGS]
-        kern, at = _kernels(), 0
+        kern = _kernels()
         if self.k1 + 1 > kern.PART_MAX:
             frequent = frequent[:0]
         parts = np.empty(int(counts[frequent].sum()), dtype=np.uint16)
         top = np.zeros(len(self._vocab))
-        for i in frequent.tolist():
-            lo, hi = int(base.indptr[i]), int(base.indptr[i + 1])
-            t = int(base.terms[i])
-            largest = kern.tf_parts(base.docs, base.tf, lo, hi, self._norm, self.k1 + 1, parts, at)
-            top[t] = (largest + 1) / kern.PART_SCALE  # parts are rounded to the nearest unit
-            offset[t] = at
-            at += hi - lo
+        lo, hi = base.indptr[frequent].astype(np.int64), base.indptr[frequent + 1].astype(np.int64)
+        at = np.concatenate(([0], np.cumsum(hi - lo)[:-1])).astype(np.int64)
+        largest = np.zeros(frequent.shape[0], dtype=np.int64)
+        # two threads (the kernel releases the GIL), each a half of the postings: a second off the
+        # cold start of a million paragraphs
+        half = int(np.searchsorted(np.cumsum(hi - lo), parts.shape[0] // 2))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for part in [
+                pool.submit(kern.tf_parts_of, base.docs, base.tf, lo[a:b], hi[a:b], at[a:b], self._norm,
+                            self.k1 + 1, parts, largest[a:b])
+                for a, b in ((0, half), (half, frequent.shape[0]))
+            ]:  # fmt: skip
+                part.result()
+        terms = base.terms[frequent]
+        top[terms] = (largest + 1) / kern.PART_SCALE  # parts are rounded to the nearest unit
+        offset[terms] = at
         if tail.docs.shape[0]:  # the added paragraphs' postings have no parts: their exact largest part
             f = tail.tf.astype(np.float64)
             tail_parts = f * (self.k1 + 1) / (f + self._norm[tail.docs])
