@@ -208,7 +208,7 @@ def _select(cand, scores, n, k):
     c = cand[:n][keep]
     s = scores[:n][keep]
     order = np.argsort(-s, kind="mergesort")[:k]
-    return c[order], s[order]
+    return c[order].astype(np.int64), s[order]
 
 
 @njit(cache=True, nogil=True)
@@ -351,7 +351,7 @@ def top_k(
         nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
     else:
         nc, floor = _candidates_dense(acc, k, theta * LOW - slack, rest[stop], slack, heap, touched)
-    cand = touched[:nc].astype(np.int64)  # ascending only when acc was scanned (dense)
+    cand = touched  # its first nc: ascending only when acc was scanned (dense)
     ordered = nt < 0
     dirty = nt < 0  # acc holds partial scores outside the candidates too: cleared at the end
     smeared = False
