@@ -145,6 +145,7 @@ def _candidates_dense(acc, k, floor, r, slack, heap, out):
     n = acc.shape[0]
     low = floor - r
     nc = 0
+    size = 0
     for start in range(0, n, 64):
         end = min(start + 64, n)
         hits = 0
@@ -153,12 +154,15 @@ def _candidates_dense(acc, k, floor, r, slack, heap, out):
         if hits:
             for d in range(start, end):
                 v = acc[d]
-                out[nc] = d
-                nc += (v >= low) & (v != 0.0)
-    for i in range(nc):
-        heap_push(heap, min(i, k), k, acc[out[i]])
-    if nc >= k:
-        floor = max(floor, heap[0] * LOW - slack)
+                if v >= low and v != 0.0:
+                    out[nc] = d
+                    nc += 1
+                    if size < k or v > heap[0]:  # floor rises with the k-th best so far
+                        heap_push(heap, size, k, v)
+                        size = min(size + 1, k)
+                        if size == k:
+                            floor = max(floor, heap[0] * LOW - slack)
+                            low = floor - r
     m = 0
     for i in range(nc):
         d = out[i]
