@@ -46,7 +46,7 @@ def build_application(settings: Settings, service: ChatService | None = None, fl
     async def post_init(app: Application) -> None:
         svc = service
         if svc is None:
-            svc, report = await asyncio.to_thread(ChatService.open, settings)
+            svc, report = await asyncio.to_thread(ChatService.open_saying, settings, log.warning)
             log.info("corpus: %d issues, %d paragraphs", report.issues, report.paragraphs)
             for refused in report.refused:
                 log.warning("refused %s: %s", refused.name, refused.reason)

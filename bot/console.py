@@ -156,7 +156,7 @@ def run_console(settings: Settings, stdin: TextIO | None = None, stdout: TextIO 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     log.info("no Telegram token configured: serving in the terminal")
-    svc, report = ChatService.open(settings)
+    svc, report = ChatService.open_saying(settings, lambda text: print(text, file=stdout, flush=True))
     interactive = stdin.isatty() and stdin is sys.stdin
     history = _start_history() if interactive else None
     try:

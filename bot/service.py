@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from retrieval.layout import iso_date
 from retrieval.model import Answer, Article, Paragraph
 
 log = logging.getLogger(__name__)
+
+# said when opening takes long (the console would look hung): mostly the first start after an install
+SLOW_START = "正在打开资料库……第一次启动还要编译检索程序,约需 15 秒(只此一次)。"
 
 # Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
@@ -118,6 +122,24 @@ class ChatService:
         service.record(report, backfill)
         service.reconcile()
         return service, report
+
+    @classmethod
+    def open_saying(
+        cls, settings: Settings, say: Callable[[str], None], after: float = 1.0
+    ) -> tuple[ChatService, ReloadReport]:
+        """`open`, saying once why when it takes more than `after` seconds: the first start after an
+        install or upgrade compiles the query kernel (about 15 s), and a silent console looks hung."""
+        done = threading.Event()
+
+        def notice() -> None:
+            if not done.wait(after):
+                say(SLOW_START)
+
+        threading.Thread(target=notice, name="slow-start-notice", daemon=True).start()
+        try:
+            return cls.open(settings)
+        finally:
+            done.set()
 
     def close(self) -> None:
         self.store.close()

@@ -133,6 +133,10 @@ class Engine:
             if saved is not None:
                 engine._index = saved
                 report = engine._held(ReloadHeld(report.held, report.would_remove, report.confirmable))
+        if engine._index.scorer is not None:
+            # the query kernel compiled (the first start after an install or upgrade: about 15 s)
+            # or loaded from numba's cache now, rather than inside the first question
+            engine._index.scorer.warm_up()
         return engine, report
 
     @property

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,3 +150,24 @@ def test_console_reads_follow_ups_and_new_forgets(tmp_path: Path, corpus: Path, 
     assert out.count("按上文理解为") == 1  # not after /new
     assert "原文 1" not in out and "→ /source 1" in out  # /latest's buttons as commands
     assert "近 1 天没有确切答案的问题" in out
+
+
+def test_a_slow_start_says_why_once_and_a_fast_one_says_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first start after an install compiles the query kernel for about 15 s: the console says
+    so instead of sitting silent, and says nothing when opening is quick."""
+    from bot.service import SLOW_START, ChatService
+
+    said: list[str] = []
+
+    def slow_open(cls: type, settings: object) -> tuple[str, str]:
+        time.sleep(0.3)
+        return "svc", "report"
+
+    monkeypatch.setattr(ChatService, "open", classmethod(slow_open))
+    assert ChatService.open_saying(None, said.append, after=0.05) == ("svc", "report")  # type: ignore[arg-type]
+    assert said == [SLOW_START]
+    said.clear()
+    monkeypatch.setattr(ChatService, "open", classmethod(lambda cls, settings: ("svc", "report")))
+    ChatService.open_saying(None, said.append, after=0.05)  # type: ignore[arg-type]
+    time.sleep(0.1)
+    assert said == []
