@@ -125,9 +125,10 @@ class ChatService:
 
     @classmethod
     def open_saying(
-        cls, settings: Settings, say: Callable[[str], None], after: float = 1.0
+        cls, settings: Settings, say: Callable[[str], None], after: float = 3.0
     ) -> tuple[ChatService, ReloadReport]:
-        """`open`, saying once why when it takes more than `after` seconds: the first start after an
+        """`open`, saying once why when it takes more than `after` seconds (a restart of a million
+        paragraphs takes under 2): the first start after an
         install or upgrade compiles the query kernel (about 15 s), and a silent console looks hung."""
         done = threading.Event()
 
