@@ -127,9 +127,9 @@ class ChatService:
     def open_saying(
         cls, settings: Settings, say: Callable[[str], None], after: float = 3.0
     ) -> tuple[ChatService, ReloadReport]:
-        """`open`, saying once why when it takes more than `after` seconds (a restart of a million
-        paragraphs takes under 2): the first start after an
-        install or upgrade compiles the query kernel (about 15 s), and a silent console looks hung."""
+        """`open`, saying once why when it takes more than `after` seconds (a restart over a million
+        paragraphs takes under 2): the first start after an install or upgrade compiles the query
+        kernel (about 15 s), and a silent console looks hung."""
         done = threading.Event()
 
         def notice() -> None:
