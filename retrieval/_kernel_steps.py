@@ -48,13 +48,18 @@ def gallop(docs, lo, hi, d):
         nxt = prev + step
     if nxt > hi:
         nxt = hi
-    a = prev + 1
-    while a < nxt:
-        mid = (a + nxt) >> 1
+    return bisect(docs, prev + 1, nxt, d)
+
+
+@njit(cache=True, nogil=True)
+def bisect(docs, a, b, d):
+    """First position in [a, b) whose value is ≥ d (b if none), docs ascending there."""
+    while a < b:
+        mid = (a + b) >> 1
         if docs[mid] < d:
             a = mid + 1
         else:
-            nxt = mid
+            b = mid
     return a
 
 
@@ -65,15 +70,7 @@ def seek(docs, skips, lo, hi, d):
     if lo >= hi or docs[lo] >= d:
         return lo
     s = gallop(skips, (lo >> SKIP_BITS) + 1, ((hi - 1) >> SKIP_BITS) + 1, d)
-    a = max(lo + 1, (s - 1) << SKIP_BITS)
-    b = min(hi, s << SKIP_BITS)
-    while a < b:
-        mid = (a + b) >> 1
-        if docs[mid] < d:
-            a = mid + 1
-        else:
-            b = mid
-    return a
+    return bisect(docs, max(lo + 1, (s - 1) << SKIP_BITS), min(hi, s << SKIP_BITS), d)
 
 
 @njit(cache=True, nogil=True)
