@@ -9,6 +9,7 @@ both. Imported by both files before they define anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ _FILES = tuple(Path(__file__).with_name(name) for name in ("_kernels.py", "_kern
 
 
 def _stamp() -> str:
+    return _digest(*((p.stat().st_mtime_ns, p.stat().st_size) for p in _FILES))
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(*stats: tuple[int, int]) -> str:
+    """Both files' contents hashed once per version of them (numba asks for every function)."""
     digest = hashlib.sha256()
     for path in _FILES:
         digest.update(path.read_bytes())
@@ -29,22 +36,23 @@ def _ours(py_file: str) -> bool:
     return Path(py_file).resolve() in {p.resolve() for p in _FILES}
 
 
-class _InTree(InTreeCacheLocator):
+class _BothFiles:
+    """The stamp of both kernel files, for functions defined in either (other files: not ours)."""
+
     def get_source_stamp(self) -> Any:
         return _stamp()
 
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> Any:
-        return super().from_function(py_func, py_file) if _ours(py_file) else None
+        return super().from_function(py_func, py_file) if _ours(py_file) else None  # type: ignore[misc]
 
 
-class _UserWide(UserWideCacheLocator):
-    def get_source_stamp(self) -> Any:
-        return _stamp()
+class _InTree(_BothFiles, InTreeCacheLocator):
+    pass
 
-    @classmethod
-    def from_function(cls, py_func: Any, py_file: str) -> Any:
-        return super().from_function(py_func, py_file) if _ours(py_file) else None
+
+class _UserWide(_BothFiles, UserWideCacheLocator):
+    pass
 
 
 if _InTree not in CacheImpl._locator_classes:

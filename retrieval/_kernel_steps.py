@@ -21,14 +21,7 @@ PROBE = 8  # postings looked at one by one before a seek
 @njit(cache=True, nogil=True)
 def find(terms, indptr, t):
     """Posting range [lo, hi) of term t in a segment (empty when absent)."""
-    lo = 0
-    hi = terms.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if terms[mid] < t:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = bisect(terms, 0, terms.shape[0], t)
     if lo < terms.shape[0] and terms[lo] == t:
         return np.int64(indptr[lo]), np.int64(indptr[lo + 1])
     return np.int64(0), np.int64(0)
