@@ -42,7 +42,6 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts_of: the
     heap_push,
     kth_largest,
     tf_at,
-    tf_parts,
     tf_parts_of,
 )
 
@@ -141,7 +140,8 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
 def _candidates_dense(acc, k, floor, r, slack, heap, out):
     """`_candidates` when most paragraphs were touched (acc not tracked): paragraphs are tested 64
     at a time by a count the CPU vectorises, and only blocks with one above the floor are read one by
-    one. acc is not reset (the caller clears it at the end); out gets ascending ids."""
+    one. acc outside the candidates is not reset (the caller clears it at the end); out gets
+    ascending ids."""
     n = acc.shape[0]
     low = floor - r
     nc = 0
@@ -163,12 +163,7 @@ def _candidates_dense(acc, k, floor, r, slack, heap, out):
                         if size == k:
                             floor = max(floor, heap[0] * LOW - slack)
                             low = floor - r
-    m = 0
-    for i in range(nc):
-        d = out[i]
-        out[m] = d
-        m += acc[d] + r >= floor
-    return m, floor
+    return compact(acc, out, nc, r, floor), floor
 
 
 @njit(cache=True, nogil=True)
