@@ -213,7 +213,11 @@ class BM25Scorer:
             for s, skip in zip((base, tail), self._skips, strict=True)
             for a in (s.terms, s.indptr, s.docs, s.tf, skip)
         ]
-        self._parts, self._part_offset = self._tf_parts(base, tail)
+        self._parts, self._part_offset, top = self._tf_parts(base, tail)
+        # a frequent term's bound is then its largest part, not largest tf in shortest paragraph:
+        # the bounds of frequent terms decide how much of their long posting lists a question skips
+        tight = (self._part_offset >= 0) & (self._idf > 0)
+        ub[tight] = np.minimum(ub[tight], self._idf[tight] * top[tight] * (1 + _BOUND_MARGIN))
         self._one = ((self.k1 + 1) / (1 + self._norm)).astype(np.float32)  # tf 1's part, per paragraph
         self._columns, self._column_of, self._tf_column = self._dense_columns(base)
         self._args = (
@@ -232,11 +236,12 @@ class BM25Scorer:
             _frozen(self._one),
         )
 
-    def _tf_parts(self, base: Segment, tail: Segment) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
-        """16-bit tf parts of the base segment's most frequent terms, and each term's offset in them
-        (-1: none). They depend on avgdl, so each scorer computes its own. Their largest values make
-        those terms' upper bounds (`self._ub`) exact rather than largest tf in shortest paragraph:
-        the bounds of frequent terms decide how much of their long posting lists a question skips."""
+    def _tf_parts(
+        self, base: Segment, tail: Segment
+    ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64], FloatArray]:
+        """16-bit tf parts of the base segment's most frequent terms, each term's offset in them
+        (-1: none), and each such term's largest part over every segment (rounding included). They
+        depend on avgdl, so each scorer computes its own."""
         offset = np.full(len(self._vocab), -1, dtype=np.int64)
         counts = np.diff(base.indptr)
         frequent = np.flatnonzero(counts >= _PART_MIN_DF)
@@ -268,9 +273,7 @@ class BM25Scorer:
             tail_parts = f * (self.k1 + 1) / (f + self._norm[tail.docs])
             tail_top = np.maximum.reduceat(tail_parts, tail.indptr[:-1].astype(np.intp))
             top[tail.terms] = np.maximum(top[tail.terms], tail_top)
-        tight = (offset >= 0) & (self._idf > 0)
-        self._ub[tight] = np.minimum(self._ub[tight], self._idf[tight] * top[tight] * (1 + _BOUND_MARGIN))
-        return parts, offset
+        return parts, offset, top
 
     def _dense_columns(
         self, base: Segment
