@@ -224,12 +224,27 @@ def cmd_fit(args: argparse.Namespace) -> int:
     command = "python -m bot fit " + " ".join(
         [*(f"--corpus {p.name}" for _, p, _ in corpora), "--sets", *(p.name for p in sets)]
     )
-    judge, report = fit.run(corpora, sets, command)
+    if args.pools:
+        command += " --pools " + ",".join(map(str, args.pools))
+    judge, report = fit.run(corpora, sets, command, pools=args.pools or fit.POOLS)
     print(json.dumps(report, ensure_ascii=False, indent=1))
     if args.write:
         fit.write(judge, report)
         print(f"written: {fit._PATH}", file=sys.stderr)
     return 0
+
+
+def _pools(text: str) -> tuple[int, ...]:
+    """--pools 10,20,50: sizes between 1 and the largest pool the features are scaled for."""
+    from retrieval.search import MAX_POOL
+
+    try:
+        pools = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        pools = ()
+    if not pools or not all(1 <= p <= MAX_POOL for p in pools):
+        raise argparse.ArgumentTypeError(f"pool sizes are whole numbers from 1 to {MAX_POOL}, e.g. 10,20,50")
+    return pools
 
 
 def _default_sets(root: Path) -> list[Path]:
@@ -382,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", action="append", metavar="DIR", help="a corpus folder (repeat; default seeds)")
             p.add_argument(
                 "--sets", nargs="+", metavar="FILE", help="labelled JSONL sets (default: every one the project has)"
+            )
+            p.add_argument(
+                "--pools",
+                type=_pools,
+                metavar="N,N,…",
+                help="pool sizes to choose from (default: 10,12,15,20,25,30,40,50; each costs a cross-validation)",
             )
             p.add_argument("--write", action="store_true", help="save the fitted judge to retrieval/data/judge.json")
         if name == "ask":

@@ -24,7 +24,7 @@ from retrieval.ingest import CORPUS_SUFFIXES, ReloadHeld, ScanResult, scan
 from retrieval.model import MAX_QUESTION_CHARS, Answer, Article, Issue, Paragraph, printed
 from retrieval.parse import BadIssueFile, parse_bytes
 from retrieval.query import Query, analyze
-from retrieval.search import POOL, Candidate, Plan, candidates, plan
+from retrieval.search import Candidate, Plan, candidates, plan
 from retrieval.snapshot import IndexStore
 
 MAX_NAME_BYTES = 200  # an upload's file name; most file systems stop at 255
@@ -154,8 +154,8 @@ class Engine:
         index = self._index  # one snapshot for the whole question, even if a reload swaps meanwhile
         if index.scorer is None:
             return Answer(question=question, found=False, message="语料库是空的: 还没有导入任何报纸。")
-        pool = self.pool(question, issues=issues, size=max(POOL, offset + k), index=index)
         judge = judging.load()
+        pool = self.pool(question, issues=issues, size=max(judge.pool, offset + k), index=index)
         ranked = judge.order(pool.candidates)
         plan = pool.plan
         confidence = judge.confidence(plan.query, ranked, plan.absent, pool.size, plan.shapes)
@@ -163,15 +163,17 @@ class Engine:
         return build_answer(question, plan, ranked, tier, confidence, k=k, offset=offset)
 
     def pool(
-        self, question: str, issues: frozenset[str] | None = None, size: int = POOL, index: Index | None = None
+        self, question: str, issues: frozenset[str] | None = None, size: int | None = None, index: Index | None = None
     ) -> Pool:
-        """The question read (relative dates against the newest issue) and its candidates with features."""
+        """The question read (relative dates against the newest issue) and its `size` best candidates
+        with features (by default the judge's pool)."""
         index = index or self._index
         query = analyze(question[:MAX_QUESTION_CHARS], today=index.newest)
         read = plan(index, query)
         if index.scorer is None or not query.tokens:
             return Pool(read, [])
-        return Pool(read, candidates(index, read, issues=issues, pool=size), index.scorer.size)
+        size = judging.load().pool if size is None else size
+        return Pool(read, candidates(index, read, size, issues=issues), index.scorer.size)
 
     def reload(self, confirm_removal: bool = False, progress: Progress | None = None) -> ReloadReport:
         """Rescan the corpus folder: ingest new/changed files, drop removed ones, swap the index.

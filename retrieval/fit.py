@@ -11,8 +11,10 @@ a right answer +1, a confident wrong one -WRONG_COST).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +36,12 @@ from retrieval.judge import (
     fit_logistic,
 )
 from retrieval.query import Query
-from retrieval.search import FEATURES, Candidate
+from retrieval.search import FEATURES, MAX_POOL, Candidate
 
 WRONG_COST = 2.0  # a confident wrong answer misleads an official: it costs as much as two right answers earn
 FOLDS = 5
 L2_GRID = (0.03, 0.3, 3.0, 30.0)
+POOLS = (10, 12, 15, 20, 25, 30, 40, MAX_POOL)
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Example:
 def collect(engine: Engine, cases: Sequence[Case], set_name: str, corpus: str) -> list[Example]:
     out = []
     for case in cases:
-        pool = engine.pool(case.question)
+        pool = engine.pool(case.question, size=MAX_POOL)  # smaller pools are its first candidates
         wanted = [squash(a) for a in case.answers if a.strip()]
         labels = np.asarray(
             [float(any(w in squash(c.paragraph.text) for w in wanted)) for c in pool.candidates], dtype=np.float64
@@ -181,11 +184,7 @@ def choose_threshold(outcomes: Sequence[Outcome]) -> float:
     """The confidence threshold with the best out-of-fold utility (ties: the higher threshold)."""
     best = (-1e9, 1.0)
     for t in sorted({round(o.confidence, 4) for o in outcomes} | {1.0}):
-        u = sum(
-            (1.0 if o.right_first and not o.example.unanswerable else -WRONG_COST)
-            for o in outcomes
-            if o.related and o.confidence >= t
-        )
+        u = sum(_earned(o) for o in outcomes if _confident(o, t))
         if u >= best[0]:
             best = (u, t)
     return best[1]
@@ -203,19 +202,25 @@ def _summary(group: list[Outcome], answer_at: float) -> dict[str, float]:
     ans = [o for o in group if not o.example.unanswerable]
     una = [o for o in group if o.example.unanswerable]
 
-    def confident(o: Outcome) -> bool:
-        return o.related and o.confidence >= answer_at
-
     row = {
         "questions": float(len(group)),
         "recall@1": _share(ans, lambda o: o.right_first),
         "recall@3": _share(ans, lambda o: o.right_top3),
-        "answered@1": _share(ans, lambda o: o.right_first and confident(o)),
-        "precision": _share([o for o in group if confident(o)], lambda o: o.right_first and not o.example.unanswerable),
+        "answered@1": _share(ans, lambda o: o.right_first and _confident(o, answer_at)),
+        "precision": _share([o for o in group if _confident(o, answer_at)], lambda o: _earned(o) > 0),
     }
     if una:
-        row["abstain"] = _share(una, lambda o: not confident(o))
+        row["abstain"] = _share(una, lambda o: not _confident(o, answer_at))
     return {k: round(v, 4) for k, v in row.items()}
+
+
+def _confident(o: Outcome, answer_at: float) -> bool:
+    return o.related and o.confidence >= answer_at
+
+
+def _earned(o: Outcome) -> float:
+    """What a confident answer earns: +1 right, -WRONG_COST wrong (or given to an unanswerable question)."""
+    return 1.0 if o.right_first and not o.example.unanswerable else -WRONG_COST
 
 
 def _share(outcomes: list[Outcome], test: Callable[[Outcome], bool]) -> float:
@@ -223,20 +228,76 @@ def _share(outcomes: list[Outcome], test: Callable[[Outcome], bool]) -> float:
     return sum(test(o) for o in outcomes) / max(len(outcomes), 1)
 
 
-def fit(examples: list[Example], command: str) -> tuple[Judge, dict]:
-    outcomes, l2_rank, l2_decide = cross_validate(examples)
-    answer_at = choose_threshold(outcomes)
-    rank = fit_listwise(_rank_data(examples), FEATURES, l2_rank)
-    decide = fit_logistic(*_decision_data(rank, examples), DECISION_FEATURES, l2_decide)
-    judge = Judge(rank, decide, answer_at)
+@dataclass
+class Trial:
+    """The whole cross-validation with one pool size."""
+
+    pool: int
+    outcomes: list[Outcome]
+    l2_rank: float
+    l2_decide: float
+    answer_at: float
+
+    def utility(self) -> list[float]:
+        """Per example: +1 a right confident answer, -WRONG_COST a wrong one, 0 no confident answer."""
+        return [_earned(o) if _confident(o, self.answer_at) else 0.0 for o in self.outcomes]
+
+    def hit3(self) -> list[float]:
+        """Per answerable example: whether a shown top-3 hit holds the answer."""
+        return [float(o.right_top3) for o in self.outcomes if not o.example.unanswerable]
+
+
+def truncated(examples: Sequence[Example], pool: int) -> list[Example]:
+    """The examples as a smaller pool sees them: the first `pool` BM25 candidates, whose features do
+    not depend on the candidates after them."""
+    return [dataclasses.replace(e, candidates=e.candidates[:pool], labels=e.labels[:pool]) for e in examples]
+
+
+def trial(examples: Sequence[Example], pool: int) -> Trial:
+    outcomes, l2_rank, l2_decide = cross_validate(truncated(examples, pool))
+    return Trial(pool, outcomes, l2_rank, l2_decide, choose_threshold(outcomes))
+
+
+def _within_noise(values: Sequence[float], best: Sequence[float]) -> bool:
+    """Whether a total is at most one standard error below the best's, the error of the paired
+    difference were both equally good: the root of the summed squared per-example differences (for
+    right/wrong outcomes, the root of the number of questions only one of the two gets right)."""
+    d = np.asarray(values, dtype=np.float64) - np.asarray(best, dtype=np.float64)
+    return float(d.sum()) >= -math.sqrt(float(d @ d))
+
+
+def choose_pool(trials: Sequence[Trial]) -> Trial:
+    """The smallest pool whose utility and top-3 recall are both within noise of the pool with the
+    best utility (ties: the larger pool)."""
+    best = max(trials, key=lambda t: (sum(t.utility()), t.pool))
+    fine = [t for t in trials if _within_noise(t.utility(), best.utility()) and _within_noise(t.hit3(), best.hit3())]
+    return min(fine, key=lambda t: t.pool)
+
+
+def fit(examples: list[Example], command: str, pools: Sequence[int] = POOLS) -> tuple[Judge, dict]:
+    trials = [trial(examples, p) for p in pools]
+    chosen = choose_pool(trials)
+    used = truncated(examples, chosen.pool)
+    rank = fit_listwise(_rank_data(used), FEATURES, chosen.l2_rank)
+    decide = fit_logistic(*_decision_data(rank, used), DECISION_FEATURES, chosen.l2_decide)
+    judge = Judge(rank, decide, chosen.answer_at, chosen.pool)
     report = {
         "command": command,
         "examples": len(examples),
         "folds": FOLDS,
-        "l2": {"rank": l2_rank, "decide": l2_decide},
+        "pool": chosen.pool,
+        "pools": {
+            str(t.pool): {
+                "utility": sum(t.utility()),
+                "recall@3": round(sum(t.hit3()) / max(len(t.hit3()), 1), 4),
+                "answer_at": t.answer_at,
+            }
+            for t in trials
+        },
+        "l2": {"rank": chosen.l2_rank, "decide": chosen.l2_decide},
         "wrong_cost": WRONG_COST,
-        "answer_at": answer_at,
-        "cross_validated": summarize(outcomes, answer_at),
+        "answer_at": chosen.answer_at,
+        "cross_validated": summarize(chosen.outcomes, chosen.answer_at),
     }
     return judge, report
 
@@ -252,7 +313,9 @@ def covers(engine: Engine, cases: Sequence[Case]) -> bool:
     return any(c.source in have for c in cases if not c.unanswerable and c.source)
 
 
-def run(corpora: Sequence[tuple[str, Path, Path]], sets: Sequence[Path], command: str) -> tuple[Judge, dict]:
+def run(
+    corpora: Sequence[tuple[str, Path, Path]], sets: Sequence[Path], command: str, pools: Sequence[int] = POOLS
+) -> tuple[Judge, dict]:
     examples: list[Example] = []
     for name, corpus, data in corpora:
         engine, _ = Engine.open(corpus, data)
@@ -260,4 +323,4 @@ def run(corpora: Sequence[tuple[str, Path, Path]], sets: Sequence[Path], command
             cases = load_cases(path)
             if covers(engine, cases):
                 examples.extend(collect(engine, cases, path.stem, name))
-    return fit(examples, command)
+    return fit(examples, command, pools)

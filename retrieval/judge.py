@@ -2,7 +2,8 @@
 fitted by `python -m bot fit` (retrieval/fit.py) on every labelled question the project has, with
 cross-validation; the weights live in retrieval/data/judge.json with the report of the fit.
 
-- rank: P(this paragraph holds the answer | its features) orders the BM25 pool;
+- rank: P(this paragraph holds the answer | its features) orders the BM25 pool, whose size (`pool`)
+  the fit chooses too: the smallest that answers as well as the largest, out of fold;
 - decide: P(the first paragraph is right | the best candidates' features) is the reply's confidence:
   answer (confident) at or above `answer_at`, else related (hits shown as possibly related) while
   the best hit covers at least RELATED_COVERAGE of the question, else none.
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.query import Query
-from retrieval.search import FEATURES, Candidate
+from retrieval.search import FEATURES, MAX_POOL, Candidate
 from retrieval.shapes import Shapes
 
 # Below a third of the question's weight a paragraph is not "related", it merely shares a word.
@@ -135,6 +136,7 @@ class Judge:
     rank: Logistic
     decide: Logistic
     answer_at: float  # confidence at or above which the reply is a confident answer
+    pool: int = MAX_POOL  # BM25 candidates judged per question
 
     def order(self, cands: Sequence[Candidate]) -> list[Scored]:
         if not cands:
@@ -160,13 +162,21 @@ class Judge:
         return "related" if ranked[0].candidate.coverage >= RELATED_COVERAGE else "none"
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank.to_dict(), "decide": self.decide.to_dict(), "answer_at": self.answer_at}
+        return {
+            "rank": self.rank.to_dict(),
+            "decide": self.decide.to_dict(),
+            "answer_at": self.answer_at,
+            "pool": self.pool,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Judge:
-        judge = cls(Logistic.from_dict(d["rank"]), Logistic.from_dict(d["decide"]), float(d["answer_at"]))
+        rank, decide = Logistic.from_dict(d["rank"]), Logistic.from_dict(d["decide"])
+        judge = cls(rank, decide, float(d["answer_at"]), int(d.get("pool", MAX_POOL)))
         if judge.rank.names != FEATURES or judge.decide.names != DECISION_FEATURES:
             raise ValueError("judge.json was fitted on other features: run `python -m bot fit`")
+        if not 1 <= judge.pool <= MAX_POOL:
+            raise ValueError(f"judge.json: pool {judge.pool} is not between 1 and {MAX_POOL}")
         return judge
 
 

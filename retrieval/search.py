@@ -1,6 +1,7 @@
 """Pipeline stage: question → BM25 candidates → the measured features the judge ranks and decides on.
 
-BM25 (exactly rank-bm25's scores) brings the POOL best paragraphs; for each, features say how
+BM25 (exactly rank-bm25's scores) brings the best paragraphs (the judge's pool: how many, `bot fit`
+chooses); for each, features say how
 well it covers the question and whether what the question names is really its subject:
 - coverage: share of the question's word weight (idf) in the paragraph with its article context,
   and in the paragraph alone; words no paragraph has (filler, paraphrase) weigh nothing;
@@ -29,11 +30,13 @@ from retrieval.shapes import Shapes
 from retrieval.tokenizer import match_form
 
 _BODIES = ("政协", "委员会", "常委会", "人大", "政府")
-POOL = 50  # candidates looked at after BM25 (raw BM25 brings the answer into its top 50 for ~97% of questions)
+# The largest pool `bot fit` considers (raw BM25 brings the answer into its top 50 for ~97% of questions);
+# bm25_rank is scaled by it whatever the pool, so a feature means the same in every pool.
+MAX_POOL = 50
 
 FEATURES = (
     "bm25_rel",  # score / best score of the pool
-    "bm25_rank",  # log(1 + BM25 rank) / log(1 + POOL)
+    "bm25_rank",  # log(1 + BM25 rank) / log(1 + MAX_POOL)
     "coverage",  # question weight in paragraph + context
     "para_coverage",  # question weight in the paragraph alone
     "specific",  # weight of words the headings lack that the paragraph has
@@ -207,8 +210,8 @@ class _ArticleView:
         return self.per_article
 
 
-def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, pool: int = POOL) -> list[Candidate]:
-    """The BM25 pool with its features, in BM25 order."""
+def candidates(index: Index, plan: Plan, pool: int, issues: frozenset[str] | None = None) -> list[Candidate]:
+    """The BM25 pool (`pool` best paragraphs) with its features, in BM25 order."""
     query = plan.query
     if index.scorer is None or not query.tokens:
         return []
@@ -219,7 +222,7 @@ def candidates(index: Index, plan: Plan, issues: frozenset[str] | None = None, p
     best = ranked[0][1] or 1.0
     views: dict[tuple[str, int], _ArticleView] = {}
     rows = []
-    paragraphs, log_pool = index.paragraphs, math.log1p(POOL)
+    paragraphs, log_pool = index.paragraphs, math.log1p(MAX_POOL)
     for rank, (doc, score) in enumerate(ranked):
         p = paragraphs[doc]
         key = (p.issue, p.article)
