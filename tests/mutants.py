@@ -1,4 +1,4 @@
-"""A hand mutation run: 16 realistic bugs, each planted alone in a copy of the project, must each
+"""A hand mutation run: 20 realistic bugs, each planted alone in a copy of the project, must each
 make the test suite fail. `python -m tests.mutants` (all) or `python -m tests.mutants NAME…`.
 
 Each mutant names a snippet of product code and its buggy replacement; the snippet is found by
@@ -130,6 +130,18 @@ MUTANTS = (
         "a digest with keywords 兰州 政协 sends issues with either",
         "return all(kw in norm for kw in keywords)",
         "return any(kw in norm for kw in keywords)",
+    ),
+    Mutant(
+        "pool ignored",
+        "every question judges 50 candidates whatever pool the fit chose (the ask is slow at archive scale)",
+        "size=max(judge.pool, offset + k)",
+        "size=max(50, offset + k)",
+    ),
+    Mutant(
+        "largest pool",
+        "the fit keeps the largest pool that answers as well, not the smallest",
+        "return min(fine, key=lambda t: t.pool)",
+        "return max(fine, key=lambda t: t.pool)",
     ),
 )
 
