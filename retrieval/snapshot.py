@@ -9,17 +9,19 @@ On disk (`<data_dir>/index/`), readable without the code:
     snapshot.json            settings; issues in paragraph order (id, hash, counts, chunk, first
                              article row); chunk files with their size and CRC-32
     bm25/                    the scorer's arrays (retrieval/scorer.py: params.json, vocab.txt, *.npy)
-    articles-<seg>.jsonl     the articles of one scorer segment's issues, one JSON object a line:
-                             {"issue", "index"} plus the `parse --json` article record
+    articles-<seg>.txt       the articles of one scorer segment's issues, a UTF-8 line each: its
+                             fields in `Article` order, separated by US (0x1F) — see `article_line`
     articles-<seg>.offsets.npy  per line: byte offset, length and paragraph count, so an article is
                              read on demand (pread) without scanning the file: a restart parses no
                              article until one is shown
 
-Paragraphs are stored one way, the JSON article record (parse.article_to_dict), in the token cache
-and in the snapshot alike; only the tokens are binary (the scorer's id arrays). Every snapshot file's
-size and CRC-32 are recorded when written and checked at load: a damaged chunk is rebuilt from the
-token cache, a damaged scorer array rebuilds the index from it. A snapshot of another version or
-settings is rebuilt, never migrated: it is a cache of the corpus.
+The token cache keeps the `parse --json` record (parse.article_to_dict); the snapshot keeps the same
+fields as separated text, because a question reads ~15 articles that its cache has not seen, and
+splitting a line costs a fifth of parsing its JSON. Only the tokens are binary (the scorer's id
+arrays). Every snapshot file's size and CRC-32 are recorded when written and checked at load: a
+damaged chunk is rebuilt from the token cache, a damaged scorer array rebuilds the index from it.
+A snapshot of the previous version (JSON-line chunks) is upgraded in place; of another version or
+settings it is rebuilt: it is a cache of the corpus.
 """
 
 from __future__ import annotations
@@ -39,14 +41,15 @@ import numpy as np
 
 from retrieval import scorer as bm25
 from retrieval.index import Index, IndexedIssue, ParagraphTable
-from retrieval.model import Article
+from retrieval.model import Article, Paragraph
 from retrieval.parse import article_from_dict, article_to_dict, issue_from_dict, issue_to_dict
 from retrieval.tokenizer import tokenizer_fingerprint
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SNAPSHOT_VERSION = 6  # another version is rebuilt from the token cache, never migrated
+SNAPSHOT_VERSION = 7  # another version is rebuilt from the token cache (but UPGRADABLE ones)
+UPGRADABLE = (6,)  # JSON-line chunks: read as they are, then rewritten (the scorer is kept)
 ISSUE_COLUMNS = ["id", "sha256", "source", "articles", "paragraphs", "date", "page", "chunk", "first row"]
 
 
@@ -170,7 +173,7 @@ class IndexStore:
         rows: list[list] = []
         sums: dict[str, list[int]] = {}
         for name, first, count in index.scorer.segment_ranges():
-            chunk = f"articles-{name}.jsonl"
+            chunk = f"articles-{name}.txt"
             chunks.append(chunk)
             lo, hi = (int(x) for x in np.searchsorted(starts, [first, first + count]))
             part_rows, part_sums = self._chunk(chunk, order[lo:hi], old_rows, old_sums, chunk in rewrite)
@@ -222,7 +225,10 @@ class IndexStore:
         snap = self.snapshot_dir
         try:
             meta = self._read_json(snap / "snapshot.json")
-            if meta.get("snapshot") != SNAPSHOT_VERSION or any(meta.get(k) != v for k, v in self._settings().items()):
+            version = meta.get("snapshot")
+            if version not in (SNAPSHOT_VERSION, *UPGRADABLE):
+                return None
+            if any(meta.get(k) != v for k, v in self._settings().items()):
                 return None
             with ThreadPoolExecutor(max_workers=1) as pool:  # the chunks hash while the scorer loads
                 damaged = pool.submit(self._damaged_chunks, meta)
@@ -247,10 +253,21 @@ class IndexStore:
         table = ParagraphTable(list(issues.values()))
         if len(table) != scorer.size:
             return None
-        return Index(issues=issues, scorer=scorer, paragraphs=table)
+        index = Index(issues=issues, scorer=scorer, paragraphs=table)
+        if version != SNAPSHOT_VERSION:
+            return self._upgrade(index, version)
+        return index
+
+    def _upgrade(self, index: Index, version: int) -> Index | None:
+        """An older snapshot's chunks rewritten in today's format from themselves (every chunk, since
+        none is of this version), the scorer's arrays kept; then loaded as any snapshot is."""
+        start = time.perf_counter()
+        self.save_snapshot(index)
+        log.info("index snapshot %d upgraded to %d in %.1f s", version, SNAPSHOT_VERSION, time.perf_counter() - start)
+        return self.load_snapshot()
 
     def _damaged_chunks(self, meta: dict) -> dict[str, bm25.Damaged]:
-        """The chunks (by .jsonl name) whose lines or offsets are not what was written."""
+        """The chunks (by file name) whose lines or offsets are not what was written."""
         sums = meta["chunk_files"]
         bad: dict[str, bm25.Damaged] = {}
         for chunk in meta["chunks"]:
@@ -294,10 +311,10 @@ def _same_row(row: list | None, ii: IndexedIssue, chunk: str) -> bool:
 
 
 class Chunk:
-    """One snapshot chunk: articles a JSON line each (`articles-<seg>.jsonl`) and per line its offset,
-    length and paragraph count (`articles-<seg>.offsets.npy`); an article is read on demand with
-    pread. The file is opened at load time, so its articles stay readable after a later save
-    replaces it."""
+    """One snapshot chunk: articles a line each (`articles-<seg>.txt`, see `article_line`) and per
+    line its offset, length and paragraph count (`articles-<seg>.offsets.npy`); an article is read
+    on demand with pread. The file is opened at load time, so its articles stay readable after a
+    later save replaces it."""
 
     def __init__(self, path: Path) -> None:
         offsets = np.load(path.parent / chunk_files(path.name)[1])
@@ -308,17 +325,58 @@ class Chunk:
         self.article = functools.lru_cache(maxsize=8192)(self._article)
 
     def _article(self, row: int) -> Article:
-        record = json.loads(os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])))
+        return article_of_line(os.pread(self._fd, int(self.lengths[row]), int(self.offsets[row])))
+
+
+_US = "\x1f"  # between fields: the ASCII unit separator, which no parsed text holds (else: JSON)
+_NONE = "\x00"  # a field that is None (a NUL is never in a parsed file: parse.decode refuses it)
+_FLAGS = ("", "c", "p", "cp")  # continuation, photo
+
+
+def article_line(a: Article) -> bytes:
+    """An article as one line of the snapshot: US, then issue, index, headline, subtitle, kicker,
+    column, byline, place, date, subject (NUL for None), flags (c: continuation, p: photo), then per
+    paragraph n, section, text; all separated by US. An article with a US, NUL or line break in a
+    field is written as its JSON record instead ({"issue", "index"} + parse.article_to_dict)."""
+    head = (a.issue, str(a.index), a.headline, a.subtitle, a.kicker, a.column, a.byline, a.place, a.date, a.subject)
+    texts = [x for x in (*head, *(x for p in a.paragraphs for x in (p.section, p.text))) if x is not None]
+    if any(_US in x or _NONE in x or "\n" in x or "\r" in x for x in texts):
+        line = json.dumps({"issue": a.issue, "index": a.index} | article_to_dict(a), ensure_ascii=False)
+        return line.encode("utf-8") + b"\n"
+    fields = ["", *(_NONE if x is None else x for x in head), _FLAGS[a.continuation + 2 * a.photo]]
+    for p in a.paragraphs:
+        fields += (str(p.n), _NONE if p.section is None else p.section, p.text)
+    return _US.join(fields).encode("utf-8") + b"\n"
+
+
+def article_of_line(data: bytes) -> Article:
+    """Inverse of article_line (a JSON line too: snapshots of version 6 hold only those)."""
+    if data[:1] == b"{":
+        record = json.loads(data)
         return article_from_dict(record["issue"], record["index"], record)
+    fields = data.decode("utf-8").rstrip("\n").split(_US)
+    issue, index = fields[1], int(fields[2])
+    subtitle, kicker, column, byline, place, date, subject = (None if x == _NONE else x for x in fields[4:11])
+    flags, rest = fields[11], fields[12:]
+    paragraphs = tuple(
+        [
+            Paragraph(issue, index, int(rest[i]), rest[i + 2], None if rest[i + 1] == _NONE else rest[i + 1])
+            for i in range(0, len(rest), 3)
+        ]
+    )
+    continuation, photo = "c" in flags, "p" in flags
+    return Article(
+        issue, index, fields[3], subtitle, kicker, column, byline, place, date, subject, continuation, photo, paragraphs
+    )
 
 
 def chunk_files(chunk: str) -> tuple[str, str]:
-    """The two files of a chunk: its articles (.jsonl) and their offsets (.offsets.npy)."""
-    return chunk, chunk.removesuffix(".jsonl") + ".offsets.npy"
+    """The two files of a chunk: its articles (.txt; .jsonl before version 7) and their offsets (.offsets.npy)."""
+    return chunk, chunk.rsplit(".", 1)[0] + ".offsets.npy"
 
 
 def _write_chunk(snap: Path, chunk: str, part: Sequence[IndexedIssue]) -> list[list]:
-    """Write one chunk (a JSON line per article, then the offset table); its snapshot.json rows."""
+    """Write one chunk (a line per article, then the offset table); its snapshot.json rows."""
     tmp = snap / (chunk + ".tmp")
     rows: list[list] = []
     offsets: list[tuple[int, int, int]] = []
@@ -328,8 +386,7 @@ def _write_chunk(snap: Path, chunk: str, part: Sequence[IndexedIssue]) -> list[l
             rows.append([*ii.meta(), chunk, len(offsets)])
             for a in range(ii.articles):
                 art = ii.article(a)
-                line = json.dumps({"issue": art.issue, "index": art.index} | article_to_dict(art), ensure_ascii=False)
-                data = line.encode("utf-8") + b"\n"
+                data = article_line(art)
                 f.write(data)
                 offsets.append((at, len(data), len(art.paragraphs)))
                 at += len(data)

@@ -11,14 +11,19 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from retrieval import scorer as bm25
 from retrieval.engine import Engine
+from retrieval.model import Article, Paragraph
+from retrieval.parse import article_to_dict
+from retrieval.snapshot import SNAPSHOT_VERSION, article_line, article_of_line, chunk_files
 
 QUESTIONS = ("漳县创建了多少个城区政协委员联络工作室?", "政协委员提案办理", "乡村振兴产业发展")
 
 KINDS = {
-    "chunk": "articles-*.jsonl",
+    "chunk": "articles-*.txt",
     "chunk offsets": "articles-*.offsets.npy",
     "postings": "bm25/segment-*/docs.npy",
     "term frequencies": "bm25/segment-*/tf.npy",
@@ -133,12 +138,73 @@ def test_a_snapshot_of_another_version_is_rebuilt_not_migrated(
     assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["snapshot"] != 5
 
 
-def test_every_article_is_one_readable_json_line(built: tuple[Path, list], tmp_path: Path) -> None:
-    """The snapshot's articles read without the code: a JSON object a line, the `parse --json` record."""
+def test_every_article_is_one_line_of_its_fields(built: tuple[Path, list], tmp_path: Path) -> None:
+    """The snapshot's articles read without the code: a line each, US-separated fields in a documented order."""
     root, _ = built
     snap = root / "data" / "index" / "snapshot"
-    lines = [json.loads(ln) for f in sorted(snap.glob("articles-*.jsonl")) for ln in f.read_text("utf-8").splitlines()]
+    lines = [ln for f in sorted(snap.glob("articles-*.txt")) for ln in f.read_text("utf-8").splitlines()]
     meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
     assert len(lines) == sum(row[3] for row in meta["issues"])
-    assert sum(len(a["paragraphs"]) for a in lines) == meta["paragraphs"]
-    assert {"issue", "index", "headline", "paragraphs"} <= set(lines[0]) and lines[0]["paragraphs"][0]["text"]
+    fields = [ln.split("\x1f") for ln in lines]
+    assert sum((len(f) - 12) // 3 for f in fields) == meta["paragraphs"]
+    assert all(f[0] == "" and (len(f) - 12) % 3 == 0 for f in fields)
+    assert fields[0][1] == meta["issues"][0][0] and fields[0][2] == "0" and fields[0][3] and fields[0][14]
+
+
+@pytest.mark.parametrize(
+    "article",
+    [
+        Article("004_x", 2, "标题", "副题", None, "栏目", None, "平凉", "2月18日", None, True, False,
+                (Paragraph("004_x", 2, 1, "正文。", "一、小标题"), Paragraph("004_x", 2, 2, "", None))),
+        Article("a\x1fb", 0, "", "", None, "\x00", None, None, None, "s", False, True,
+                (Paragraph("a\x1fb", 0, 1, "两\n行", ""),)),
+        Article("{odd", 1, "h"),
+    ],
+)  # fmt: skip
+def test_an_article_line_reads_back_as_written(article: Article) -> None:
+    """Any field the separators cannot carry (US, NUL, a line break) makes the line its JSON record."""
+    line = article_line(article)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert article_of_line(line) == article
+
+
+def test_a_snapshot_of_json_lines_is_upgraded_in_place(
+    built: tuple[Path, list[tuple[bool, list[tuple[str, float]]]]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Version 6 (a JSON line an article, articles-<seg>.jsonl) answers as before, is rewritten as
+    lines of fields without a rebuild of the scorer, no warning, no issue reported as new."""
+    root, expected = built
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    snap = data / "index" / "snapshot"
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    sums = {}
+    for chunk in meta["chunks"]:
+        old = chunk.replace(".txt", ".jsonl")
+        articles = [article_of_line(ln + b"\n") for ln in (snap / chunk).read_bytes().splitlines()]
+        lines = [
+            (json.dumps({"issue": a.issue, "index": a.index} | article_to_dict(a), ensure_ascii=False) + "\n").encode()
+            for a in articles
+        ]
+        (snap / old).write_bytes(b"".join(lines))
+        (snap / chunk).unlink()
+        offsets = np.cumsum([0] + [len(ln) for ln in lines])[:-1]
+        table = np.stack([offsets, [len(ln) for ln in lines], [len(a.paragraphs) for a in articles]], axis=1)
+        np.save(snap / chunk_files(old)[1], table.astype(np.int64))
+        sums |= {f: bm25.file_sum(snap / f) for f in chunk_files(old)}
+    rows = [[*r[:7], r[7].replace(".txt", ".jsonl"), r[8]] for r in meta["issues"]]
+    chunks = [c.replace(".txt", ".jsonl") for c in meta["chunks"]]
+    old_meta = meta | {"snapshot": 6, "chunks": chunks, "chunk_files": sums, "issues": rows}
+    (snap / "snapshot.json").write_text(json.dumps(old_meta), encoding="utf-8")
+    segment = [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")]
+
+    with caplog.at_level(logging.WARNING):
+        engine, report = Engine.open(root / "corpus", data)
+        assert _answers(engine) == expected
+    assert not report.added and not report.changed and not report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["snapshot"] == SNAPSHOT_VERSION
+    assert not list(snap.glob("*.jsonl")) and list(snap.glob("articles-*.txt"))
+    assert [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")] == segment
+    again, _ = Engine.open(root / "corpus", data)
+    assert _answers(again) == expected
