@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from retrieval import scorer as bm25
 from retrieval.model import Article, Issue, Paragraph
-from retrieval.tokenizer import tokenize
+from retrieval.tokenizer import match_form, tokenize
 
 ARTICLE_CACHE = 4096  # articles whose normalised forms an index keeps (~30 MB at most)
 T = TypeVar("T")
@@ -34,6 +34,20 @@ def article_context(article: Article) -> str:
     """What every paragraph of an article is about: headings, the dateline's place (本报平凉讯) and the
     opening sentence's subject (平凉市政协), so a detail paragraph is not outranked by the opening."""
     return " ".join(p for p in (headings(article), article.place, article.subject) if p)
+
+
+def whole_text(article: Article) -> str:
+    """The article as retrieval looks at it whole: its context, then its paragraphs run together."""
+    body = "".join([p.text for p in article.paragraphs])
+    return " ".join(x for x in (article_context(article), body) if x)
+
+
+def in_match_form(article: Article) -> bool:
+    """Whether each text retrieval matches an article in (see Article.in_match_form) is its own match
+    form: true of nearly every article of this paper, which is all Chinese, digits and punctuation."""
+    texts = [headings(article), article_context(article), whole_text(article)]
+    texts += [x for p in article.paragraphs for x in (p.text, p.section) if x]
+    return all(match_form(t) == t for t in texts)
 
 
 def context_text(article: Article, paragraph: Paragraph) -> str:

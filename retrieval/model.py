@@ -41,6 +41,9 @@ class Article:
     continuation: bool = False  # (接一版): the headline is on another page
     photo: bool = False  # photo news ("X 摄影报道")
     paragraphs: tuple[Paragraph, ...] = ()
+    # every text retrieval matches it in (headings, context, whole text, each paragraph and section) is
+    # its own match form already: recorded by the snapshot (index.in_match_form), so no question redoes it
+    in_match_form: bool = field(default=False, compare=False, repr=False)
 
     @property
     def title(self) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from retrieval.index import Index, article_context, headings
+from retrieval.index import Index, article_context, headings, whole_text
 from retrieval.model import Article, Paragraph
 from retrieval.query import Matcher, Period, Query, ordinal_in
 from retrieval.shapes import Shapes
@@ -75,8 +75,7 @@ class Candidate:
 
 
 def article_text(article: Article) -> str:
-    body = "".join([p.text for p in article.paragraphs])
-    return match_form(" ".join(x for x in (article_context(article), body) if x))
+    return whole_text(article) if article.in_match_form else match_form(whole_text(article))
 
 
 @dataclass(frozen=True)
@@ -180,8 +179,10 @@ class ArticleForms:
     __slots__ = ("headlines", "heads", "whole")
 
     def __init__(self, article: Article) -> None:
-        self.headlines = match_form(headings(article))
-        self.heads = match_form(article_context(article))
+        if article.in_match_form:  # as the snapshot found: each form is the text itself
+            self.headlines, self.heads = headings(article), article_context(article)
+        else:
+            self.headlines, self.heads = match_form(headings(article)), match_form(article_context(article))
         self.whole = article_text(article)  # every candidate's article is looked at whole (article_coverage)
 
 
@@ -253,8 +254,9 @@ def candidates(index: Index, plan: Plan, pool: int, issues: frozenset[str] | Non
 def _paragraph_features(plan: Plan, p: Paragraph, view: _ArticleView) -> tuple[float, ...]:
     """The features from `coverage` to `head_in_paragraph` (see FEATURES) of one paragraph."""
     query, matcher, shapes = plan.query, plan.matcher, plan.shapes
-    text = match_form(p.text)
-    section = match_form(p.section) if p.section else ""
+    plain = view.article.in_match_form
+    text = p.text if plain else match_form(p.text)
+    section = (p.section if plain else match_form(p.section)) if p.section else ""
     whole = view.forms.whole
     # the paragraph with its context, for the patterns (periods, ordinals) only
     joined = query.periods or query.ordinals or plan.spaced

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval import scorer as bm25
-from retrieval.index import Index, IndexedIssue, ParagraphTable
+from retrieval.index import Index, IndexedIssue, ParagraphTable, in_match_form
 from retrieval.model import Article, Paragraph
 from retrieval.parse import article_from_dict, article_to_dict, issue_from_dict, issue_to_dict
 from retrieval.tokenizer import tokenizer_fingerprint
@@ -330,20 +330,21 @@ class Chunk:
 
 _US = "\x1f"  # between fields: the ASCII unit separator, which no parsed text holds (else: JSON)
 _NONE = "\x00"  # a field that is None (a NUL is never in a parsed file: parse.decode refuses it)
-_FLAGS = ("", "c", "p", "cp")  # continuation, photo
 
 
 def article_line(a: Article) -> bytes:
     """An article as one line of the snapshot: US, then issue, index, headline, subtitle, kicker,
-    column, byline, place, date, subject (NUL for None), flags (c: continuation, p: photo), then per
-    paragraph n, section, text; all separated by US. An article with a US, NUL or line break in a
-    field is written as its JSON record instead ({"issue", "index"} + parse.article_to_dict)."""
+    column, byline, place, date, subject (NUL for None), flags (c: continuation, p: photo, m: in match
+    form, see index.in_match_form), then per paragraph n, section, text; all separated by US. An
+    article with a US, NUL or line break in a field is written as its JSON record instead ({"issue",
+    "index"} + parse.article_to_dict)."""
     head = (a.issue, str(a.index), a.headline, a.subtitle, a.kicker, a.column, a.byline, a.place, a.date, a.subject)
     texts = [x for x in (*head, *(x for p in a.paragraphs for x in (p.section, p.text))) if x is not None]
     if any(_US in x or _NONE in x or "\n" in x or "\r" in x for x in texts):
         line = json.dumps({"issue": a.issue, "index": a.index} | article_to_dict(a), ensure_ascii=False)
         return line.encode("utf-8") + b"\n"
-    fields = ["", *(_NONE if x is None else x for x in head), _FLAGS[a.continuation + 2 * a.photo]]
+    flags = "c" * a.continuation + "p" * a.photo + "m" * in_match_form(a)
+    fields = ["", *(_NONE if x is None else x for x in head), flags]
     for p in a.paragraphs:
         fields += (str(p.n), _NONE if p.section is None else p.section, p.text)
     return _US.join(fields).encode("utf-8") + b"\n"
@@ -364,10 +365,8 @@ def article_of_line(data: bytes) -> Article:
             for i in range(0, len(rest), 3)
         ]
     )
-    continuation, photo = "c" in flags, "p" in flags
-    return Article(
-        issue, index, fields[3], subtitle, kicker, column, byline, place, date, subject, continuation, photo, paragraphs
-    )
+    c, p, m = "c" in flags, "p" in flags, "m" in flags
+    return Article(issue, index, fields[3], subtitle, kicker, column, byline, place, date, subject, c, p, paragraphs, m)
 
 
 def chunk_files(chunk: str) -> tuple[str, str]:

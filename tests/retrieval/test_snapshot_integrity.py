@@ -16,6 +16,7 @@ import pytest
 
 from retrieval import scorer as bm25
 from retrieval.engine import Engine
+from retrieval.index import in_match_form
 from retrieval.model import Article, Paragraph
 from retrieval.parse import article_to_dict
 from retrieval.snapshot import SNAPSHOT_VERSION, article_line, article_of_line, chunk_files
@@ -159,13 +160,19 @@ def test_every_article_is_one_line_of_its_fields(built: tuple[Path, list], tmp_p
         Article("a\x1fb", 0, "", "", None, "\x00", None, None, None, "s", False, True,
                 (Paragraph("a\x1fb", 0, 1, "两\n行", ""),)),
         Article("{odd", 1, "h"),
+        Article("004_y", 0, "ＧＤＰ增长", None, None, None, None, None, None, "Ａ市", False, False,
+                (Paragraph("004_y", 0, 1, "Ⅱ期工程", None),)),
     ],
 )  # fmt: skip
 def test_an_article_line_reads_back_as_written(article: Article) -> None:
-    """Any field the separators cannot carry (US, NUL, a line break) makes the line its JSON record."""
+    """Any field the separators cannot carry (US, NUL, a line break) makes the line its JSON record;
+    whether the article is in match form already (not with full-width letters) is read back too."""
     line = article_line(article)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert article_of_line(line) == article
+    back = article_of_line(line)
+    assert back == article
+    assert back.in_match_form == (line[:1] == b"\x1f" and in_match_form(article))
+    assert back.in_match_form == (article.issue in ("004_x", "{odd"))
 
 
 def test_a_snapshot_of_json_lines_is_upgraded_in_place(
