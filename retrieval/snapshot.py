@@ -20,8 +20,9 @@ fields as separated text, because a question reads ~15 articles that its cache h
 splitting a line costs a fifth of parsing its JSON. Only the tokens are binary (the scorer's id
 arrays). Every snapshot file's size and CRC-32 are recorded when written and checked at load: a
 damaged chunk is rebuilt from the token cache, a damaged scorer array rebuilds the index from it.
-A snapshot of the previous version (JSON-line chunks) is upgraded in place; of another version or
-settings it is rebuilt: it is a cache of the corpus.
+A snapshot of the previous version (JSON-line chunks), or written under another Unicode database
+(whose match forms the `m` flags record), is rewritten in place; of another version or settings it
+is rebuilt: it is a cache of the corpus.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import logging
 import os
 import shutil
 import time
+import unicodedata
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +183,7 @@ class IndexStore:
             sums.update(part_sums)
         meta = self._settings() | {
             "snapshot": SNAPSHOT_VERSION,
+            "unicode": unicodedata.unidata_version,  # what the chunks' match-form flags were found under
             "chunks": chunks,
             "chunk_files": sums,  # [size, CRC-32] of each chunk file when written, checked at load
             "issues": rows,
@@ -208,7 +211,7 @@ class IndexStore:
         """The saved snapshot's issue rows by id and its chunk checksums, when it is of this version."""
         try:
             prev = self._read_json(self.snapshot_dir / "snapshot.json")
-            if prev.get("snapshot") == SNAPSHOT_VERSION:
+            if _current(prev):
                 return {row[0]: row for row in prev["issues"]}, prev.get("chunk_files", {})
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -254,16 +257,20 @@ class IndexStore:
         if len(table) != scorer.size:
             return None
         index = Index(issues=issues, scorer=scorer, paragraphs=table)
-        if version != SNAPSHOT_VERSION:
-            return self._upgrade(index, version)
-        return index
+        return index if _current(meta) else self._upgrade(index, meta)
 
-    def _upgrade(self, index: Index, version: int) -> Index | None:
-        """An older snapshot's chunks rewritten in today's format from themselves (every chunk, since
-        none is of this version), the scorer's arrays kept; then loaded as any snapshot is."""
+    def _upgrade(self, index: Index, meta: dict) -> Index | None:
+        """A snapshot not `_current` has its chunks rewritten in today's format from themselves (all
+        of them: none is reusable), the scorer's arrays kept; then it is loaded as any snapshot is.
+        Where it cannot be written, it is served as it was read."""
         start = time.perf_counter()
-        self.save_snapshot(index)
-        log.info("index snapshot %d upgraded to %d in %.1f s", version, SNAPSHOT_VERSION, time.perf_counter() - start)
+        try:
+            self.save_snapshot(index)
+        except OSError as exc:
+            log.info("index snapshot %s not rewritten (%s): read as it is", meta.get("snapshot"), exc)
+            return index
+        took = time.perf_counter() - start
+        log.info("index snapshot %s (Unicode %s) rewritten in %.1f s", meta.get("snapshot"), meta.get("unicode"), took)
         return self.load_snapshot()
 
     def _damaged_chunks(self, meta: dict) -> dict[str, bm25.Damaged]:
@@ -303,6 +310,11 @@ class IndexStore:
         meta = meta | {"chunk_files": sums}
         self._write_json(snap / "snapshot.json", meta)
         return meta
+
+
+def _current(meta: dict) -> bool:
+    """Whether a snapshot.json is of this version, its match-form flags found under this Unicode database."""
+    return meta.get("snapshot") == SNAPSHOT_VERSION and meta.get("unicode") == unicodedata.unidata_version
 
 
 def _same_row(row: list | None, ii: IndexedIssue, chunk: str) -> bool:

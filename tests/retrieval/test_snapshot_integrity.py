@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,26 @@ def test_a_snapshot_of_json_lines_is_upgraded_in_place(
     assert [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")] == segment
     again, _ = Engine.open(root / "corpus", data)
     assert _answers(again) == expected
+
+
+def test_a_snapshot_written_under_another_unicode_database_is_rewritten(
+    built: tuple[Path, list[tuple[bool, list[tuple[str, float]]]]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its lines' match-form flags were found by another Python's unicodedata: the chunks are written
+    again (the flags found anew), the scorer kept, and nothing warned about."""
+    root, expected = built
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    snap = data / "index" / "snapshot"
+    meta = json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))
+    (snap / "snapshot.json").write_text(json.dumps(meta | {"unicode": "1.1.0"}), encoding="utf-8")
+    [chunk] = snap.glob("articles-*.txt")
+    chunk_inode, segment = chunk.stat().st_ino, [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")]
+    with caplog.at_level(logging.WARNING):
+        engine, report = Engine.open(root / "corpus", data)
+        assert _answers(engine) == expected
+    assert not report.added and not report.changed and not report.removed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["unicode"] == unicodedata.unidata_version
+    assert chunk.stat().st_ino != chunk_inode
+    assert [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")] == segment
