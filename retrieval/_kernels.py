@@ -23,6 +23,10 @@ relative margin (far above float64 rounding). numba does not reassociate floats 
 A question with a negative idf (tiny corpora) is scored exhaustively in query order instead.
 The scorer's postings come as two segments: the base (paragraphs below `b_first`) and the tail
 (everything added since, merged).
+
+A call ranks the paragraphs d0 … d1-1 (every posting list narrowed to them by a binary search):
+`BM25Scorer.top_k(..., halves=True)` ranks the two halves of a large index at once on two threads,
+which raise one shared floor, and keeps the best k of both.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts_of: the
     accumulate,
     accumulate_parts,
     add_to_marked,
+    bisect,
     exact_score,
     find,
     heap_push,
@@ -55,12 +60,12 @@ ESTIMATE_EXTRA = 2  # an estimate of θ scores this many paragraphs beyond k exa
 
 
 @njit(cache=True, nogil=True)
-def _best_touched(acc, touched, nt, m, hv, hd):
+def _best_touched(acc, touched, nt, m, hv, hd, d0, d1):
     """The m touched paragraphs with the best partial scores (a min-heap of values hv, docs hd);
-    returns how many (fewer when fewer were touched). nt -1: every nonzero slot of acc."""
+    returns how many (fewer when fewer were touched). nt -1: every nonzero slot of acc[d0:d1]."""
     size = 0
     dense = nt < 0
-    for i in range(acc.shape[0] if dense else nt):
+    for i in range(d0 if dense else 0, d1 if dense else nt):
         d = i if dense else touched[i]
         v = acc[d]
         if dense and v == 0.0:
@@ -95,13 +100,13 @@ def _best_touched(acc, touched, nt, m, hv, hd):
 
 
 @njit(cache=True, nogil=True)
-def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1):
+def _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1, d0, d1):
     """A lower bound of the k-th best score: the k-th best exact score of the paragraphs with the best
     partial scores so far (a few times k of them; costs their lookups)."""
     m = k + ESTIMATE_EXTRA
     hv = np.empty(m)
     hd = np.empty(m, np.int64)
-    n = _best_touched(acc, touched, nt, m, hv, hd)
+    n = _best_touched(acc, touched, nt, m, hv, hd, d0, d1)
     docs = np.sort(hd[:n])
     ca, cb = alo.copy(), blo.copy()
     for i in range(n):
@@ -137,17 +142,16 @@ def _candidates(acc, touched, nt, k, floor, r, slack, heap):
 
 
 @njit(cache=True, nogil=True)
-def _candidates_dense(acc, k, floor, r, slack, heap, out):
+def _candidates_dense(acc, k, floor, r, slack, heap, out, d0, d1):
     """`_candidates` when most paragraphs were touched (acc not tracked): paragraphs are tested 64
     at a time by a count the CPU vectorises, and only blocks with one above the floor are read one by
     one. acc outside the candidates is not reset (the caller clears it at the end); out gets
-    ascending ids."""
-    n = acc.shape[0]
+    ascending ids. Only paragraphs d0 … d1-1 are looked at."""
     low = floor - r
     nc = 0
     size = 0
-    for start in range(0, n, 64):
-        end = min(start + 64, n)
+    for start in range(d0, d1, 64):
+        end = min(start + 64, d1)
         hits = 0
         for d in range(start, end):
             hits += acc[d] >= low
@@ -194,10 +198,15 @@ def _add_exact(docs, tf, lo, hi, idf, k1p1, norm, acc, exact):
 
 
 @njit(cache=True, nogil=True)
-def add_column(acc, col, c):
-    """acc[d] += c × col[d] for every base paragraph d (one pass the CPU vectorises)."""
-    for d in range(col.shape[0]):
-        acc[d] = acc[d] + c * np.float32(col[d])
+def add_column(acc, col, c, d0, d1):
+    """acc[d] += c × col[d] for every base paragraph d in d0 … d1-1 (one pass the CPU vectorises)."""
+    if d0 == 0 and d1 >= col.shape[0]:  # the whole column (no halves): the loop as the CPU vectorises it best
+        for d in range(col.shape[0]):
+            acc[d] = acc[d] + c * np.float32(col[d])
+    else:
+        part, column = acc[d0:d1], col[d0:d1]  # views: again a loop from 0
+        for i in range(min(part.shape[0], column.shape[0])):
+            part[i] = part[i] + c * np.float32(column[i])
 
 
 @njit(cache=True, nogil=True)
@@ -225,9 +234,11 @@ def _add_all(terms, indptr, docs, tf, t, idf, k1p1, norm, acc, seen, allowed, us
 
 @njit(cache=True, nogil=True)
 def _exhaustive(
-    q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, b_terms, b_indptr, b_docs, b_tf, idf, norm, k1p1
-):
-    """Every paragraph of every query token, added in query order (exact; for negative idf)."""
+    q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, b_terms, b_indptr, b_docs, b_tf, idf, norm, k1p1,
+    d0, d1,
+):  # fmt: skip
+    """Every paragraph of every query token, added in query order (exact; for negative idf); the
+    best of those in d0 … d1-1."""
     n = norm.shape[0]
     acc = np.zeros(n)
     seen = np.zeros(n, np.bool_)
@@ -235,18 +246,24 @@ def _exhaustive(
         t = q[i]
         _add_all(a_terms, a_indptr, a_docs, a_tf, t, idf[t], k1p1, norm, acc, seen, allowed, use_allowed)
         _add_all(b_terms, b_indptr, b_docs, b_tf, t, idf[t], k1p1, norm, acc, seen, allowed, use_allowed)
-    cand = np.flatnonzero(seen).astype(np.int64)
+    cand = (np.flatnonzero(seen[d0:d1]) + d0).astype(np.int64)
     return _select(cand, acc[cand], cand.shape[0], k)
 
 
 @njit(cache=True, nogil=True)
 def top_k(
     q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, a_skip, b_terms, b_indptr, b_docs, b_tf, b_skip,
-    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, tf_col, one, acc, touched,
+    b_first, idf, df, ub, norm, k1p1, parts, woff, cols, col_of, tf_col, one, acc, touched, d0, d1, shared,
 ):  # fmt: skip
-    """Best k (ids, scores) for the query term ids q (in order, duplicates kept); see the module doc.
+    """Best k (ids, scores) among paragraphs d0 … d1-1 for the query term ids q (in order, duplicates
+    kept); see the module doc.
 
-    acc (float32, zero) and touched (int32) have a slot per paragraph and are left as found."""
+    acc (float32, zero) has a slot per paragraph and touched (int32) one per paragraph of the range;
+    both are left as found, and only acc[d0:d1] is written: two threads may rank the two halves of
+    the paragraphs at once with one acc and the two halves of one touched. shared[0] (float64) is a
+    floor both read and raise: k paragraphs of one half score at least that, so the other half need
+    not return any below it (a stale read prunes less, never wrongly); a paragraph the best k of all
+    hold is among the best k of its half, which both halves' k best then hold."""
     nq = q.shape[0]
     ut = np.empty(nq, np.int64)  # distinct terms with a nonzero idf, rarest first, with multiplicity
     um = np.zeros(nq)
@@ -257,7 +274,7 @@ def top_k(
         if idf[t] < 0.0:
             return _exhaustive(
                 q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_tf, b_terms, b_indptr, b_docs, b_tf, idf,
-                norm, k1p1,
+                norm, k1p1, d0, d1,
             )  # fmt: skip
         if idf[t] == 0.0:
             continue  # rank-bm25 adds 0.0
@@ -281,16 +298,24 @@ def top_k(
     alo, ahi = np.empty(nu, np.int64), np.empty(nu, np.int64)
     blo, bhi = np.empty(nu, np.int64), np.empty(nu, np.int64)
     rest = np.zeros(nu + 1)  # rest[j]: the bounds of terms j … nu-1 added up
+    n_docs = norm.shape[0]
+    span = d1 - d0  # the paragraphs ranked: all, or one thread's part
+    wo = np.empty(nu, np.int64)  # distinct term → where the parts of its postings from alo start (-1: none)
     for j in range(nu):
-        alo[j], ahi[j] = find(a_terms, a_indptr, ut[j])
+        lo, hi = find(a_terms, a_indptr, ut[j])
+        alo[j], ahi[j] = lo, hi
         blo[j], bhi[j] = find(b_terms, b_indptr, ut[j])
+        if span < n_docs:  # each posting list narrowed to the range (doc ids ascend in it)
+            alo[j], ahi[j] = bisect(a_docs, lo, hi, d0), bisect(a_docs, lo, hi, d1)
+            blo[j], bhi[j] = bisect(b_docs, blo[j], bhi[j], d0), bisect(b_docs, blo[j], bhi[j], d1)
+        wo[j] = woff[ut[j]] + alo[j] - lo if woff[ut[j]] >= 0 else -1
     total = 0
     for j in range(nu):
         total += ahi[j] - alo[j] + bhi[j] - blo[j]
     slack = 0.0  # how far partial sums from rounded parts can be off: twice half a unit per term
     for j in range(nu - 1, -1, -1):
         rest[j] = rest[j + 1] + ub[ut[j]] * um[j]
-        if woff[ut[j]] >= 0:
+        if wo[j] >= 0:
             slack += 2 * (0.5 / PART_SCALE) * idf[ut[j]] * um[j]
     heap = np.empty(k)
     jcol = np.empty(nu, np.int64)  # distinct term → its column when that gives tf back exactly
@@ -298,7 +323,6 @@ def top_k(
         jcol[j] = tf_col[ut[j]]
     seg = (a_docs, a_tf, a_skip, b_docs, b_tf, b_skip, b_first, cols, jcol, norm, k1p1)
     # 1. essential terms
-    n_docs = norm.shape[0]
     lookup = LOOKUP if n_docs > CACHED_DOCS else LOOKUP_CACHED
     nt = 0
     stop = nu
@@ -307,15 +331,15 @@ def top_k(
     estimated = 0
     for j in range(nu):
         t = ut[j]
-        if nt >= 0 and added + ahi[j] - alo[j] + bhi[j] - blo[j] > n_docs // DENSE:
+        if nt >= 0 and added + ahi[j] - alo[j] + bhi[j] - blo[j] > span // DENSE:
             nt = -1  # most paragraphs will be touched: scan acc at the end rather than track them
-        if woff[t] >= 0:
+        if wo[j] >= 0:
             nt = accumulate_parts(
                 a_docs,
                 parts,
                 alo[j],
                 ahi[j],
-                woff[t],
+                wo[j],
                 idf[t] * um[j] / PART_SCALE,
                 acc,
                 touched,
@@ -333,23 +357,26 @@ def top_k(
         added += ahi[j] - alo[j] + bhi[j] - blo[j]
         if (
             (nt < 0 or nt >= k)
-            and theta * LOW - slack <= rest[j + 1]
+            and max(theta * LOW - slack, shared[0]) <= rest[j + 1]
             and added >= 32 * estimated  # rarely again: the first estimate's paragraphs are mostly the best
             # else adding the remaining postings costs less than the estimate (a pass, and lookups)
-            and total - added > 2 * ((n_docs if nt < 0 else nt) + lookup * (k + ESTIMATE_EXTRA) * nq)
+            and total - added > 2 * ((span if nt < 0 else nt) + lookup * (k + ESTIMATE_EXTRA) * nq)
         ):
             estimated = added
-            est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1)
+            est = _estimate(acc, touched, nt, k, heap, q, qj, ut, seg, alo, ahi, blo, bhi, idf, norm, k1p1, d0, d1)
             theta = max(theta, est)
-        if j + 1 < nu and theta * LOW - slack > rest[j + 1]:
+            shared[0] = max(shared[0], theta * LOW - slack)
+        if j + 1 < nu and max(theta * LOW - slack, shared[0]) > rest[j + 1]:
             stop = j + 1
             break
     # 2. candidates (their partial scores stay in acc, the others are reset), then the remaining terms
     #    added to them only: looked up when they are few, else by a pass over the term's postings
+    floor = max(theta * LOW - slack, shared[0])
     if nt >= 0:
-        nc, floor = _candidates(acc, touched, nt, k, theta * LOW - slack, rest[stop], slack, heap)
+        nc, floor = _candidates(acc, touched, nt, k, floor, rest[stop], slack, heap)
     else:
-        nc, floor = _candidates_dense(acc, k, theta * LOW - slack, rest[stop], slack, heap, touched)
+        nc, floor = _candidates_dense(acc, k, floor, rest[stop], slack, heap, touched, d0, d1)
+    shared[0] = max(shared[0], floor)
     cand = touched  # its first nc: ascending only when acc was scanned (dense)
     ordered = nt < 0
     dirty = nt < 0  # acc holds partial scores outside the candidates too: cleared at the end
@@ -372,9 +399,9 @@ def top_k(
         if col_of[t] >= 0:  # the term's parts as a column: read per candidate, or added to every paragraph
             col = cols[col_of[t]]
             c32 = np.float32(idf[t] * um[j] / PART_SCALE)
-            if smeared or nc * GATHER > b_first:
+            if smeared or nc * GATHER > min(b_first, d1) - d0:
                 smeared = True
-                add_column(acc, col, c32)
+                add_column(acc, col, c32, d0, d1)
                 accumulate(
                     b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False
                 )
@@ -397,16 +424,16 @@ def top_k(
             # acc is not zero outside the candidates any more (a column was added to every paragraph,
             # or acc was never tracked): the term goes to every paragraph too, cleared at the end
             smeared = True
-            if woff[t] >= 0:
+            if wo[j] >= 0:
                 c = idf[t] * um[j] / PART_SCALE
-                accumulate_parts(a_docs, parts, alo[j], ahi[j], woff[t], c, acc, touched, -1, allowed, False)
+                accumulate_parts(a_docs, parts, alo[j], ahi[j], wo[j], c, acc, touched, -1, allowed, False)
             else:
                 accumulate(
                     a_docs, a_tf, alo[j], ahi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False
                 )
             accumulate(b_docs, b_tf, blo[j], bhi[j], idf[t], um[j], k1p1, norm, one, acc, touched, -1, allowed, False)
         else:
-            add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, woff[t], idf[t], um[j], k1p1, norm, acc)
+            add_to_marked(a_docs, a_tf, alo[j], ahi[j], parts, wo[j], idf[t], um[j], k1p1, norm, acc)
             add_to_marked(b_docs, b_tf, blo[j], bhi[j], parts, -1, idf[t], um[j], k1p1, norm, acc)
         if smeared and o + 1 < nu - stop:
             continue  # every paragraph gets the remaining terms: fewer candidates would save nothing
@@ -416,13 +443,17 @@ def top_k(
         for i in range(nc):
             heap_push(heap, min(i, k), k, acc[cand[i]])
         nc = compact(acc, cand, nc, r, floor)
+        rise = shared[0]  # the other half's
         if nc >= k:  # (the heap holds the k best of all of them, so here nc ≥ k implies it is full)
-            floor = max(floor, heap[0] * LOW - slack)
+            rise = max(rise, heap[0] * LOW - slack)
+        if rise > floor:
+            floor = rise
+            shared[0] = max(shared[0], floor)
             nc = compact(acc, cand, nc, r, floor)  # the survivors again, against the risen floor
     # 3. exact scores, in query-token order: looked up per candidate, or (many candidates, e.g. ties)
     #    by a pass over each query token's postings adding to the candidates' slots
     if smeared or dirty:
-        acc[:] = 0.0
+        acc[d0:d1] = 0.0
     if not ordered:
         cand[:nc].sort()
     exact = np.zeros(nc)

@@ -110,6 +110,19 @@ class _Scratch(threading.local):
 
 
 _SCRATCH = _Scratch()
+# At least this many paragraphs before `top_k(..., halves=True)` ranks the two halves on two threads:
+# below it a question takes under ~0.3 ms and handing half to another thread (~30 µs) gains little.
+HALVES_MIN = 1 << 18
+_HALF: ThreadPoolExecutor | None = None  # the thread that ranks the upper half (made at first use)
+_HALF_LOCK = threading.Lock()
+
+
+def _half_thread() -> ThreadPoolExecutor:
+    global _HALF
+    with _HALF_LOCK:
+        if _HALF is None:
+            _HALF = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25-half")
+        return _HALF
 
 
 class BM25Scorer:
@@ -338,12 +351,18 @@ class BM25Scorer:
         return scores
 
     def top_k(
-        self, query_tokens: Sequence[str], k: int, allowed: npt.NDArray[np.bool_] | None = None
+        self,
+        query_tokens: Sequence[str],
+        k: int,
+        allowed: npt.NDArray[np.bool_] | None = None,
+        halves: bool = False,
     ) -> list[tuple[int, float]]:
         """Best k (doc id, score), score descending, ties by lower doc id; scores ≤ 0 dropped.
 
         Exactly the first k of rank-bm25's ranking. `allowed` (bool per paragraph) restricts the
-        result, e.g. to some issues, without changing any score.
+        result, e.g. to some issues, without changing any score. `halves`: in a large index, rank
+        the two halves of the paragraphs at once on two threads (the kernel runs without the GIL)
+        and keep the best k of both: the same result, sooner on a machine with a core to spare.
         """
         ids = self._ids(query_tokens)
         if k <= 0 or not ids:
@@ -351,11 +370,20 @@ class BM25Scorer:
         if allowed is not None and allowed.shape[0] != self.size:
             raise ValueError(f"allowed has {allowed.shape[0]} entries for {self.size} paragraphs")
         acc, touched = _SCRATCH.get(self.size)
+        q = np.array(ids, dtype=np.int64)
         mask = _NO_MASK if allowed is None else allowed
-        docs, scores = _kernels().top_k(
-            np.array(ids, dtype=np.int64), k, mask, allowed is not None, *self._args, acc, touched
-        )
-        return list(zip(docs.tolist(), scores.tolist(), strict=True))
+        top, n = _kernels().top_k, self.size
+        floor = np.zeros(1)  # what both halves raise as they find their best
+        if not halves or n < HALVES_MIN:
+            docs, scores = top(q, k, mask, allowed is not None, *self._args, acc, touched, 0, n, floor)
+            return list(zip(docs.tolist(), scores.tolist(), strict=True))
+        mid = n // 2  # the upper half on the other thread, in its part of touched; acc slots are apart
+        args = (q, k, mask, allowed is not None, *self._args, acc)
+        upper = _half_thread().submit(lambda: top(*args, touched[mid:], mid, n, floor))
+        lower = top(*args, touched[:mid], 0, mid, floor)
+        docs, scores = (np.concatenate(pair) for pair in zip(lower, upper.result(), strict=True))
+        best = np.lexsort((docs, -scores))[:k]  # score descending, ties by lower id, as one call ranks
+        return list(zip(docs[best].tolist(), scores[best].tolist(), strict=True))
 
     def with_added(self, corpus_tokens: Sequence[Sequence[str]]) -> BM25Scorer:
         """A new scorer with these paragraphs appended (ids size, size+1, …); self is unchanged.
@@ -463,7 +491,8 @@ class BM25Scorer:
     def warm_up(self) -> None:
         """Load the compiled query for this scorer's array types now rather than in the first question."""
         acc, touched = _SCRATCH.get(self.size)
-        _kernels().top_k(np.zeros(0, dtype=np.int64), 1, _NO_MASK, False, *self._args, acc, touched)
+        empty = np.zeros(0, dtype=np.int64)
+        _kernels().top_k(empty, 1, _NO_MASK, False, *self._args, acc, touched, 0, self.size, np.zeros(1))
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -217,7 +217,7 @@ def candidates(index: Index, plan: Plan, pool: int, issues: frozenset[str] | Non
     if index.scorer is None or not query.tokens:
         return []
     allowed = index.paragraph_mask(issues) if issues is not None else None
-    ranked = index.scorer.top_k(query.tokens, pool, allowed=allowed)
+    ranked = index.scorer.top_k(query.tokens, pool, allowed=allowed, halves=True)
     if not ranked:
         return []
     best = ranked[0][1] or 1.0

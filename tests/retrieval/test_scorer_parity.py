@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
+from retrieval import scorer as scorer_module
 from retrieval.scorer import BM25Scorer
 
 
@@ -205,3 +206,33 @@ def test_an_added_paragraph_beyond_the_frequent_terms_bound_still_ranks() -> Non
     want = _reference_top(BM25Okapi(full), query, 1)
     assert want[0][0] == 12000  # the added paragraph
     _assert_same(grown.top_k(query, 1), want)
+
+
+@pytest.fixture(scope="module")
+def large() -> list[list[str]]:
+    """Large enough that the halves prune: frequent terms get tf parts and θ is estimated early."""
+    return _corpus(12000, seed=3)
+
+
+@pytest.mark.parametrize("grown", [False, True], ids=["one segment", "added segment across the middle"])
+def test_two_halves_on_two_threads_rank_exactly_as_one_call(
+    large: list[list[str]], monkeypatch: pytest.MonkeyPatch, grown: bool
+) -> None:
+    """`halves=True` (the ask's ranking in a large index) ranks the paragraphs below and above the
+    middle on two threads: ids, scores and ties as rank-bm25's, with and without a mask that keeps
+    paragraphs on both sides."""
+    monkeypatch.setattr(scorer_module, "HALVES_MIN", 0)
+    ours = BM25Scorer(large[:4000]).with_added(large[4000:]) if grown else BM25Scorer(large)
+    reference = BM25Okapi(large)
+    allowed = np.zeros(len(large), dtype=bool)
+    allowed[4500:7500] = True
+    rng = random.Random(17)
+    frequent = [f"w{i}" for i in range(10)]
+    queries = [rng.sample(frequent, rng.randint(2, 7)) for _ in range(30)] + _queries(large, 40, seed=21)
+    for q in queries:
+        scores = np.asarray(reference.get_scores(q))
+        for k in (1, 10, 50):
+            _assert_same(ours.top_k(q, k, halves=True), _reference_top(reference, q, k))
+        docs = np.flatnonzero(allowed & (scores > 0))
+        want = sorted(((int(d), float(scores[d])) for d in docs), key=lambda x: (-x[1], x[0]))[:10]
+        _assert_same(ours.top_k(q, 10, allowed=allowed, halves=True), want)
