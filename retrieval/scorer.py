@@ -19,6 +19,7 @@ files (params.json, vocab.txt, .npy arrays per segment) that `load` maps into me
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -113,6 +114,7 @@ _SCRATCH = _Scratch()
 # At least this many paragraphs before `top_k(..., halves=True)` ranks the two halves on two threads:
 # below it a question takes under ~0.3 ms and handing half to another thread (~30 µs) gains little.
 HALVES_MIN = 1 << 18
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _HALF: ThreadPoolExecutor | None = None  # the thread that ranks the upper half (made at first use)
 _HALF_LOCK = threading.Lock()
 
@@ -374,7 +376,7 @@ class BM25Scorer:
         mask = _NO_MASK if allowed is None else allowed
         top, n = _kernels().top_k, self.size
         floor = np.zeros(1)  # what both halves raise as they find their best
-        if not halves or n < HALVES_MIN:
+        if not halves or n < HALVES_MIN or _CORES < 2:
             docs, scores = top(q, k, mask, allowed is not None, *self._args, acc, touched, 0, n, floor)
             return list(zip(docs.tolist(), scores.tolist(), strict=True))
         mid = n // 2  # the upper half on the other thread, in its part of touched; acc slots are apart

@@ -108,3 +108,10 @@ def test_fit_refuses_pool_sizes_the_features_are_not_scaled_for(capsys: pytest.C
     with pytest.raises(SystemExit):
         main(["fit", "--pools", "20,80"])
     assert "pool sizes are whole numbers from 1 to 50" in capsys.readouterr().err
+
+
+def test_a_judge_file_with_a_pool_the_features_are_not_scaled_for_is_refused() -> None:
+    data = json.loads(judge._PATH.read_text(encoding="utf-8"))
+    with pytest.raises(ValueError, match="pool 80"):
+        judge.Judge.from_dict(data | {"pool": 80})
+    assert judge.Judge.from_dict({k: v for k, v in data.items() if k != "pool"}).pool == 50  # before pools: 50
