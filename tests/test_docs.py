@@ -13,7 +13,7 @@ from bot.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "config.example.toml"]
 _SHOWN = re.compile(r"python -m bot ([^`|#\n]*)")
-_WORD = re.compile(r"^[A-Za-z0-9_./\-]+$")
+_WORD = re.compile(r"^([A-Za-z0-9_./\-]+|\d+(,\d+)+)$")  # a word, or a list of numbers (--pools 10,20)
 
 
 def _documented() -> list[tuple[str, str]]:
