@@ -270,7 +270,8 @@ def choose_pool(trials: Sequence[Trial]) -> Trial:
     """The smallest pool whose utility and top-3 recall are both within noise of the pool with the
     best utility (ties: the larger pool)."""
     best = max(trials, key=lambda t: (sum(t.utility()), t.pool))
-    fine = [t for t in trials if _within_noise(t.utility(), best.utility()) and _within_noise(t.hit3(), best.hit3())]
+    utility, hit3 = best.utility(), best.hit3()
+    fine = [t for t in trials if _within_noise(t.utility(), utility) and _within_noise(t.hit3(), hit3)]
     return min(fine, key=lambda t: t.pool)
 
 

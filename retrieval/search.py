@@ -74,8 +74,13 @@ class Candidate:
         return self.features[FEATURES.index(name)]
 
 
+def form_of(article: Article, text: str) -> str:
+    """A text of this article in its match form: itself when the snapshot found the article so."""
+    return text if article.in_match_form else match_form(text)
+
+
 def article_text(article: Article) -> str:
-    return whole_text(article) if article.in_match_form else match_form(whole_text(article))
+    return form_of(article, whole_text(article))
 
 
 @dataclass(frozen=True)
@@ -179,10 +184,8 @@ class ArticleForms:
     __slots__ = ("headlines", "heads", "whole")
 
     def __init__(self, article: Article) -> None:
-        if article.in_match_form:  # as the snapshot found: each form is the text itself
-            self.headlines, self.heads = headings(article), article_context(article)
-        else:
-            self.headlines, self.heads = match_form(headings(article)), match_form(article_context(article))
+        self.headlines = form_of(article, headings(article))
+        self.heads = form_of(article, article_context(article))
         self.whole = article_text(article)  # every candidate's article is looked at whole (article_coverage)
 
 
@@ -254,9 +257,8 @@ def candidates(index: Index, plan: Plan, pool: int, issues: frozenset[str] | Non
 def _paragraph_features(plan: Plan, p: Paragraph, view: _ArticleView) -> tuple[float, ...]:
     """The features from `coverage` to `head_in_paragraph` (see FEATURES) of one paragraph."""
     query, matcher, shapes = plan.query, plan.matcher, plan.shapes
-    plain = view.article.in_match_form
-    text = p.text if plain else match_form(p.text)
-    section = (p.section if plain else match_form(p.section)) if p.section else ""
+    text = form_of(view.article, p.text)
+    section = form_of(view.article, p.section) if p.section else ""
     whole = view.forms.whole
     # the paragraph with its context, for the patterns (periods, ordinals) only
     joined = query.periods or query.ordinals or plan.spaced
