@@ -30,16 +30,19 @@ def headings(article: Article) -> str:
     return " ".join(p for p in (article.headline, article.subtitle, article.kicker) if p)
 
 
-def article_context(article: Article) -> str:
+def article_context(article: Article, heads: str | None = None) -> str:
     """What every paragraph of an article is about: headings, the dateline's place (本报平凉讯) and the
-    opening sentence's subject (平凉市政协), so a detail paragraph is not outranked by the opening."""
-    return " ".join(p for p in (headings(article), article.place, article.subject) if p)
+    opening sentence's subject (平凉市政协), so a detail paragraph is not outranked by the opening.
+    `heads`: its headings(), when the caller has them."""
+    heads = headings(article) if heads is None else heads
+    return " ".join(p for p in (heads, article.place, article.subject) if p)
 
 
-def whole_text(article: Article) -> str:
-    """The article as retrieval looks at it whole: its context, then its paragraphs run together."""
-    body = "".join([p.text for p in article.paragraphs])
-    return " ".join(x for x in (article_context(article), body) if x)
+def whole_text(article: Article, context: str | None = None) -> str:
+    """The article as retrieval looks at it whole: its context, then its paragraphs run together.
+    `context`: its article_context(), when the caller has it."""
+    body = "".join(article.paragraph_texts())
+    return " ".join(x for x in (article_context(article) if context is None else context, body) if x)
 
 
 def in_match_form(article: Article) -> bool:

@@ -6,6 +6,8 @@ No Telegram types here and no behaviour beyond small derived properties: every s
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # What of a question is read: a question, not an essay (a 10,000-character paste is cut, not choked on).
@@ -24,6 +26,16 @@ class Paragraph:
     section: str | None = None
 
 
+class LazyParagraphs(Sequence[Paragraph]):
+    """An article's paragraphs, made when looked at (a snapshot's: snapshot.LineParagraphs), equal to
+    the tuple of them and hashed as it; their texts are there without making them (paragraph_texts)."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def texts(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class Article:
     issue: str
@@ -40,10 +52,15 @@ class Article:
     )
     continuation: bool = False  # (接一版): the headline is on another page
     photo: bool = False  # photo news ("X 摄影报道")
-    paragraphs: tuple[Paragraph, ...] = ()
+    paragraphs: tuple[Paragraph, ...] | LazyParagraphs = ()
     # every text retrieval matches it in (headings, context, whole text, each paragraph and section) is
     # its own match form already: recorded by the snapshot (index.in_match_form), so no question redoes it
     in_match_form: bool = field(default=False, compare=False, repr=False)
+
+    def paragraph_texts(self) -> list[str]:
+        """Its paragraphs' texts, in order (without making the paragraphs a snapshot has not made)."""
+        ps = self.paragraphs
+        return ps.texts() if isinstance(ps, LazyParagraphs) else [p.text for p in ps]
 
     @property
     def title(self) -> str:

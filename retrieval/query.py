@@ -18,7 +18,7 @@ from importlib import resources
 from opencc import OpenCC
 
 from retrieval.measure import COUNT_ASK, UNITS
-from retrieval.tokenizer import match_form, places, query_words, tokenize
+from retrieval.tokenizer import match_form, places, query_words, query_words_and_tokens
 
 _TAG = re.compile(r"</?[a-z][a-z0-9]{0,10}(?:\s[^<>]{0,40})?/?>")  # pasted markup: <b>漳县</b>
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})年(?:(\d{1,2})月(?!\d{1,2}日\S{0,2}至))?")
@@ -101,9 +101,43 @@ class Query:
         return frozenset(p.year for p in self.periods)
 
 
+class _Simplifier:
+    """OpenCC's traditional → simplified, skipped for a text it would leave as it is: its pure-Python
+    conversion takes ~80 µs a question, nearly all of which are simplified already. Every dictionary
+    entry that changes something has a witness, a character it cannot match without (the first one
+    it changes): a text holding no witness matches only entries that keep it as it is."""
+
+    def __init__(self) -> None:
+        self._cc = OpenCC("t2s")
+        self._witnesses = _witnesses(self._cc)
+
+    def convert(self, text: str) -> str:
+        if self._witnesses is not None and self._witnesses.isdisjoint(text):
+            return text
+        return self._cc.convert(text)
+
+
+def _witnesses(cc: OpenCC) -> frozenset[str] | None:
+    """None (always convert) when this OpenCC does not keep its dictionaries as (max, min, {key: value})
+    groups, as opencc-python-reimplemented 0.1.7 does."""
+    try:
+        cc.convert("")  # loads the dictionaries
+        out: set[str] = set()
+        for group in cc._dict_chain_data:
+            for _, _, entries in group:
+                for key, value in entries.items():
+                    value = value.split(" ")[0]  # the first of several readings, as the converter takes
+                    if value != key:
+                        changed = [a for a, b in zip(key, value, strict=False) if a != b]
+                        out.add(changed[0] if changed and len(key) == len(value) else key[0])
+        return frozenset(out)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 @cache
-def _to_simplified() -> OpenCC:
-    return OpenCC("t2s")
+def _to_simplified() -> _Simplifier:
+    return _Simplifier()
 
 
 def data_lines(name: str) -> list[str]:
@@ -198,10 +232,11 @@ def analyze(question: str, today: str | None = None) -> Query:
     text = clean(question)
     drop = filler()
     keep = lambda t: not _ASKING.match(t) and t not in drop  # noqa: E731
-    words = tuple(dict.fromkeys(w for w in query_words(text) if keep(w)))
+    said, searched = query_words_and_tokens(text)
+    words = tuple(dict.fromkeys(w for w in said if keep(w)))
     full = {w: variants()[w] for w in words if w in variants()}
     extra = [t for forms in full.values() for f in forms for t in query_words(f)]
-    tokens = tuple(dict.fromkeys(t for t in [*tokenize(text), *extra] if keep(t)))
+    tokens = tuple(dict.fromkeys(t for t in [*searched, *extra] if keep(t)))
     kind, m = _kind(text)
     unit = m.group("unit") if m and kind == "count" and m.groupdict().get("unit") else None
     noun = head = None

@@ -184,9 +184,12 @@ class ArticleForms:
     __slots__ = ("headlines", "heads", "whole")
 
     def __init__(self, article: Article) -> None:
-        self.headlines = form_of(article, headings(article))
-        self.heads = form_of(article, article_context(article))
-        self.whole = article_text(article)  # every candidate's article is looked at whole (article_coverage)
+        heads = headings(article)
+        context = article_context(article, heads)
+        self.headlines = form_of(article, heads)
+        self.heads = form_of(article, context)
+        # every candidate's article is looked at whole (article_coverage)
+        self.whole = form_of(article, whole_text(article, context))
 
 
 class _ArticleView:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, NUMERALS, guarded, undated
+from retrieval.measure import ARABIC_COUNTED, COUNTED, NUM, guarded, number_first, undated
 from retrieval.query import Query, data_lines
 
 WHEN_RX = r"\d{1,2}月|\d{1,2}日|(?:19|20)\d{2}年|年底|年内|月底|上半年|下半年|明年|今年|去年|当天|今天"
 WHEN = guarded(WHEN_RX, r"\d年月上下明今去当")
-DATE = guarded(r"\d{1,2}月\d{1,2}日(?:至\d{1,2}日)?", r"\d")
+DATE = re.compile(r"\d\d?月\d{1,2}日(?:至\d{1,2}日)?")  # \d{1,2}: first a character class (measure.number_first)
 WHERE = re.compile(r"在([^,。;在]{2,20}?)(?:开班|召开|举行|举办|开展|成立|启动|签约)")
 NAMED = re.compile(r"“[^”]{4,}”|《[^》]{4,}》")
 ROLES = (
@@ -37,7 +37,7 @@ _ANY_NUM = re.compile(r"\d+(?:\.\d+)?")
 _DIGIT = re.compile(r"\d")
 _NUM_SOON = re.compile(r"[^。;,]{0,12}?" + NUM)
 _DURATIONS = frozenset({"天", "周", "月", "年"})
-_UNIT_NUM = cache(lambda unit: guarded(NUM + r"(?:余|多)?(?:万|亿)?" + re.escape(unit), NUMERALS))
+_UNIT_NUM = cache(lambda unit: number_first(r"(?:余|多)?(?:万|亿)?" + re.escape(unit)))
 
 
 _ROLE_RX = {r: re.compile(r) for r in ROLES}
@@ -161,6 +161,8 @@ class Shapes:
         self._who: dict[str, str | None] = {}
         self._undated: dict[str, str] = {}
         self._counted: dict[str, bool] = {}
+        self._keys: dict[str, str | None] = {}
+        self._unit_counts: dict[str, bool] = {}
 
     def who(self, text: str) -> str | None:
         """The name a 谁 question asks for: after the office it names, exactly as named; with no
@@ -181,7 +183,10 @@ class Shapes:
         return self._counted[text]
 
     def unit_count(self, text: str) -> bool:
-        return self.unit_rx is not None and self.unit in text and bool(self.unit_rx.search(text))
+        """A number printed with the asked measure word (asked by shape and bound alike)."""
+        if text not in self._unit_counts:
+            self._unit_counts[text] = self.unit_rx is not None and self.unit in text and bool(self.unit_rx.search(text))
+        return self._unit_counts[text]
 
     def holds(self, text: str) -> bool:
         """Whether text can answer at all: a count question needs a counted number, a 谁 question
@@ -243,7 +248,9 @@ class Shapes:
         if not q.unit:
             return self.bound_head(text) if q.head else bool(ARABIC_COUNTED.search(undated(text)))
         assert self.unit_rx is not None
-        if q.unit not in text or (q.noun and q.noun not in text):  # what the number must be printed with
+        if not q.noun:  # a number with the unit is enough
+            return self.unit_count(text)
+        if q.unit not in text or q.noun not in text:  # what the number must be printed with
             return False
         return any(names_counted(q.noun, text, m) for m in self.unit_rx.finditer(text))
 
@@ -265,7 +272,13 @@ class Shapes:
 
     def key(self, text: str) -> str | None:
         """The bare answer a paragraph gives (a name, a counted number, a date), to see whether two
-        articles agree: 高台县政协主席向钧 in two reports makes 向钧 more certain, not less."""
+        articles agree: 高台县政协主席向钧 in two reports makes 向钧 more certain, not less. Asked of
+        the same dozen texts up to three times a question (judge.decision_features)."""
+        if text not in self._keys:
+            self._keys[text] = self._key(text)
+        return self._keys[text]
+
+    def _key(self, text: str) -> str | None:
         q = self.query
         if q.kind == "who":
             return self.who(text)

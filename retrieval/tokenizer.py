@@ -159,6 +159,27 @@ def query_words(text: str) -> list[str]:
     return out
 
 
+def query_words_and_tokens(text: str) -> tuple[list[str], list[str]]:
+    """(query_words(text), tokenize(text)) from one jieba cut: a question is read both ways, and
+    cut_for_search is that cut with the dictionary's 2- and 3-character words inside each longer
+    word before it (jieba 0.42; checked against both in the tests)."""
+    stop, tk = stopwords(), segmenter()
+    freq = tk.FREQ
+    query: list[str] = []
+    tokens: list[str] = []
+    for w in tk.cut(match_form(text), HMM=True):
+        inside = [w[i : i + 2] for i in range(len(w) - 1)] if len(w) > 2 else []
+        inside += [w[i : i + 3] for i in range(len(w) - 2)] if len(w) > 3 else []
+        for tok in [*(g for g in inside if freq.get(g)), w]:
+            tok = tok.strip()
+            if tok and tok not in stop and not _PUNCT_OR_SPACE.match(tok):
+                tokens.append(tok)
+        w = w.strip()
+        if w and w not in stop and not _PUNCT_OR_SPACE.match(w):
+            query.append(w)
+    return query, tokens
+
+
 def words(text: str) -> list[str]:
     """Plain segmentation (no sub-words, punctuation kept): for locating terms inside snippets."""
     return list(segmenter().cut(text, HMM=False))

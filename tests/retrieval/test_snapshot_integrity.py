@@ -239,3 +239,21 @@ def test_a_snapshot_written_under_another_unicode_database_is_rewritten(
     assert json.loads((snap / "snapshot.json").read_text(encoding="utf-8"))["unicode"] == unicodedata.unidata_version
     assert chunk.stat().st_ino != chunk_inode
     assert [p.stat().st_mtime_ns for p in (snap / "bm25").glob("segment-*/*.npy")] == segment
+
+
+def test_an_article_read_back_makes_only_the_paragraphs_looked_at() -> None:
+    """A snapshot article makes a paragraph looked up by position alone, and all of them once
+    iterated; either way they equal (and hash as) the paragraphs written, and the article's texts
+    are there without making any."""
+    paragraphs = tuple(Paragraph("004_x", 3, n, f"第{n}段。", "一、小标题" if n == 2 else None) for n in range(1, 5))
+    article = Article("004_x", 3, "标题", paragraphs=paragraphs)
+    back = article_of_line(article_line(article))
+    lazy = back.paragraphs
+    assert back.paragraph_texts() == [p.text for p in paragraphs] and lazy._made is None  # type: ignore[union-attr]
+    assert (lazy[1], lazy[-1], len(lazy)) == (paragraphs[1], paragraphs[-1], 4) and lazy._made is None  # type: ignore[union-attr]
+    with pytest.raises(IndexError):
+        lazy[4]
+    assert lazy[1:3] == paragraphs[1:3] and list(lazy) == list(paragraphs)
+    assert lazy == paragraphs and paragraphs == lazy and hash(lazy) == hash(paragraphs)
+    assert back == article and hash(back) == hash(article) and repr(back) == repr(article)
+    assert back != Article("004_x", 3, "标题", paragraphs=paragraphs[:3])

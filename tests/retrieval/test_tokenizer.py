@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.query import analyze
-from retrieval.tokenizer import match_form, tokenize, tokenizer_fingerprint
+from retrieval.query import _to_simplified, analyze
+from retrieval.tokenizer import match_form, query_words, query_words_and_tokens, tokenize, tokenizer_fingerprint
 
 
 @pytest.mark.parametrize("word", ["三抓三促", "嘉峪关市政协", "肃北县", "协商议事室", "委员工作站", "阿克塞县"])
@@ -118,3 +118,32 @@ def test_the_match_form_is_nfkc_and_lower_case() -> None:
     for _ in range(20000):
         text = "".join(rng.choice(nasty) for _ in range(rng.randint(1, 10)))
         assert match_form(text) == unicodedata.normalize("NFKC", text).lower(), text
+
+
+def test_one_cut_gives_the_question_words_and_the_search_tokens() -> None:
+    """analyze reads a question both ways from one jieba cut: the same lists as the two cuts."""
+    texts = [
+        "酒泉市政协2023年落地了几个项目?",
+        "中华人民共和国全国政协十四届二次会议在北京召开",
+        "ＧＤＰ 增长 6.5%, 乡村振兴",
+    ]
+    texts += ["甘肃省政协委员工作站建设情况", "", "  ", "嘉峪关市政协主席是谁"]
+    for text in texts:
+        assert query_words_and_tokens(text) == (query_words(text), tokenize(text)), text
+
+
+def test_traditional_characters_are_simplified_and_a_simplified_question_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every entry of the t2s dictionaries, in a question, converts as OpenCC converts it; a
+    question OpenCC would leave as it is never reaches its (slow) converter."""
+    simplifier = _to_simplified()
+    cc = simplifier._cc
+    keys = [key for group in cc._dict_chain_data for _, _, entries in group for key in entries]
+    assert len(keys) > 4000
+    for key in keys:
+        text = f"政协{key}会议"
+        assert simplifier.convert(text) == cc.convert(text), key
+    assert analyze("甘肅省政協主席是誰").text == analyze("甘肃省政协主席是谁").text
+    monkeypatch.setattr(cc, "convert", lambda text: pytest.fail(f"converted {text}"))
+    assert simplifier.convert("酒泉市政协2023年落地了几个项目?") == "酒泉市政协2023年落地了几个项目?"
