@@ -244,9 +244,10 @@ class ParagraphTable(Sequence[Paragraph]):
         self.issues = list(issues)
         self.starts = np.concatenate(([0], np.cumsum([ii.paragraphs for ii in self.issues], dtype=np.int64)))
         self._starts = self.starts.tolist()  # bisect on a list: a question looks up 50 paragraphs
+        self._n = self._starts[-1]
 
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return self._n
 
     @overload
     def __getitem__(self, doc: int) -> Paragraph: ...
@@ -255,7 +256,7 @@ class ParagraphTable(Sequence[Paragraph]):
     def __getitem__(self, doc: int | slice) -> Paragraph | Sequence[Paragraph]:
         if isinstance(doc, slice):
             return [self[i] for i in range(*doc.indices(len(self)))]
-        n = len(self)
+        n = self._n
         if doc < 0:
             doc += n
         if not 0 <= doc < n:
