@@ -244,7 +244,7 @@ class ParagraphTable(Sequence[Paragraph]):
         self.issues = list(issues)
         self.starts = np.concatenate(([0], np.cumsum([ii.paragraphs for ii in self.issues], dtype=np.int64)))
         self._starts = self.starts.tolist()  # bisect on a list: a question looks up 50 paragraphs
-        self._n = self._starts[-1]
+        self._n: int = self._starts[-1]
 
     def __len__(self) -> int:
         return self._n
