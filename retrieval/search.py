@@ -79,10 +79,6 @@ def form_of(article: Article, text: str) -> str:
     return text if article.in_match_form else match_form(text)
 
 
-def article_text(article: Article) -> str:
-    return form_of(article, whole_text(article))
-
-
 @dataclass(frozen=True)
 class Plan:
     """One question's way through retrieval, judging and composing: its reading (Query) with the
