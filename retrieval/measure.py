@@ -32,7 +32,8 @@ def guarded(pattern: str, firsts: str) -> re.Pattern[str]:
     return re.compile(f"(?=[{firsts}])(?:{pattern})")
 
 
-COUNTED_RX = r"(?<!第)" + NUM + r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")"  # 第二次 is an ordinal
+AMOUNT = r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")"  # what follows a counted number: 30余万亩
+COUNTED_RX = r"(?<!第)" + NUM + AMOUNT  # 第二次 is an ordinal
 
 
 def number_first(rest: str, not_after: str = "") -> re.Pattern[str]:
@@ -43,8 +44,8 @@ def number_first(rest: str, not_after: str = "") -> re.Pattern[str]:
     return re.compile(f"[{NUMERALS}]{behind}(?:(?<=\\d)\\d*(?:\\.\\d+)?|(?<=[{_CN}])[{_CN}]*){rest}")
 
 
-COUNTED = number_first(r"(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")", not_after="第")
-_ARABIC_REST = r"(?:\.\d+)?(?:余|多)?(?:万|亿)?(?:" + UNIT_RX + r")"
+COUNTED = number_first(AMOUNT, not_after="第")
+_ARABIC_REST = r"(?:\.\d+)?" + AMOUNT
 ARABIC_COUNTED_RX = r"\d+" + _ARABIC_REST
 ARABIC_COUNTED = re.compile(r"\d\d*" + _ARABIC_REST)  # \d+ as \d\d*: first a character class (number_first)
 DATES_RX = r"\d{1,2}月\d{1,2}日|(?:19|20)\d{2}年(?:\d{1,2}月)?|\d{1,2}月份?|\d{1,2}日"

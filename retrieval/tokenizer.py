@@ -18,6 +18,7 @@ import re
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -136,48 +137,36 @@ def match_form(text: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFKD", text)).lower()
 
 
+def _kept(words: Iterable[str]) -> list[str]:
+    """What counts of jieba's words: stripped, no empty ones, no punctuation, no stop words."""
+    stop = stopwords()
+    stripped = [w.strip() for w in words]
+    return [w for w in stripped if w and w not in stop and not _PUNCT_OR_SPACE.match(w)]
+
+
 def tokenize(text: str) -> list[str]:
     """Index/query tokens: words plus their sub-words, no punctuation, no stop words."""
-    stop = stopwords()
-    out: list[str] = []
-    for tok in segmenter().cut_for_search(match_form(text), HMM=True):
-        tok = tok.strip()
-        if not tok or tok in stop or _PUNCT_OR_SPACE.match(tok):
-            continue
-        out.append(tok)
-    return out
+    return _kept(segmenter().cut_for_search(match_form(text), HMM=True))
 
 
 def query_words(text: str) -> list[str]:
     """The question's words without their sub-words: one weight per concept when choosing sentences."""
-    stop = stopwords()
-    out: list[str] = []
-    for tok in segmenter().cut(match_form(text), HMM=True):
-        tok = tok.strip()
-        if tok and tok not in stop and not _PUNCT_OR_SPACE.match(tok):
-            out.append(tok)
-    return out
+    return _kept(segmenter().cut(match_form(text), HMM=True))
 
 
 def query_words_and_tokens(text: str) -> tuple[list[str], list[str]]:
     """(query_words(text), tokenize(text)) from one jieba cut: a question is read both ways, and
     cut_for_search is that cut with the dictionary's 2- and 3-character words inside each longer
     word before it (jieba 0.42; checked against both in the tests)."""
-    stop, tk = stopwords(), segmenter()
-    freq = tk.FREQ
-    query: list[str] = []
-    tokens: list[str] = []
-    for w in tk.cut(match_form(text), HMM=True):
+    tk = segmenter()
+    cut = list(tk.cut(match_form(text), HMM=True))
+    searched: list[str] = []
+    for w in cut:
         inside = [w[i : i + 2] for i in range(len(w) - 1)] if len(w) > 2 else []
         inside += [w[i : i + 3] for i in range(len(w) - 2)] if len(w) > 3 else []
-        for tok in [*(g for g in inside if freq.get(g)), w]:
-            tok = tok.strip()
-            if tok and tok not in stop and not _PUNCT_OR_SPACE.match(tok):
-                tokens.append(tok)
-        w = w.strip()
-        if w and w not in stop and not _PUNCT_OR_SPACE.match(w):
-            query.append(w)
-    return query, tokens
+        searched += [g for g in inside if tk.FREQ.get(g)]
+        searched.append(w)
+    return _kept(cut), _kept(searched)
 
 
 def words(text: str) -> list[str]:
