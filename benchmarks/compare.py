@@ -51,7 +51,8 @@ def _dict_bytes(d: dict[Any, Any]) -> int:
 
 def project_memory(scorer: Any) -> dict[str, float]:
     """Bytes held by a BM25Scorer: its arrays (postings usually mapped), the query kernel's work arrays
-    (a float32 and an int32 per paragraph, per querying thread) and the vocabulary."""
+    (a float32 and an int32 per paragraph, per querying thread; and a float64 in a small index, which
+    also keeps every posting's weight) and the vocabulary."""
     res = mapped = 0
     arrays: list[Any] = []
     segments = list(scorer._segments)
@@ -75,6 +76,9 @@ def project_memory(scorer: Any) -> dict[str, float]:
         scorer._tf_column,
         scorer._one,
     ]
+    if scorer._eager is not None:  # a small index: every posting's exact weight, and their accumulator
+        arrays += [scorer._eager[3], scorer._eager[7]]
+        res += scorer.size * 8
     for a in arrays:
         r, m = _array_bytes(a)
         res += r

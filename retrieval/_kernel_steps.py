@@ -3,7 +3,8 @@
 """The compiled steps `_kernels.top_k` is made of: finding a term's postings, seeking a paragraph in
 them (galloping search over a skip list), adding postings into the accumulator (from raw tf, or from
 the precomputed 16-bit tf parts of frequent terms), a paragraph's exact score with rank-bm25's
-expression, and the small heap that tracks the k-th best partial score."""
+expression (or every posting's, precomputed for a small index), and the small heap that tracks the
+k-th best partial score."""
 
 from __future__ import annotations
 
@@ -193,6 +194,17 @@ def tf_parts_of(docs, tf, lo, hi, at, norm, k1p1, out, largest):
     part in largest[i] (one call for thousands of terms)."""
     for i in range(lo.shape[0]):
         largest[i] = tf_parts(docs, tf, lo[i], hi[i], norm, k1p1, out, at[i])
+
+
+@njit(cache=True, nogil=True)
+def weights_of(terms, indptr, docs, tf, idf, norm, k1p1, out):
+    """out[p] = posting p's rank-bm25 weight, idf · (tf·(k1+1) / (tf + norm)): `exact_score`'s very
+    expression, so adding a paragraph's weights in query-token order gives its score bit for bit."""
+    for i in range(terms.shape[0]):
+        w = idf[terms[i]]
+        for p in range(indptr[i], indptr[i + 1]):
+            f = np.float64(tf[p])
+            out[p] = w * (f * k1p1 / (f + norm[docs[p]]))
 
 
 @njit(cache=True, nogil=True)

@@ -27,6 +27,12 @@ The scorer's postings come as two segments: the base (paragraphs below `b_first`
 A call ranks the paragraphs d0 … d1-1 (every posting list narrowed to them by a binary search):
 `BM25Scorer.top_k(..., halves=True)` ranks the two halves of a large index at once on two threads,
 which raise one shared floor, and keeps the best k of both.
+
+A small index takes `eager_top_k` instead: every posting's exact weight is precomputed (8 bytes a
+posting), and a question adds its tokens' weights into a float64 accumulator in query-token order,
+which is rank-bm25's own sum, then keeps the best k. No pruning, no margins, no second scoring: while
+the accumulator stays in a core's cache (`scorer.EAGER_DOCS`), scattering every posting costs less
+than MaxScore's bookkeeping and the lookups of its exact scores.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts_of: the
     kth_largest,
     tf_at,
     tf_parts_of,
+    weights_of,
 )
 
 LOW = 1.0 - 4e-5  # θ is lowered by this factor before comparisons: partial sums are float32, in another order
@@ -57,6 +64,7 @@ LOOKUP_CACHED = 128  # … and this many when the index is small enough to stay 
 CACHED_DOCS = 1 << 18  # paragraphs
 GATHER = 16  # a column is read per candidate while candidates are under 1/GATHER of the paragraphs
 ESTIMATE_EXTRA = 2  # an estimate of θ scores this many paragraphs beyond k exactly
+EAGER_DENSE = 4  # eager: past 1/EAGER_DENSE postings a paragraph, the accumulator is scanned, not tracked
 
 
 @njit(cache=True, nogil=True)
@@ -477,3 +485,111 @@ def top_k(
         acc[cand[i]] = 0.0
         exact[i] = exact_score(cand[i], q, qj, ut, seg, ca, ahi, cb, bhi, idf, norm, k1p1)
     return _select(cand, exact, nc, k)
+
+
+@njit(cache=True, nogil=True)
+def _add_weights(docs, w, lo, hi, acc, touched, nt, allowed, use_allowed):
+    """acc[d] += w[p] for postings p in [lo, hi); new paragraphs appended to touched (nt so far), or
+    not tracked when nt is -1."""
+    if nt < 0 and not use_allowed:
+        for p in range(lo, hi):
+            d = docs[p]
+            acc[d] += w[p]
+        return nt
+    for p in range(lo, hi):
+        d = docs[p]
+        if use_allowed and not allowed[d]:
+            continue
+        v = acc[d]
+        if nt >= 0:
+            touched[nt] = d  # kept only if d is new: no branch to mispredict
+            nt += v == 0.0
+        acc[d] = v + w[p]
+    return nt
+
+
+@njit(cache=True, nogil=True)
+def _push_best(hv, hd, size, k, v, d):
+    """Offer paragraph d with score v to a min-heap of the k best (the root is the worst kept: lowest
+    score, then highest id); returns the new size."""
+    if size < k:
+        j = size
+        size += 1
+        while j > 0:  # sift up
+            p = (j - 1) >> 1
+            if hv[p] < v or (hv[p] == v and hd[p] > d):
+                break
+            hv[j], hd[j] = hv[p], hd[p]
+            j = p
+        hv[j], hd[j] = v, d
+        return size
+    if v < hv[0] or (v == hv[0] and d > hd[0]):
+        return size
+    j = 0
+    while True:  # sift down from the root
+        c = 2 * j + 1
+        if c >= k:
+            break
+        if c + 1 < k and (hv[c + 1] < hv[c] or (hv[c + 1] == hv[c] and hd[c + 1] > hd[c])):
+            c += 1
+        if v < hv[c] or (v == hv[c] and d > hd[c]):
+            break
+        hv[j], hd[j] = hv[c], hd[c]
+        j = c
+    hv[j], hd[j] = v, d
+    return size
+
+
+@njit(cache=True, nogil=True)
+def eager_top_k(
+    q, k, allowed, use_allowed, a_terms, a_indptr, a_docs, a_w, b_terms, b_indptr, b_docs, b_w, idf, acc, touched
+):
+    """Best k (ids, scores) for the query term ids q (in order, duplicates kept) from every posting's
+    precomputed weight (a_w, b_w: see the module doc). acc (float64, zero) has a slot per paragraph,
+    touched (int32) as many; both are left as found."""
+    n = acc.shape[0]
+    nq = q.shape[0]
+    lo, hi = np.empty(nq, np.int64), np.empty(nq, np.int64)
+    blo, bhi = np.empty(nq, np.int64), np.empty(nq, np.int64)
+    total = 0
+    negative = False
+    for i in range(nq):
+        lo[i], hi[i] = find(a_terms, a_indptr, q[i])
+        blo[i], bhi[i] = find(b_terms, b_indptr, q[i])
+        total += hi[i] - lo[i] + bhi[i] - blo[i]
+        negative |= idf[q[i]] < 0.0
+    # a sum back at 0.0 would be listed twice in touched: negative weights (tiny corpora) scan acc
+    nt = -1 if negative or total * EAGER_DENSE > n else 0
+    dense = nt < 0
+    for i in range(nq):
+        if idf[q[i]] != 0.0:  # rank-bm25 adds 0.0
+            nt = _add_weights(a_docs, a_w, lo[i], hi[i], acc, touched, nt, allowed, use_allowed)
+            nt = _add_weights(b_docs, b_w, blo[i], bhi[i], acc, touched, nt, allowed, use_allowed)
+    hv, hd = np.empty(k), np.empty(k, np.int64)
+    size = 0
+    if dense:  # ascending ids: a tie with the worst kept never enters; 64 at a time by a vectorised count
+        low = 0.0
+        for start in range(0, n, 64):
+            end = min(start + 64, n)
+            hits = 0
+            for d in range(start, end):
+                hits += acc[d] > low
+            if hits:
+                for d in range(start, end):
+                    v = acc[d]
+                    if v > low:
+                        size = _push_best(hv, hd, size, k, v, d)
+                        if size == k:
+                            low = hv[0]
+        acc[:] = 0.0
+    else:
+        for i in range(nt):
+            d = touched[i]
+            v = acc[d]
+            if v > 0.0 and (size < k or v >= hv[0]):
+                size = _push_best(hv, hd, size, k, v, d)
+            acc[d] = 0.0
+    by_id = np.argsort(hd[:size])
+    hv, hd = hv[:size][by_id], hd[:size][by_id]
+    best = np.argsort(-hv, kind="mergesort")  # score descending, ties by lower id
+    return hd[best], hv[best]

@@ -53,6 +53,15 @@ def _assert_same(got: list[tuple[int, float]], want: list[tuple[int, float]]) ->
     assert [s for _, s in got] == [s for _, s in want]  # bit for bit: rank-bm25's operations, in its order
 
 
+@pytest.fixture(autouse=True, params=["eager", "maxscore"])
+def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test ranks both ways: the small index's exact weights (`eager_top_k`), and MaxScore as an
+    index above EAGER_DOCS paragraphs ranks."""
+    if request.param == "maxscore":
+        monkeypatch.setattr(scorer_module, "EAGER_DOCS", 0)
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def corpus() -> list[list[str]]:
     return _corpus(3000, seed=7)
@@ -222,6 +231,7 @@ def test_two_halves_on_two_threads_rank_exactly_as_one_call(
     middle on two threads: ids, scores and ties as rank-bm25's, with and without a mask that keeps
     paragraphs on both sides."""
     monkeypatch.setattr(scorer_module, "HALVES_MIN", 0)
+    monkeypatch.setattr(scorer_module, "EAGER_DOCS", 0)  # halves are MaxScore's
     ours = BM25Scorer(large[:4000]).with_added(large[4000:]) if grown else BM25Scorer(large)
     reference = BM25Okapi(large)
     allowed = np.zeros(len(large), dtype=bool)
