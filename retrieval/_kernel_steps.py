@@ -208,18 +208,6 @@ def weights_of(terms, indptr, docs, tf, idf, norm, k1p1, out):
 
 
 @njit(cache=True, nogil=True)
-def largest_parts_of(docs, tf, lo, hi, norm, k1p1, out):
-    """out[i] = the largest tf·(k1+1)/(tf+norm) among postings [lo[i], hi[i]): a term's exact bound
-    when it has no tf parts."""
-    for i in range(lo.shape[0]):
-        top = 0.0
-        for p in range(lo[i], hi[i]):
-            f = np.float64(tf[p])
-            top = max(top, f * k1p1 / (f + norm[docs[p]]))
-        out[i] = top
-
-
-@njit(cache=True, nogil=True)
 def tf_at(d, j, seg, ca, ahi, cb, bhi):
     """Raw tf of distinct term j in paragraph d (0 if absent), galloping from that term's cursor in
     ca/cb (moved forward: for ascending d)."""

@@ -52,7 +52,6 @@ from retrieval._kernel_steps import (  # noqa: F401  (PART_MAX, tf_parts_of: the
     find,
     heap_push,
     kth_largest,
-    largest_parts_of,
     tf_at,
     tf_parts_of,
     weights_of,

@@ -64,10 +64,14 @@ _BOUND_MARGIN = 1e-5
 # the base segment, most frequent first, at most this many postings (112 MB): adding them up costs no
 # division and no read of the paragraph's normaliser (the kernel's margins cover the rounding; final
 # scores never use them). Rare terms gain as much as frequent ones: they are the ones a question adds
-# in full (at 100k paragraphs, parts for every term ranked 0.84x as long as parts for df >= 1024 only).
+# in full (at 100k paragraphs, parts for every term ranked 0.91x as long at p50 as for df >= 1024 only).
 _PART_POSTINGS = 56_000_000
-# Terms in at least 1/_COLUMN_SHARE of the paragraphs also get their parts as a dense column.
-_COLUMN_SHARE = 3
+# The most frequent terms also get their parts as a dense column (2 bytes a paragraph), as many as fit
+# in _COLUMN_BYTES (24 MB: a million paragraphs stay under 650 MB), each in at least 1/_COLUMN_SHARE of
+# the paragraphs. At 100k paragraphs, 120 columns instead of the 11 terms in a third of them ranked
+# 0.85x as long at p50.
+_COLUMN_BYTES = 24 << 20
+_COLUMN_SHARE = 64
 # Up to this many paragraphs, every posting's exact weight is kept (8 bytes a posting) and a question
 # adds them all up (`eager_top_k`): its float64 accumulator, 512 KB, stays in a core's L2 cache. Measured
 # (docs/benchmarks.md): on the seeds + archive (52k paragraphs) and at 10k it beat MaxScore on 98-99 %
@@ -243,9 +247,9 @@ class BM25Scorer:
             for a in (s.terms, s.indptr, s.docs, s.tf, skip)
         ]
         self._parts, self._part_offset, top = self._tf_parts(base, tail)
-        # a term's bound is then its largest part, not its largest tf in its shortest paragraph:
-        # the bounds decide how much of a question's posting lists MaxScore skips
-        tight = (self._idf > 0) & (top > 0)
+        # a frequent term's bound is then its largest part, not largest tf in shortest paragraph:
+        # the bounds of frequent terms decide how much of their long posting lists a question skips
+        tight = (self._part_offset >= 0) & (self._idf > 0)
         ub[tight] = np.minimum(ub[tight], self._idf[tight] * top[tight] * (1 + _BOUND_MARGIN))
         self._one = ((self.k1 + 1) / (1 + self._norm)).astype(np.float32)  # tf 1's part, per paragraph
         self._columns, self._column_of, self._tf_column = self._dense_columns(base)
@@ -277,7 +281,7 @@ class BM25Scorer:
         self, base: Segment, tail: Segment
     ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64], FloatArray]:
         """16-bit tf parts of the base segment's most frequent terms, each term's offset in them
-        (-1: none), and every term's largest part over every segment (rounding included). They
+        (-1: none), and each such term's largest part over every segment (rounding included). They
         depend on avgdl, so each scorer computes its own."""
         offset = np.full(len(self._vocab), -1, dtype=np.int64)
         counts = np.diff(base.indptr)
@@ -305,20 +309,6 @@ class BM25Scorer:
         terms = base.terms[frequent]
         top[terms] = (largest + 1) / kern.PART_SCALE  # parts are rounded to the nearest unit
         offset[terms] = at
-        # the other terms' exact largest part: a bound far tighter than their largest tf in their
-        # shortest paragraph, which lets MaxScore set aside more of a question's terms
-        rest = np.setdiff1d(np.flatnonzero(counts), frequent)
-        lo, hi = base.indptr[rest].astype(np.int64), base.indptr[rest + 1].astype(np.int64)
-        exact = np.zeros(rest.shape[0])
-        half = int(np.searchsorted(np.cumsum(hi - lo), int((hi - lo).sum()) // 2))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for part in [
-                pool.submit(kern.largest_parts_of, base.docs, base.tf, lo[a:b], hi[a:b], self._norm, self.k1 + 1,
-                            exact[a:b])
-                for a, b in ((0, half), (half, rest.shape[0]))
-            ]:  # fmt: skip
-                part.result()
-        top[base.terms[rest]] = exact
         if tail.docs.shape[0]:  # the added paragraphs' postings have no parts: their exact largest part
             f = tail.tf.astype(np.float64)
             tail_parts = f * (self.k1 + 1) / (f + self._norm[tail.docs])
@@ -329,20 +319,24 @@ class BM25Scorer:
     def _dense_columns(
         self, base: Segment
     ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """The tf parts of the terms in at least 1/_COLUMN_SHARE of the base paragraphs, also as one
-        column per term with a slot per paragraph (0 where absent), and each term's column (-1: none).
+        """The tf parts of the base segment's most frequent terms (as many as fit in _COLUMN_BYTES),
+        also as one column per term with a slot per paragraph (0 where absent), and each term's
+        column (-1: none).
 
         These few terms hold most of a question's postings (two thirds on the benchmark's questions).
         A column turns their share of a question into a read per candidate, or one pass the CPU
-        vectorises, instead of a pass over postings; it costs 2 bytes a paragraph, at most
-        _COLUMN_SHARE times what the term's parts already take. Where every part of a column gives
+        vectorises, instead of a lookup or a pass over postings; it costs 2 bytes a paragraph, at
+        most _COLUMN_SHARE times what the term's parts already take. The budget is fixed, so a large
+        index gets fewer columns (12 at a million paragraphs, 120 at 100k). Where every part of a column gives
         its tf back exactly (tf = x·norm / (k1 + 1 − x), rounded; true unless a tf is in the
         hundreds), exact scores read tf there too (`tf_column`) instead of searching the postings."""
         column_of = np.full(len(self._vocab), -1, dtype=np.int64)
         tf_column = np.full(len(self._vocab), -1, dtype=np.int64)
         scale, k1p1 = _kernels().PART_SCALE, self.k1 + 1
         counts = np.diff(base.indptr)
-        dense = np.flatnonzero((counts * _COLUMN_SHARE >= base.n_docs) & (self._part_offset[base.terms] >= 0))
+        by_df = np.argsort(-counts, kind="stable")
+        by_df = by_df[(counts[by_df] * _COLUMN_SHARE >= base.n_docs) & (self._part_offset[base.terms[by_df]] >= 0)]
+        dense = by_df[: _COLUMN_BYTES // max(2 * base.n_docs, 1)]
         columns = np.zeros((dense.shape[0], base.n_docs), dtype=np.uint16)
         for c, i in enumerate(dense.tolist()):
             lo, hi = int(base.indptr[i]), int(base.indptr[i + 1])
