@@ -289,7 +289,7 @@ class BM25Scorer:
         frequent = frequent[np.argsort(-counts[frequent], kind="stable")]
         frequent = frequent[np.cumsum(counts[frequent]) <= _PART_POSTINGS]
         kern = _kernels()
-        if self.k1 + 1 > kern.PART_MAX:
+        if self.k1 + 1 > kern.PART_MAX or self.size <= EAGER_DOCS:  # (eager_top_k reads no parts)
             frequent = frequent[:0]
         parts = np.empty(int(counts[frequent].sum()), dtype=np.uint16)
         top = np.zeros(len(self._vocab))
@@ -526,11 +526,12 @@ class BM25Scorer:
 
     def warm_up(self) -> None:
         """Load the compiled query for this scorer's array types now rather than in the first question."""
-        acc, touched = _SCRATCH.get(self.size)
         empty = np.zeros(0, dtype=np.int64)
-        _kernels().top_k(empty, 1, _NO_MASK, False, *self._args, acc, touched, 0, self.size, np.zeros(1))
         if self._eager is not None:
             _kernels().eager_top_k(empty, 1, _NO_MASK, False, *self._eager, *_SCRATCH.get_exact(self.size))
+            return
+        acc, touched = _SCRATCH.get(self.size)
+        _kernels().top_k(empty, 1, _NO_MASK, False, *self._args, acc, touched, 0, self.size, np.zeros(1))
 
     # -- internals ------------------------------------------------------------------------------
 
