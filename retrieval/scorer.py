@@ -61,11 +61,11 @@ FloatArray = npt.NDArray[np.float64]
 # rounded float32 tf parts (relative error well under 1e-5 for any question).
 _BOUND_MARGIN = 1e-5
 # tf parts (tf·(k1+1)/(tf+norm) rounded to 16 bits, 2 bytes a posting) precomputed for the terms of
-# the base segment, most frequent first, at most this many postings (112 MB): adding them up costs no
+# the base segment, most frequent first, at most this many postings (192 MB): adding them up costs no
 # division and no read of the paragraph's normaliser (the kernel's margins cover the rounding; final
 # scores never use them). Rare terms gain as much as frequent ones: they are the ones a question adds
 # in full (at 100k paragraphs, parts for every term ranked 0.91x as long at p50 as for df >= 1024 only).
-_PART_POSTINGS = 56_000_000
+_PART_POSTINGS = 96_000_000
 # The most frequent terms also get their parts as a dense column (2 bytes a paragraph), as many as fit
 # in _COLUMN_BYTES (24 MB: a million paragraphs stay under 650 MB), each in at least 1/_COLUMN_SHARE of
 # the paragraphs. At 100k paragraphs, 120 columns instead of the 11 terms in a third of them ranked
@@ -448,6 +448,9 @@ class BM25Scorer:
         out = BM25Scorer.__new__(BM25Scorer)
         params = (self.k1, self.b, self.epsilon)
         out._setup(params, vocab, (df, doc_len, max_tf, min_dl), [*self._segments, seg], tail)
+        # the reload, not a question, compiles (or loads from numba's cache) the query for the grown
+        # index: past EAGER_DOCS it ranks with MaxScore, and added tf may need a wider type
+        out.warm_up()
         return out
 
     # -- persistence ----------------------------------------------------------------------------
