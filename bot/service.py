@@ -34,7 +34,7 @@ from retrieval.model import Answer, Article, Paragraph
 log = logging.getLogger(__name__)
 
 # said when opening takes long (the console would look hung): mostly the first start after an install
-SLOW_START = "正在打开资料库……第一次启动还要编译检索程序,约需 15 秒(只此一次)。"
+SLOW_START = "正在打开资料库……第一次启动还要编译检索程序,约需 5 到 20 秒(只此一次)。"
 
 # Callback data is limited to 64 bytes; ids made of these characters pass through as-is.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,24}")

@@ -134,8 +134,9 @@ class Engine:
                 engine._index = saved
                 report = engine._held(ReloadHeld(report.held, report.would_remove, report.confirmable))
         if engine._index.scorer is not None:
-            # the query kernel compiled (the first start after an install or upgrade: about 15 s)
-            # or loaded from numba's cache now, rather than inside the first question
+            # the query kernel compiled (the first start after an install or upgrade: about 5 s for
+            # a small index, 15 s past EAGER_DOCS paragraphs) or loaded from numba's cache now,
+            # rather than inside the first question
             engine._index.scorer.warm_up()
         return engine, report
 

@@ -217,6 +217,19 @@ def test_an_added_paragraph_beyond_the_frequent_terms_bound_still_ranks() -> Non
     _assert_same(grown.top_k(query, 1), want)
 
 
+def test_a_tf_past_one_byte_ranks_as_rank_bm25(corpus: list[list[str]]) -> None:
+    """tf is kept in one byte while every tf fits: a paragraph repeating a word 300 times, built in or
+    added later (the base then in one byte, the added ones in two), still ranks exactly."""
+    long = ["w3"] * 300 + ["w900"]
+    for ours, docs in (
+        (BM25Scorer([*corpus[:500], long]), [*corpus[:500], long]),
+        (BM25Scorer(corpus[:500]).with_added([long]), [*corpus[:500], long]),
+    ):
+        reference = BM25Okapi(docs)
+        for q in [["w3"], ["w3", "w900"], *_queries(docs, 20, seed=4)]:
+            _assert_same(ours.top_k(q, 10), _reference_top(reference, q, 10))
+
+
 @pytest.fixture(scope="module")
 def large() -> list[list[str]]:
     """Large enough that the halves prune: frequent terms get tf parts and θ is estimated early."""
