@@ -68,6 +68,38 @@ EAGER_DENSE = 4  # eager: past 1/EAGER_DENSE postings a paragraph, the accumulat
 
 
 @njit(cache=True, nogil=True)
+def _push_best(hv, hd, size, k, v, d):
+    """Offer paragraph d with score v to a min-heap of the k best (the root is the worst kept: lowest
+    score, then highest id); returns the new size."""
+    if size < k:
+        j = size
+        size += 1
+        while j > 0:  # sift up
+            p = (j - 1) >> 1
+            if hv[p] < v or (hv[p] == v and hd[p] > d):
+                break
+            hv[j], hd[j] = hv[p], hd[p]
+            j = p
+        hv[j], hd[j] = v, d
+        return size
+    if v < hv[0] or (v == hv[0] and d > hd[0]):
+        return size
+    j = 0
+    while True:  # sift down from the root
+        c = 2 * j + 1
+        if c >= k:
+            break
+        if c + 1 < k and (hv[c + 1] < hv[c] or (hv[c + 1] == hv[c] and hd[c + 1] > hd[c])):
+            c += 1
+        if v < hv[c] or (v == hv[c] and d > hd[c]):
+            break
+        hv[j], hd[j] = hv[c], hd[c]
+        j = c
+    hv[j], hd[j] = v, d
+    return size
+
+
+@njit(cache=True, nogil=True)
 def _best_touched(acc, touched, nt, m, hv, hd, d0, d1):
     """The m touched paragraphs with the best partial scores (a min-heap of values hv, docs hd);
     returns how many (fewer when fewer were touched). nt -1: every nonzero slot of acc[d0:d1]."""
@@ -78,32 +110,8 @@ def _best_touched(acc, touched, nt, m, hv, hd, d0, d1):
         v = acc[d]
         if dense and v == 0.0:
             continue
-        if size < m:
-            j = size
-            size += 1
-        elif v > hv[0]:
-            j = 0
-            while True:  # sift the new value down from the root
-                c = 2 * j + 1
-                if c >= m:
-                    break
-                if c + 1 < m and hv[c + 1] < hv[c]:
-                    c += 1
-                if v <= hv[c]:
-                    break
-                hv[j], hd[j] = hv[c], hd[c]
-                j = c
-            hv[j], hd[j] = v, d
-            continue
-        else:
-            continue
-        while j > 0:  # sift up
-            p = (j - 1) >> 1
-            if hv[p] <= v:
-                break
-            hv[j], hd[j] = hv[p], hd[p]
-            j = p
-        hv[j], hd[j] = v, d
+        if size < m or v > hv[0]:
+            size = _push_best(hv, hd, size, m, v, d)
     return size
 
 
@@ -506,38 +514,6 @@ def _add_weights(docs, w, lo, hi, acc, touched, nt, allowed, use_allowed):
             nt += v == 0.0
         acc[d] = v + w[p]
     return nt
-
-
-@njit(cache=True, nogil=True)
-def _push_best(hv, hd, size, k, v, d):
-    """Offer paragraph d with score v to a min-heap of the k best (the root is the worst kept: lowest
-    score, then highest id); returns the new size."""
-    if size < k:
-        j = size
-        size += 1
-        while j > 0:  # sift up
-            p = (j - 1) >> 1
-            if hv[p] < v or (hv[p] == v and hd[p] > d):
-                break
-            hv[j], hd[j] = hv[p], hd[p]
-            j = p
-        hv[j], hd[j] = v, d
-        return size
-    if v < hv[0] or (v == hv[0] and d > hd[0]):
-        return size
-    j = 0
-    while True:  # sift down from the root
-        c = 2 * j + 1
-        if c >= k:
-            break
-        if c + 1 < k and (hv[c + 1] < hv[c] or (hv[c + 1] == hv[c] and hd[c + 1] > hd[c])):
-            c += 1
-        if v < hv[c] or (v == hv[c] and d > hd[c]):
-            break
-        hv[j], hd[j] = hv[c], hd[c]
-        j = c
-    hv[j], hd[j] = v, d
-    return size
 
 
 @njit(cache=True, nogil=True)
