@@ -76,8 +76,8 @@ def project_memory(scorer: Any) -> dict[str, float]:
         scorer._tf_column,
         scorer._one,
     ]
-    if scorer._eager is not None:  # a small index: every posting's exact weight, and their accumulator
-        arrays += [scorer._eager[3], scorer._eager[7]]
+    if scorer._weights:  # a small index: every posting's exact weight, and their accumulator
+        arrays += scorer._weights
         res += scorer.size * 8
     for a in arrays:
         r, m = _array_bytes(a)

@@ -268,14 +268,16 @@ class BM25Scorer:
             _frozen(self._tf_column),
             _frozen(self._one),
         )
+        self._weights: list[FloatArray] = []  # every posting's exact weight, base and tail: eager ranking
         self._eager: tuple[np.ndarray, ...] | None = None
         if self.size <= EAGER_DOCS:
-            weights = []
+            eager: list[np.ndarray] = []
             for seg in (base, tail):
                 w = np.empty(seg.docs.shape[0], dtype=np.float64)
                 _kernels().weights_of(seg.terms, seg.indptr, seg.docs, seg.tf, self._idf, self._norm, self.k1 + 1, w)
-                weights.append(_frozen(w))
-            self._eager = (*seg_arrays[0:3], weights[0], *seg_arrays[5:8], weights[1], _frozen(self._idf))
+                self._weights.append(_frozen(w))
+                eager += [_frozen(seg.terms), _frozen(seg.indptr), _frozen(seg.docs), self._weights[-1]]
+            self._eager = (*eager, _frozen(self._idf))
 
     def _tf_parts(
         self, base: Segment, tail: Segment
