@@ -566,6 +566,4 @@ def eager_top_k(
                 size = _push_best(hv, hd, size, k, v, d)
             acc[d] = 0.0
     by_id = np.argsort(hd[:size])
-    hv, hd = hv[:size][by_id], hd[:size][by_id]
-    best = np.argsort(-hv, kind="mergesort")  # score descending, ties by lower id
-    return hd[best], hv[best]
+    return _select(hd[:size][by_id], hv[:size][by_id], size, k)

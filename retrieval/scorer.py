@@ -408,20 +408,29 @@ class BM25Scorer:
         if self._eager is not None:
             exact, touched = _SCRATCH.get_exact(self.size)
             docs, scores = _kernels().eager_top_k(q, k, mask, allowed is not None, *self._eager, exact, touched)
-            return list(zip(docs.tolist(), scores.tolist(), strict=True))
+        elif not halves or self.size < HALVES_MIN or _CORES < 2:
+            acc, touched = _SCRATCH.get(self.size)
+            docs, scores = _kernels().top_k(
+                q, k, mask, allowed is not None, *self._args, acc, touched, 0, self.size, np.zeros(1)
+            )
+        else:
+            docs, scores = self._top_k_halves(q, k, mask, allowed is not None)
+        return list(zip(docs.tolist(), scores.tolist(), strict=True))
+
+    def _top_k_halves(
+        self, q: npt.NDArray[np.int64], k: int, mask: npt.NDArray[np.bool_], use_mask: bool
+    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """The best k of the two halves' best k, ranked at once on two threads with one shared floor."""
         acc, touched = _SCRATCH.get(self.size)
         top, n = _kernels().top_k, self.size
         floor = np.zeros(1)  # what both halves raise as they find their best
-        if not halves or n < HALVES_MIN or _CORES < 2:
-            docs, scores = top(q, k, mask, allowed is not None, *self._args, acc, touched, 0, n, floor)
-            return list(zip(docs.tolist(), scores.tolist(), strict=True))
         mid = n // 2  # the upper half on the other thread, in its part of touched; acc slots are apart
-        args = (q, k, mask, allowed is not None, *self._args, acc)
+        args = (q, k, mask, use_mask, *self._args, acc)
         upper = _half_thread().submit(lambda: top(*args, touched[mid:], mid, n, floor))
         lower = top(*args, touched[:mid], 0, mid, floor)
         docs, scores = (np.concatenate(pair) for pair in zip(lower, upper.result(), strict=True))
         best = np.lexsort((docs, -scores))[:k]  # score descending, ties by lower id, as one call ranks
-        return list(zip(docs[best].tolist(), scores[best].tolist(), strict=True))
+        return docs[best], scores[best]
 
     def with_added(self, corpus_tokens: Sequence[Sequence[str]]) -> BM25Scorer:
         """A new scorer with these paragraphs appended (ids size, size+1, …); self is unchanged.
